@@ -1,0 +1,47 @@
+"""Exceptions raised by keras-explainable.
+
+Every error the library raises on bad input is a subclass of `ValueError` (or
+`TypeError` for an argument of the wrong type), so callers can catch the usual
+built-in exceptions, or `ExplainerError` to catch ours only.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "ExplainerError",
+    "InputError",
+    "TargetError",
+    "LayerError",
+    "ModelStructureError",
+]
+
+
+class ExplainerError(ValueError):
+    """Base class of the errors raised for bad input or an unusable model."""
+
+
+class InputError(ExplainerError):
+    """The inputs to explain are malformed (rank, size, values, emptiness)."""
+
+
+class TargetError(ExplainerError):
+    """The targets to explain do not fit the inputs or the model's outputs."""
+
+
+class LayerError(ExplainerError):
+    """The layer to explain cannot be found or is not connected to the output."""
+
+
+class ModelStructureError(ExplainerError):
+    """The model cannot be split or lacks the structure a method requires."""
+
+
+def did_you_mean(name: str, candidates: Iterable[str], limit: int = 5) -> str:
+    """Return a ' Did you mean ...?' hint listing the nearest candidate names."""
+    close = difflib.get_close_matches(name, list(candidates), n=limit, cutoff=0.5)
+    if not close:
+        return ""
+    return " Did you mean " + ", ".join(repr(c) for c in close) + "?"

@@ -1,0 +1,58 @@
+"""The result of an explanation: maps, scores and targets as numpy arrays."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import numpy as np
+
+__all__ = ["Explanation"]
+
+
+@attrs.frozen(eq=False)
+class Explanation:
+    """Maps explaining a batch of predictions.
+
+    Attributes:
+        maps: float32 array `(N, *spatial, L)`: one map per sample and target,
+            resized to the input's spatial size unless `resize=False`.
+        scores: float32 array `(N, L)`: the explained scores (pre-softmax
+            logits when the model ends in a softmax or sigmoid).
+        targets: int64 array `(N, L)`: the explained output units (-1 for a
+            custom target callable).
+        method: the name of the method that made the maps.
+        layer: the explained layer's path, or None for input-gradient methods.
+
+    Example:
+        >>> expl = ke.GradCAM(model).explain(x)
+        >>> expl.maps.shape        # (N, H, W, 1)
+        >>> np.asarray(expl)       # the maps
+    """
+
+    maps: np.ndarray
+    scores: np.ndarray
+    targets: np.ndarray
+    method: str = ""
+    layer: str | None = None
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        """The maps as an array, so `np.asarray(explanation)` works."""
+        if dtype is None:
+            return self.maps
+        return self.maps.astype(dtype)
+
+    def __len__(self) -> int:
+        """The number of explained samples."""
+        return len(self.maps)
+
+    def __getitem__(self, index: Any) -> Explanation:
+        """Select samples, keeping maps, scores and targets aligned."""
+        if isinstance(index, (int, np.integer)):
+            index = slice(index, index + 1 if index != -1 else None)
+        return attrs.evolve(
+            self,
+            maps=self.maps[index],
+            scores=self.scores[index],
+            targets=self.targets[index],
+        )

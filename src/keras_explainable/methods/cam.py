@@ -1,0 +1,121 @@
+"""CAM: class activation maps of a global-average-pooling classifier.
+
+Zhou et al. (2016), "Learning Deep Features for Discriminative Localization".
+https://arxiv.org/abs/1512.04150
+"""
+
+from __future__ import annotations
+
+import attrs
+import keras
+import tensorflow as tf
+
+from keras_explainable import ops
+from keras_explainable.base import Attribution, Explainer
+from keras_explainable.errors import ModelStructureError
+from keras_explainable.exposure import Exposure, LayerCall, expose
+from keras_explainable.targets import FUNCTION, TargetPlan, Targets
+
+__all__ = ["CAM"]
+
+_POOLING = (
+    keras.layers.GlobalAveragePooling1D,
+    keras.layers.GlobalAveragePooling2D,
+    keras.layers.GlobalAveragePooling3D,
+)
+# Layers that are the identity on a pooled (N, C) vector at inference time.
+_PASS_THROUGH = (
+    keras.layers.Dropout,
+    keras.layers.SpatialDropout1D,
+    keras.layers.SpatialDropout2D,
+    keras.layers.SpatialDropout3D,
+    keras.layers.GaussianNoise,
+    keras.layers.GaussianDropout,
+    keras.layers.AlphaDropout,
+    keras.layers.Flatten,
+    keras.layers.Identity,
+)
+
+
+def _global_pooling_head(exposure: Exposure) -> tuple[LayerCall, LayerCall]:
+    """The Dense output call and the global average pooling call feeding it."""
+    graph = exposure.graph
+    dense = graph.producer(exposure.outputs)
+    if dense is None or not isinstance(dense.layer, keras.layers.Dense):
+        name = "the output" if dense is None else (
+            f"{dense.layer.name!r} ({type(dense.layer).__name__})"
+        )
+        raise ModelStructureError(
+            f"CAM needs a Dense output layer fed by global average pooling; {name} "
+            "is not Dense. Use GradCAM, which works with any head."
+        )
+    call = graph.producer(dense.inputs[0])
+    while call is not None and isinstance(call.layer, _PASS_THROUGH):
+        call = graph.producer(call.inputs[0])
+    if (
+        call is None
+        or not isinstance(call.layer, _POOLING)
+        or call.layer.data_format != "channels_last"
+        or graph.producer(call.inputs[0]) is None
+    ):
+        raise ModelStructureError(
+            f"CAM needs the Dense layer {dense.layer.name!r} to be fed by "
+            "channels-last global average pooling of a layer (dropout and flatten "
+            "allowed in between). Use GradCAM, which works with any head."
+        )
+    return dense, call
+
+
+@attrs.define(eq=False)
+class CAM(Explainer):
+    """Class activation maps (no gradients).
+
+    For a model whose head is `features -> GlobalAveragePooling -> Dense`,
+    the map of class `k` is `sum_c W[c, k] A_c`, with `W` the dense kernel and
+    `A` the pooled layer's activations. Cost: one forward pass.
+
+    Args:
+        model: a model whose explained output is a Dense layer fed (through
+            dropout or flatten layers only) by global average pooling of the
+            explained layer. The layer is found automatically.
+        **kwargs: the `Explainer` options.
+
+    Raises:
+        ModelStructureError: the head is not global average pooling + Dense.
+
+    Example:
+        >>> expl = ke.CAM(model).explain(x)
+    """
+
+    _kernel: keras.Variable | None = attrs.field(default=None, init=False, repr=False)
+
+    def _expose(self) -> Exposure:
+        exposure = super()._expose()
+        dense, pooling = _global_pooling_head(exposure)
+        if self.layer is None and pooling.inputs[0] is not exposure.feature_call.outputs[0]:
+            source = exposure.graph.producer(pooling.inputs[0])
+            exposure = expose(
+                self.model, layer=list(source.path), output=self.output, logits=self.logits
+            )
+        elif pooling.inputs[0] is not exposure.feature_call.outputs[0]:
+            raise ModelStructureError(
+                f"CAM explains the layer that feeds {pooling.layer.name!r}; got layer "
+                f"{exposure.layer_name!r}. Leave layer= unset, or use GradCAM for "
+                "other layers."
+            )
+        self._kernel = dense.layer.kernel
+        return exposure
+
+    def _check_targets(self, plan: TargetPlan) -> None:
+        if plan.kind == FUNCTION:
+            raise TypeError(
+                "CAM explains class units and cannot take a target callable; use "
+                "GradCAM for custom objectives."
+            )
+
+    def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
+        features, outputs = self._forward(inputs)
+        scores, indices = targets.select(outputs)
+        weights = tf.gather(tf.transpose(self._kernel), indices)
+        maps = ops.weighted_feature_sum(features, weights)
+        return Attribution(maps, scores, indices)

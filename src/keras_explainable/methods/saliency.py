@@ -1,0 +1,64 @@
+"""Saliency: the gradient of the score with respect to the input.
+
+Simonyan, Vedaldi & Zisserman (2014), "Deep Inside Convolutional Networks:
+Visualising Image Classification Models and Saliency Maps".
+https://arxiv.org/abs/1312.6034
+"""
+
+from __future__ import annotations
+
+import attrs
+import tensorflow as tf
+
+from keras_explainable.base import Attribution, Explainer
+from keras_explainable.targets import Targets
+
+__all__ = ["Saliency"]
+
+_REDUCTIONS = {
+    "max": tf.reduce_max,
+    "mean": tf.reduce_mean,
+    "sum": tf.reduce_sum,
+    "l2": tf.norm,
+}
+
+
+@attrs.define(eq=False)
+class Saliency(Explainer):
+    """Input-gradient saliency maps.
+
+    For target score `S` and input `x`, the map at each position is
+    `reduce_c |dS/dx[..., c]|`: the largest absolute gradient over the input's
+    channels (the paper's choice). Cost: one forward and one backward pass to
+    the input per target.
+
+    Args:
+        model: the model to explain (see `Explainer`).
+        channel_reduction: how to reduce the input channels at each position:
+            'max' (default, as in the paper), 'mean', 'sum' or 'l2'.
+        absolute: take the absolute value of the gradient before reducing
+            (default True). With False and 'sum' or 'mean' the map is signed.
+        **kwargs: the `Explainer` options (`output`, `logits`, `batch_size`,
+            `postprocess`, `resize`, `verbose`, `jit_compile`).
+
+    Returns from `explain`: maps `(N, *spatial, L)` normalised to [0, 1].
+
+    Example:
+        >>> expl = ke.Saliency(model).explain(images, labels)
+    """
+
+    needs_layer = False
+    rectify = False
+
+    channel_reduction: str = attrs.field(
+        default="max", kw_only=True, validator=attrs.validators.in_(tuple(_REDUCTIONS))
+    )
+    absolute: bool = attrs.field(
+        default=True, kw_only=True, validator=attrs.validators.instance_of(bool)
+    )
+
+    def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
+        result = self._input_gradients(inputs, targets)
+        gradients = tf.abs(result.gradients) if self.absolute else result.gradients
+        maps = _REDUCTIONS[self.channel_reduction](gradients, axis=-1)
+        return result.attribution(tf.experimental.numpy.moveaxis(maps, 1, -1))
