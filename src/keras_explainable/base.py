@@ -204,6 +204,14 @@ class Explainer(abc.ABC):
         """The path of the explained layer, or None for input methods."""
         return self._exposure.layer_name
 
+    @property
+    def method_name(self) -> str:
+        """The name recorded as `Explanation.method`: the class name.
+
+        Wrappers override it to name what they wrap, e.g. `"SmoothGrad(GradCAM)"`.
+        """
+        return type(self).__name__
+
     def _forward(self, inputs: tf.Tensor) -> tuple[tf.Tensor | None, tf.Tensor]:
         """Run the model once; returns `(features, outputs)`."""
         return self._exposure(inputs)
@@ -355,7 +363,7 @@ class Explainer(abc.ABC):
         if results.size == 0:
             raise InputError("The dataset is empty; nothing to explain.")
         return Explanation(
-            *results.arrays(), method=type(self).__name__, layer=self.layer_name
+            *results.arrays(), method=self.method_name, layer=self.layer_name
         )
 
     def __call__(self, x: Any, y: Any = None) -> Explanation:

@@ -46,6 +46,27 @@ class Explanation:
         """The number of explained samples."""
         return len(self.maps)
 
+    def overlay(
+        self, images: Any, target: int = 0, *, cmap: Any = "jet", alpha: float = 0.4
+    ) -> np.ndarray:
+        """Blend these maps over `images`; see `keras_explainable.plot.overlay`.
+
+        Args:
+            images: the explained images, `(N, H, W, C)` (or one image when N=1).
+            target: which of the L targets to show (default 0).
+            cmap: a matplotlib colormap or its name (default "jet").
+            alpha: the heat map's weight in the blend (default 0.4).
+
+        Returns:
+            uint8 RGB `(N, H, W, 3)` (`(H, W, 3)` for one image).
+
+        Example:
+            >>> ke.GradCAM(model).explain(x).overlay(x)[0]   # first blend
+        """
+        from keras_explainable.plot import overlay
+
+        return overlay(images, self.maps, target=target, cmap=cmap, alpha=alpha)
+
     def __getitem__(self, index: Any) -> Explanation:
         """Select samples, keeping maps, scores and targets aligned."""
         if isinstance(index, (int, np.integer)):

@@ -10,6 +10,14 @@ fresh symbolic inputs with the public `keras.models.clone_model` hook
 copied) and descending into nested `Functional` and `Sequential` models. The
 result is one flat graph in which every layer call, at any depth, is recorded
 and can be made an output.
+
+With `split_activations=True` the replay also exposes pre-activation tensors:
+a layer that applies its activation last (Dense, EinsumDense and the
+convolutions) and has a non-linear activation is replayed as a linear twin
+(same config with `activation="linear"`, weights copied at replay time)
+followed by the activation, so methods that need the pre-activation output
+(FullGradient's bias-gradients) can read it. The model computes the same
+values either way.
 """
 
 from __future__ import annotations
@@ -29,6 +37,22 @@ LayerSpec = str | int | keras.layers.Layer | Sequence[str] | None
 OutputSpec = str | int | None
 
 _PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
+# Layers whose `activation` is applied last, to the output of a linear map: the
+# only ones `split_activations` may rebuild as linear twin + activation.
+_FUSED_ACTIVATION_LAYERS = (
+    keras.layers.Dense,
+    keras.layers.EinsumDense,
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+    keras.layers.Conv1DTranspose,
+    keras.layers.Conv2DTranspose,
+    keras.layers.Conv3DTranspose,
+    keras.layers.SeparableConv1D,
+    keras.layers.SeparableConv2D,
+    keras.layers.DepthwiseConv1D,
+    keras.layers.DepthwiseConv2D,
+)
 
 
 @attrs.frozen
@@ -80,6 +104,9 @@ class LayerCall:
         inputs: the symbolic tensors the call consumed, flattened.
         outputs: the symbolic tensors the call produced, flattened.
         nested: whether the call is a nested model that was replayed through.
+        linear_call: with `split_activations`, the call of the layer's linear
+            twin whose output is this call's pre-activation output (the
+            call's `outputs` are the activation applied to it); else None.
     """
 
     layer: keras.layers.Layer
@@ -89,6 +116,7 @@ class LayerCall:
     inputs: tuple
     outputs: tuple
     nested: bool = False
+    linear_call: LayerCall | None = None
 
     @property
     def name(self) -> str:
@@ -126,6 +154,9 @@ class ModelGraph:
         if not call.nested:
             for tensor in call.outputs:
                 self._producers[id(tensor)] = call
+        if call.linear_call is not None:
+            for tensor in call.linear_call.outputs:
+                self._producers[id(tensor)] = call.linear_call
 
     def producer(self, tensor: Any) -> LayerCall | None:
         """The innermost layer call that produced `tensor`, or None for an input."""
@@ -144,7 +175,9 @@ class ModelGraph:
             seen.add(id(current))
             call = self.producer(current)
             if call is not None:
-                stack.extend(call.inputs)
+                # A split call's outputs are computed from its pre-activation.
+                linear = call.linear_call
+                stack.extend(call.inputs if linear is None else linear.outputs)
         return False
 
 
@@ -160,8 +193,16 @@ def _is_replayable(model: Any) -> bool:
         return False
 
 
-def _replay(model: keras.Model, inputs: Any, prefix: tuple[str, ...], calls: list) -> Any:
-    call_layer = functools.partial(_call_layer, prefix=prefix, calls=calls)
+def _replay(
+    model: keras.Model,
+    inputs: Any,
+    prefix: tuple[str, ...],
+    calls: list,
+    split_activations: bool = False,
+) -> Any:
+    call_layer = functools.partial(
+        _call_layer, prefix=prefix, calls=calls, split_activations=split_activations
+    )
     if isinstance(model, keras.Sequential):
         outputs = inputs
         for layer in model.layers:
@@ -169,26 +210,111 @@ def _replay(model: keras.Model, inputs: Any, prefix: tuple[str, ...], calls: lis
         return outputs
     if isinstance(_model_input(model), (list, tuple)) and not isinstance(inputs, (list, tuple)):
         inputs = [inputs]
-    clone = keras.models.clone_model(
+    # `clone_model` rebuilds a Functional from its outputs; when the inputs are
+    # intermediate tensors of an outer graph, Keras copies the graph and its
+    # `output` is no longer connected to them. So the outputs are located by
+    # position (call number, output number) in a first replay on fresh inputs,
+    # and picked by the same position from the replay on the real inputs
+    # (both replays visit the layers in the same order).
+    reference_calls: list[list] = []
+    reference = keras.models.clone_model(
+        model,
+        clone_function=lambda layer: layer,
+        call_function=functools.partial(_collect, call=_plain_call, collected=reference_calls),
+    )
+    positions = {
+        id(tensor): (number, index)
+        for number, produced in enumerate(reference_calls)
+        for index, tensor in enumerate(produced)
+    }
+    replayed_calls: list[list] = []
+    keras.models.clone_model(
         model,
         input_tensors=inputs,
         clone_function=lambda layer: layer,
-        call_function=call_layer,
+        call_function=functools.partial(_collect, call=call_layer, collected=replayed_calls),
     )
-    return clone.output
+
+    def replayed(tensor: Any) -> Any:
+        if id(tensor) not in positions:
+            raise ModelStructureError(
+                f"Model {model.name!r} returns one of its inputs unchanged; "
+                "keras-explainable cannot replay it."
+            )
+        number, index = positions[id(tensor)]
+        return replayed_calls[number][index]
+
+    return keras.tree.map_structure(replayed, reference.output)
 
 
-def _call_layer(layer: Any, *args: Any, prefix: tuple[str, ...], calls: list, **kwargs: Any) -> Any:
+def _plain_call(layer: Any, *args: Any, **kwargs: Any) -> Any:
+    return layer(*args, **kwargs)
+
+
+def _collect(layer: Any, *args: Any, call: Callable, collected: list, **kwargs: Any) -> Any:
+    outputs = call(layer, *args, **kwargs)
+    collected.append(keras.tree.flatten(outputs))
+    return outputs
+
+
+def _call_layer(
+    layer: Any,
+    *args: Any,
+    prefix: tuple[str, ...],
+    calls: list,
+    split_activations: bool = False,
+    **kwargs: Any,
+) -> Any:
     path = (*prefix, layer.name)
     if _is_replayable(layer):
-        outputs = _replay(layer, args[0], path, calls)
+        outputs = _replay(layer, args[0], path, calls, split_activations)
         calls.append(
             LayerCall(layer, path, args, kwargs, _flat_tensors(args[0]), _flat_tensors(outputs), nested=True)
         )
         return outputs
+    inputs = _flat_tensors((args, kwargs))
+    if split_activations and _has_fused_activation(layer):
+        return _call_split(layer, args, kwargs, path, inputs, calls)
     outputs = layer(*args, **kwargs)
+    calls.append(LayerCall(layer, path, args, kwargs, inputs, _flat_tensors(outputs)))
+    return outputs
+
+
+def _has_fused_activation(layer: Any) -> bool:
+    activation = getattr(layer, "activation", None)
+    return (
+        isinstance(layer, _FUSED_ACTIVATION_LAYERS)
+        and activation is not None
+        and activation is not keras.activations.linear
+    )
+
+
+def _linear_twin(layer: keras.layers.Layer, name: str) -> keras.layers.Layer:
+    """A new layer with `layer`'s config but a linear activation (not built)."""
+    config = dict(layer.get_config())
+    config["activation"] = "linear"
+    config["name"] = name
+    return layer.__class__.from_config(config)
+
+
+def _call_split(layer: Any, args: tuple, kwargs: dict, path: tuple, inputs: tuple, calls: list) -> Any:
+    """Replay `layer` as its linear twin followed by its activation."""
+    try:
+        twin = _linear_twin(layer, f"{layer.name}_linear")
+        pre_activation = twin(*args, **kwargs)
+        twin.set_weights(layer.get_weights())
+    except Exception as error:  # noqa: BLE001 - any failure means we cannot clone
+        raise ModelStructureError(
+            f"The layer {layer.name!r} applies its activation inside the layer and "
+            f"could not be rebuilt without it ({type(error).__name__}: {error})."
+        ) from error
+    activation = keras.layers.Activation(layer.activation, name=f"{layer.name}_activation")
+    outputs = activation(pre_activation)
+    linear_call = LayerCall(
+        twin, (*path[:-1], twin.name), args, kwargs, inputs, _flat_tensors(pre_activation)
+    )
     calls.append(
-        LayerCall(layer, path, args, kwargs, _flat_tensors((args, kwargs)), _flat_tensors(outputs))
+        LayerCall(layer, path, args, kwargs, inputs, _flat_tensors(outputs), linear_call=linear_call)
     )
     return outputs
 
@@ -207,22 +333,26 @@ def _fresh_inputs(model: keras.Model) -> Any:
     )
 
 
-def trace_model(model: keras.Model) -> ModelGraph:
+def trace_model(model: keras.Model, *, split_activations: bool = False) -> ModelGraph:
     """Replay a functional or Sequential model, recording every layer call.
 
     Args:
         model: a functional or `Sequential` Keras model with defined inputs.
+        split_activations: replay layers that apply a non-linear activation
+            last (Dense, EinsumDense, convolutions) as a linear twin followed
+            by the activation, recording the twin's call as the call's
+            `linear_call` (default False).
 
     Returns:
         The replayed `ModelGraph`.
     """
     calls: list[LayerCall] = []
     inputs = _fresh_inputs(model)
-    outputs = _replay(model, inputs, (), calls)
+    outputs = _replay(model, inputs, (), calls, split_activations)
     return ModelGraph(inputs, outputs, calls)
 
 
-def _trace_split(split: SplitModel) -> tuple[ModelGraph, Any]:
+def _trace_split(split: SplitModel, split_activations: bool = False) -> tuple[ModelGraph, Any]:
     """Replay a SplitModel; returns the graph and the feature tensor."""
     extractor = split.feature_extractor
     if _is_replayable(extractor):
@@ -236,8 +366,11 @@ def _trace_split(split: SplitModel) -> tuple[ModelGraph, Any]:
             "the batch axis, e.g. SplitModel(extractor, head, input_shape=(224, 224, 3))."
         )
     calls: list[LayerCall] = []
-    features = _call_layer(extractor, inputs, prefix=(), calls=calls)
-    outputs = _call_layer(split.head, features, prefix=(), calls=calls)
+    call_layer = functools.partial(
+        _call_layer, prefix=(), calls=calls, split_activations=split_activations
+    )
+    features = call_layer(extractor, inputs)
+    outputs = call_layer(split.head, features)
     return ModelGraph(inputs, outputs, calls), features
 
 
@@ -265,6 +398,8 @@ def _strip_probability(graph: ModelGraph, tensor: Any) -> tuple[Any, str | None]
         return tensor, None
     if isinstance(layer, keras.layers.Activation):
         return call.inputs[0], activation
+    if call.linear_call is not None:
+        return call.linear_call.outputs[0], activation
     try:
         config = dict(layer.get_config())
         config["activation"] = "linear"
@@ -446,6 +581,7 @@ def expose(
     needs_layer: bool = True,
     output: OutputSpec = None,
     logits: bool = True,
+    split_activations: bool = False,
 ) -> Exposure:
     """Re-wire `model` to return the explained layer's output and the scores.
 
@@ -461,6 +597,10 @@ def expose(
         output: the output to explain for multi-output models (name or index).
         logits: explain the pre-activation logits when the output ends in a
             softmax or sigmoid.
+        split_activations: replay layers with a fused non-linear activation
+            as linear twin + activation so their pre-activation outputs are in
+            the graph (see `trace_model`; default False). Not available for
+            an opaque (subclassed) model.
 
     Returns:
         The `Exposure`.
@@ -477,10 +617,10 @@ def expose(
                 "With a SplitModel the explained layer is the feature extractor's "
                 "output; do not pass layer=."
             )
-        graph, split_features = _trace_split(model)
+        graph, split_features = _trace_split(model, split_activations)
         owner: Any = model.head
     elif _is_replayable(model):
-        graph, split_features = trace_model(model), None
+        graph, split_features = trace_model(model, split_activations=split_activations), None
         owner = model
     elif isinstance(model, keras.Model) or callable(model):
         if needs_layer:

@@ -1,0 +1,90 @@
+"""Shared fixtures: tiny models with fixed weights, and reference computations."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+
+def fix_weights(model: keras.Model, seed: int = 0, scale: float = 0.5) -> keras.Model:
+    """Give every weight of `model` a fixed pseudo-random value."""
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.normal(0.0, scale, w.shape).astype("float32") for w in model.get_weights()])
+    return model
+
+
+def make_body_head(input_shape=(8, 8, 3), channels=4, classes=3, seed=0, softmax=True):
+    """A conv body and a GAP + Dense head as separate models, with fixed weights.
+
+    Returns (body, head, model) where model = head(body(x)) as a flat
+    functional model sharing the same layers.
+    """
+    rank = len(input_shape) - 1
+    conv = {1: keras.layers.Conv1D, 2: keras.layers.Conv2D, 3: keras.layers.Conv3D}[rank]
+    pool = {
+        1: keras.layers.GlobalAveragePooling1D,
+        2: keras.layers.GlobalAveragePooling2D,
+        3: keras.layers.GlobalAveragePooling3D,
+    }[rank]
+    inputs = keras.Input(input_shape)
+    hidden = conv(5, 3, padding="same", activation="relu", name="conv_a")(inputs)
+    features = conv(channels, 3, padding="same", activation="relu", name="features")(hidden)
+    body = keras.Model(inputs, features, name="body")
+    feature_input = keras.Input(features.shape[1:])
+    pooled = pool(name="gap")(feature_input)
+    logits = keras.layers.Dense(classes, activation="softmax" if softmax else None, name="dense")(pooled)
+    head = keras.Model(feature_input, logits, name="head")
+    fix_weights(body, seed)
+    fix_weights(head, seed + 1)
+    flat_inputs = keras.Input(input_shape)
+    x = body.get_layer("conv_a")(flat_inputs)
+    x = body.get_layer("features")(x)
+    x = head.get_layer("gap")(x)
+    out = head.get_layer("dense")(x)
+    model = keras.Model(flat_inputs, out, name="flat")
+    return body, head, model
+
+
+def head_logits(head: keras.Model, features) -> tf.Tensor:
+    """The head's pre-softmax logits, computed by hand from its Dense weights."""
+    dense = head.get_layer("dense")
+    kernel, bias = dense.get_weights()
+    axes = tuple(range(1, len(features.shape) - 1))
+    pooled = tf.reduce_mean(features, axis=axes)
+    return tf.matmul(pooled, kernel) + bias
+
+
+def reference_feature_gradients(body, head, x, target):
+    """Features and d logit[target] / d features, with a GradientTape on the halves."""
+    x = tf.convert_to_tensor(x, tf.float32)
+    features = body(x, training=False)
+    with tf.GradientTape() as tape:
+        tape.watch(features)
+        logits = head_logits(head, features)
+        score = tf.reduce_sum(tf.gather(logits, target, batch_dims=1))
+    return features.numpy(), tape.gradient(score, features).numpy(), logits.numpy()
+
+
+def reference_gradcam(body, head, x, target):
+    """Raw Grad-CAM maps `(N, *spatial)` computed directly, per the paper."""
+    features, gradients, _ = reference_feature_gradients(body, head, x, target)
+    axes = tuple(range(1, features.ndim - 1))
+    weights = gradients.mean(axis=axes, keepdims=True)
+    return (weights * features).sum(axis=-1)
+
+
+@pytest.fixture(scope="session")
+def image_model():
+    """(body, head, model) for 8x8x3 images, 3 classes, softmax output."""
+    return make_body_head()
+
+
+@pytest.fixture(scope="session")
+def images():
+    return np.random.default_rng(42).uniform(0, 1, (7, 8, 8, 3)).astype("float32")
