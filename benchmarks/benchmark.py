@@ -1,0 +1,175 @@
+"""Throughput of every method as a ratio to its floor, measured in one process.
+
+The floor of a method is the cost of the model passes it cannot avoid, timed
+on the same batch in the same process:
+
+* Grad-CAM, CAM, Grad-CAM++: one raw forward pass (the gradient only flows
+  back to the explained layer, through the small head);
+* Saliency: one raw forward + backward pass to the input;
+* Score-CAM: one raw forward pass per channel of the explained layer;
+* SmoothGrad over Saliency: `samples` raw forward + backward passes.
+
+A ratio of 1.0 means the method costs exactly its floor; higher is impossible
+(up to timing noise). Run:
+
+    python benchmarks/benchmark.py                       # print the table
+    python benchmarks/benchmark.py --write docs/performance.md
+
+Timings are the best of `--repeats` steady-state runs after a warm-up call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import time
+from collections.abc import Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_explainable as ke  # noqa: E402
+
+
+def best_times(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Best wall time of each function over `repeats` rounds, after a warm-up.
+
+    The functions are timed round-robin (one call of each per round), so a
+    slow spell of a shared machine hits them all alike instead of whichever
+    happened to run then.
+    """
+    for function in functions.values():
+        function()
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return {name: min(values) for name, values in times.items()}
+
+
+def raw_passes(model: keras.Model) -> tuple[Callable, Callable]:
+    """Compiled raw forward and forward+backward-to-input steps of `model`."""
+
+    @tf.function
+    def forward(x):
+        return model(x, training=False)
+
+    @tf.function
+    def forward_backward(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            outputs = model(x, training=False)
+            score = tf.reduce_sum(tf.reduce_max(outputs, axis=-1))
+        return tape.gradient(score, x)
+
+    def run_forward(x):
+        return forward(tf.convert_to_tensor(x)).numpy()
+
+    def run_forward_backward(x):
+        return forward_backward(tf.convert_to_tensor(x)).numpy()
+
+    return run_forward, run_forward_backward
+
+
+def resnet_cases(batch: int, size: int, repeats: int) -> list[dict]:
+    """Cases on ResNet50V2 (weights=None)."""
+    keras.utils.set_random_seed(0)
+    model = keras.applications.ResNet50V2(weights=None, input_shape=(size, size, 3))
+    x = np.random.default_rng(0).uniform(-1, 1, (batch, size, size, 3)).astype("float32")
+    forward, forward_backward = raw_passes(model)
+    cases = [
+        ("GradCAM", ke.GradCAM(model, batch_size=batch), "forward", 1),
+        ("CAM", ke.CAM(model, batch_size=batch), "forward", 1),
+        ("Saliency", ke.Saliency(model, batch_size=batch), "forward+backward", 1),
+    ]
+    functions = {"forward": lambda: forward(x), "forward+backward": lambda: forward_backward(x)}
+    for name, explainer, _, _ in cases:
+        functions[name] = lambda e=explainer: e.explain(x)
+    seconds = best_times(functions, repeats)
+    label = f"ResNet50V2 {size}x{size}"
+    rows = [_row(label, f"raw {kind}", seconds[kind], kind, 1, seconds[kind], batch) for kind in ("forward", "forward+backward")]
+    for name, _, floor, passes in cases:
+        rows.append(_row(label, name, seconds[name], floor, passes, seconds[floor], batch))
+    return rows
+
+
+def _row(model: str, method: str, seconds: float, floor: str, passes: int, floor_seconds: float, batch: int) -> dict:
+    floor_total = floor_seconds * passes
+    return {
+        "model": model,
+        "method": method,
+        "images_per_s": batch / seconds,
+        "floor": f"{passes} x {floor}" if passes != 1 else floor,
+        "floor_images_per_s": batch / floor_total,
+        "ratio": floor_total / seconds,
+    }
+
+
+def table(rows: list[dict]) -> str:
+    """The rows as a Markdown table."""
+    lines = [
+        "| model | method | images/s | floor | floor images/s | ratio to floor |",
+        "|---|---|---:|---|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['model']} | {row['method']} | {row['images_per_s']:.2f} | {row['floor']} "
+            f"| {row['floor_images_per_s']:.2f} | {row['ratio']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    """A one-line description of this machine."""
+    devices = ", ".join(d.device_type for d in tf.config.list_physical_devices()) or "CPU"
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, devices: {devices}; "
+        f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
+    )
+
+
+def main() -> None:
+    """Run the benchmark and print (and optionally write) the table."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--write", metavar="PATH", help="also write the table to this Markdown file")
+    args = parser.parse_args()
+    rows = resnet_cases(args.batch, args.size, args.repeats)
+    result = table(rows)
+    header = (
+        f"Measured {datetime.date.today().isoformat()} on {machine()}; batch {args.batch}, "
+        f"best of {args.repeats} runs after a warm-up."
+    )
+    print(header)
+    print(result)
+    if args.write:
+        with open(args.write, "w", encoding="utf-8") as handle:
+            handle.write(PAGE.format(header=header, table=result))
+        print(f"wrote {args.write}")
+
+
+PAGE = """# Performance
+
+Every method is timed against its *floor*: the model passes it cannot avoid,
+timed on the same batch in the same process by `benchmarks/benchmark.py`. A
+ratio of 1.00x means the method costs exactly its floor.
+
+{header}
+
+{table}
+
+Regenerate with `python benchmarks/benchmark.py --write docs/performance.md`.
+"""
+
+
+if __name__ == "__main__":
+    main()
