@@ -23,7 +23,7 @@ import tensorflow as tf
 from keras_explainable import ops
 from keras_explainable.errors import InputError, LayerError, TargetError
 from keras_explainable.explanation import Explanation
-from keras_explainable.exposure import Exposure, expose
+from keras_explainable.exposure import Exposure, SplitModel, expose
 from keras_explainable.inputs import InputSource, make_source
 from keras_explainable.targets import FUNCTION, INDEX, TargetPlan, Targets, as_index_array, plan_targets
 
@@ -129,6 +129,10 @@ class Explainer(abc.ABC):
         verbose: 'auto' (a progress bar on a terminal for multi-batch runs),
             0 (silent), 1 (progress bar) or 2 (one line per run).
         jit_compile: compile the step with XLA (default False).
+        strategy: a `tf.distribute.Strategy` to explain with, its replicas each
+            explaining a share of every batch; results come back in the input's
+            order. Default: the model's `distribute_strategy` (a model built
+            under `strategy.scope()` is explained with that strategy).
 
     Raises:
         LayerError: the layer is unknown, ambiguous or not connected.
@@ -151,6 +155,11 @@ class Explainer(abc.ABC):
     resize: bool = attrs.field(default=True, kw_only=True, validator=attrs.validators.instance_of(bool))
     verbose: str | int = attrs.field(default="auto", kw_only=True, validator=_check_verbose)
     jit_compile: bool = attrs.field(default=False, kw_only=True, validator=attrs.validators.instance_of(bool))
+    strategy: tf.distribute.Strategy | None = attrs.field(
+        default=None,
+        kw_only=True,
+        validator=attrs.validators.optional(attrs.validators.instance_of(tf.distribute.Strategy)),
+    )
     _exposure: Exposure | None = attrs.field(default=None, init=False, repr=False)
     _steps: dict = attrs.field(factory=dict, init=False, repr=False)
 
@@ -270,29 +279,36 @@ class Explainer(abc.ABC):
             return tf.float32
         return tf.as_dtype(dtype)
 
+    def _step_function(self, spec: tf.TensorSpec, plan: TargetPlan) -> Callable:
+        """The (uncompiled) step: one batch of inputs and target indices to
+        `(maps, scores, targets, finite)`."""
+        spatial_size = tuple(spec.shape[1:-1])
+        input_dtype = self._input_dtype()
+
+        def step(inputs: tf.Tensor, indices: tf.Tensor) -> tuple:
+            as_float = tf.cast(inputs, tf.float32)
+            finite = tf.reduce_all(tf.math.is_finite(as_float))
+            targets = Targets(
+                plan.kind,
+                indices=indices if plan.kind == INDEX else None,
+                function=plan.function,
+            )
+            attribution = self._attribute(tf.cast(inputs, input_dtype), targets)
+            maps = self._finish_maps(attribution.maps, spatial_size)
+            scores = tf.cast(attribution.scores, tf.float32)
+            return maps, scores, tf.cast(attribution.targets, tf.int64), finite
+
+        return step
+
     def _step(self, spec: tf.TensorSpec, plan: TargetPlan, count: int) -> Callable:
         """The compiled step for this input signature and target form (cached)."""
         key = (tuple(spec.shape), spec.dtype, plan.kind, count, id(plan.function))
         if key not in self._steps:
-            spatial_size = tuple(spec.shape[1:-1])
-            input_dtype = self._input_dtype()
-
-            def step(inputs: tf.Tensor, indices: tf.Tensor) -> tuple:
-                as_float = tf.cast(inputs, tf.float32)
-                finite = tf.reduce_all(tf.math.is_finite(as_float))
-                targets = Targets(
-                    plan.kind,
-                    indices=indices if plan.kind == INDEX else None,
-                    function=plan.function,
-                )
-                attribution = self._attribute(tf.cast(inputs, input_dtype), targets)
-                maps = self._finish_maps(attribution.maps, spatial_size)
-                scores = tf.cast(attribution.scores, tf.float32)
-                return maps, scores, tf.cast(attribution.targets, tf.int64), finite
-
             signature = [spec, tf.TensorSpec((None, count), tf.int64)]
             self._steps[key] = tf.function(
-                step, input_signature=signature, jit_compile=self.jit_compile
+                self._step_function(spec, plan),
+                input_signature=signature,
+                jit_compile=self.jit_compile,
             )
         return self._steps[key]
 
@@ -340,15 +356,104 @@ class Explainer(abc.ABC):
             >>> expl.maps.shape
             (16, 224, 224, 1)
         """
-        exposure = self._exposure
-        source = make_source(x, exposure.input_shape, self.batch_size, y)
-        plan = self._plan(source, y)
+        source, plan = self._inputs(x, y)
         results = _Results(source.count)
-        progress = self._progress_bar(source.batches)
-        for start, batch, batch_targets in source:
+        self._run(source, plan, results)
+        return Explanation(*results.arrays(), method=self.method_name, layer=self.layer_name)
+
+    def explain_to_disk(
+        self, x: Any, directory: Any, y: Any = None, *, resume: bool = True
+    ) -> Explanation:
+        """Explain `x` batch by batch, writing the results to `.npy` files.
+
+        Memory stays bounded by one batch whatever the size of `x` (a large
+        `tf.data.Dataset`): maps, scores and targets are appended to
+        `directory/maps.npy`, `scores.npy` and `targets.npy` as each batch is
+        done. An interrupted run, started again with the same `directory`,
+        continues after the last completed batch (the inputs must come in the
+        same order: do not shuffle), and produces the same files as an
+        uninterrupted run.
+
+        Args:
+            x: inputs, as for `explain`.
+            directory: the folder to write to (created if missing).
+            y: targets, as for `explain`.
+            resume: continue a previous, unfinished run in `directory`
+                (default True). With False an existing run there is an error.
+
+        Returns:
+            An `Explanation` whose arrays are read-only memory maps of the files.
+
+        Raises:
+            InputError, TargetError, TypeError: as `explain`.
+            FileExistsError: `directory` holds a run and `resume` is False, or
+                a finished run.
+            ValueError: `directory` holds a run of different inputs or options.
+
+        Example:
+            >>> expl = ke.GradCAM(model).explain_to_disk(dataset, "maps/")
+            >>> expl.maps.shape   # a memory map; np.load("maps/maps.npy", mmap_mode="r")
+        """
+        from keras_explainable.streaming import NpyWriter
+
+        source, plan = self._inputs(x, y)
+        writer = NpyWriter.open(directory, resume=resume, signature=self._run_signature(source))
+        self._run(source, plan, writer, skip_batches=writer.completed_batches)
+        writer.finish()
+        return Explanation(*writer.arrays(), method=self.method_name, layer=self.layer_name)
+
+    def _run_signature(self, source: InputSource) -> dict:
+        """What identifies a run for resuming: the method, options and input."""
+        return {
+            "method": self.method_name,
+            "layer": self.layer_name,
+            "batch_size": self.batch_size,
+            "input": [str(s) for s in source.spec.shape[1:]] + [source.spec.dtype.name],
+            "count": source.count,
+        }
+
+    def _inputs(self, x: Any, y: Any) -> tuple[InputSource, TargetPlan]:
+        """Validate the inputs and targets of a run."""
+        source = make_source(x, self._exposure.input_shape, self.batch_size, y)
+        return source, self._plan(source, y)
+
+    def _distribution(self) -> tf.distribute.Strategy | None:
+        """The strategy to run under, or None for a plain single-device loop."""
+        strategy = self.strategy
+        if strategy is None:
+            model = self.model
+            if isinstance(model, SplitModel):
+                model = model.feature_extractor
+            strategy = getattr(model, "distribute_strategy", None)
+        if strategy is None or strategy.num_replicas_in_sync <= 1:
+            return None
+        return strategy
+
+    def _run(self, source: InputSource, plan: TargetPlan, writer: Any, skip_batches: int = 0) -> None:
+        """Explain every batch of `source` and hand the results to `writer`."""
+        strategy = self._distribution()
+        if strategy is not None:
+            from keras_explainable.distribute import distributed_batches
+
+            batches = distributed_batches(self, strategy, source, plan, skip_batches)
+        else:
+            batches = self._local_batches(source, plan, skip_batches)
+        total = None if source.batches is None else source.batches - skip_batches
+        progress = self._progress_bar(total)
+        for start, maps, scores, targets in batches:
+            writer.write(start, maps, scores, targets)
+            if progress is not None:
+                progress.add(1)
+        if writer.size == 0:
+            raise InputError("The dataset is empty; nothing to explain.")
+
+    def _local_batches(self, source: InputSource, plan: TargetPlan, skip_batches: int) -> Any:
+        """Yield `(start, maps, scores, targets)` numpy results batch by batch."""
+        units = self._exposure.output_units
+        for start, batch, batch_targets in source.iterate(skip_batches):
             size = int(batch.shape[0])
             if batch_targets is not None:
-                batch_targets = as_index_array(batch_targets, size, exposure.output_units)
+                batch_targets = as_index_array(batch_targets, size, units)
             indices = plan.batch(start, start + size, batch_targets)
             step = self._step(source.spec, plan, indices.shape[1])
             maps, scores, targets, finite = step(batch, indices)
@@ -357,14 +462,7 @@ class Explainer(abc.ABC):
                     f"Inputs contain NaN or Inf values in the batch starting at sample "
                     f"{start}; clean or drop them before explaining."
                 )
-            results.write(start, maps.numpy(), scores.numpy(), targets.numpy())
-            if progress is not None:
-                progress.add(1)
-        if results.size == 0:
-            raise InputError("The dataset is empty; nothing to explain.")
-        return Explanation(
-            *results.arrays(), method=self.method_name, layer=self.layer_name
-        )
+            yield start, maps.numpy(), scores.numpy(), targets.numpy()
 
     def __call__(self, x: Any, y: Any = None) -> Explanation:
         """Same as `explain(x, y)`."""

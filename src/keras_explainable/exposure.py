@@ -290,14 +290,16 @@ def _has_fused_activation(layer: Any) -> bool:
 
 
 def _linear_twin(layer: keras.layers.Layer, name: str) -> keras.layers.Layer:
-    """A new layer with `layer`'s config but a linear activation (not built)."""
+    """Build a new layer with `layer`'s config but a linear activation."""
     config = dict(layer.get_config())
     config["activation"] = "linear"
     config["name"] = name
     return layer.__class__.from_config(config)
 
 
-def _call_split(layer: Any, args: tuple, kwargs: dict, path: tuple, inputs: tuple, calls: list) -> Any:
+def _call_split(
+    layer: Any, args: tuple, kwargs: dict, path: tuple, inputs: tuple, calls: list
+) -> Any:
     """Replay `layer` as its linear twin followed by its activation."""
     try:
         twin = _linear_twin(layer, f"{layer.name}_linear")
@@ -308,14 +310,18 @@ def _call_split(layer: Any, args: tuple, kwargs: dict, path: tuple, inputs: tupl
             f"The layer {layer.name!r} applies its activation inside the layer and "
             f"could not be rebuilt without it ({type(error).__name__}: {error})."
         ) from error
-    activation = keras.layers.Activation(layer.activation, name=f"{layer.name}_activation")
+    activation = keras.layers.Activation(
+        layer.activation, name=f"{layer.name}_activation"
+    )
     outputs = activation(pre_activation)
-    linear_call = LayerCall(
-        twin, (*path[:-1], twin.name), args, kwargs, inputs, _flat_tensors(pre_activation)
+    twin_path = (*path[:-1], twin.name)
+    linear = LayerCall(
+        twin, twin_path, args, kwargs, inputs, _flat_tensors(pre_activation)
     )
-    calls.append(
-        LayerCall(layer, path, args, kwargs, inputs, _flat_tensors(outputs), linear_call=linear_call)
+    call = LayerCall(
+        layer, path, args, kwargs, inputs, _flat_tensors(outputs), linear_call=linear
     )
+    calls.append(call)
     return outputs
 
 
@@ -352,7 +358,9 @@ def trace_model(model: keras.Model, *, split_activations: bool = False) -> Model
     return ModelGraph(inputs, outputs, calls)
 
 
-def _trace_split(split: SplitModel, split_activations: bool = False) -> tuple[ModelGraph, Any]:
+def _trace_split(
+    split: SplitModel, split_activations: bool = False
+) -> tuple[ModelGraph, Any]:
     """Replay a SplitModel; returns the graph and the feature tensor."""
     extractor = split.feature_extractor
     if _is_replayable(extractor):
@@ -620,7 +628,8 @@ def expose(
         graph, split_features = _trace_split(model, split_activations)
         owner: Any = model.head
     elif _is_replayable(model):
-        graph, split_features = trace_model(model, split_activations=split_activations), None
+        graph = trace_model(model, split_activations=split_activations)
+        split_features = None
         owner = model
     elif isinstance(model, keras.Model) or callable(model):
         if needs_layer:

@@ -86,22 +86,63 @@ class InputSource:
     _dataset: tf.data.Dataset | None = None
     _batch_size: int = 32
 
-    def __iter__(self) -> Iterator[tuple[int, Any, np.ndarray | None]]:
-        """Yield `(start, x_batch, y_batch_or_None)`."""
+    def iterate(self, skip_batches: int = 0) -> Iterator[tuple[int, Any, np.ndarray | None]]:
+        """Yield `(start, x_batch, y_batch_or_None)`, after `skip_batches` batches."""
         if self._array is not None:
-            for start in range(0, self.count, self._batch_size):
+            for start in range(skip_batches * self._batch_size, self.count, self._batch_size):
                 yield start, self._array[start : start + self._batch_size], None
             return
+        dataset = self._dataset
         start = 0
-        for element in self._dataset:
-            if self.has_targets:
-                x, y = element[0], element[1]
-                y = np.asarray(y)
-            else:
-                x = element[0] if isinstance(element, (tuple, list)) else element
-                y = None
-            yield start, x, y
+        if skip_batches:
+            # Count the skipped samples without running the explainer on them.
+            for element in dataset.take(skip_batches):
+                start += int(self._split(element)[0].shape[0])
+            dataset = dataset.skip(skip_batches)
+        for element in dataset:
+            x, y = self._split(element)
+            yield start, x, None if y is None else np.asarray(y)
             start += int(x.shape[0])
+
+    def __iter__(self) -> Iterator[tuple[int, Any, np.ndarray | None]]:
+        """Yield `(start, x_batch, y_batch_or_None)`."""
+        return self.iterate()
+
+    def _split(self, element: Any) -> tuple[Any, Any]:
+        if self.has_targets:
+            return element[0], element[1]
+        return (element[0] if isinstance(element, (tuple, list)) else element), None
+
+    def as_dataset(self, indices: np.ndarray | None, count: int) -> tf.data.Dataset:
+        """Batches of `(positions, x, target_indices)` for distributed runs.
+
+        Args:
+            indices: `(N, L)` targets for array inputs, or None to take them
+                from the dataset (or to pass `(n, 0)` placeholders).
+            count: L, the number of target columns.
+
+        Returns:
+            A dataset of global batches of `batch_size` samples.
+        """
+        if self._array is not None:
+            if indices is None:
+                indices = np.zeros((self.count, count), np.int64)
+            positions = np.arange(self.count, dtype=np.int64)
+            dataset = tf.data.Dataset.from_tensor_slices((positions, self._array, indices))
+        else:
+            has_targets = self.has_targets
+
+            def sample(position: tf.Tensor, element: Any) -> tuple:
+                if has_targets:
+                    x, y = element[0], element[1]
+                    y = tf.reshape(tf.cast(y, tf.int64), [count])
+                else:
+                    x = element[0] if isinstance(element, (tuple, list)) else element
+                    y = tf.zeros([count], tf.int64)
+                return position, x, y
+
+            dataset = self._dataset.unbatch().enumerate().map(sample)
+        return dataset.batch(self._batch_size)
 
 
 def make_source(x: Any, expected_shape: tuple | None, batch_size: int, y: Any) -> InputSource:

@@ -68,6 +68,16 @@ class Targets:
         scores = tf.gather(outputs, indices, batch_dims=1)
         return scores, indices
 
+    def tiled(self, copies: int) -> Targets:
+        """Return the targets of `copies` copies of the batch, stacked.
+
+        The copies are stacked along the batch axis, copy-major (all samples
+        of copy 0, then all samples of copy 1, ...).
+        """
+        if self.kind != INDEX:
+            return self
+        return Targets(INDEX, indices=tf.tile(self.indices, [copies, 1]))
+
     def fixed(self, outputs: tf.Tensor) -> Targets:
         """Resolve 'top' targets on these outputs, so that later passes on
         perturbed inputs (noise, augmentation) explain the same units."""

@@ -77,20 +77,23 @@ class Shapes:
         return self.object_boxes[:, 0]
 
     def __len__(self) -> int:
-        """The number of images."""
+        """Return the number of images."""
         return len(self.images)
 
     def __getitem__(self, index: Any) -> Shapes:
         """Select images, keeping their ground truth aligned."""
         if isinstance(index, (int, np.integer)):
             index = slice(index, index + 1 if index != -1 else None)
-        return Shapes(
-            *(getattr(self, f.name)[index] for f in attrs.fields(Shapes))
-        )
+        return Shapes(*(getattr(self, f.name)[index] for f in attrs.fields(Shapes)))
 
 
 def _shape_mask(
-    kind: int, yy: np.ndarray, xx: np.ndarray, center: tuple, radius: float, angle: float
+    kind: int,
+    yy: np.ndarray,
+    xx: np.ndarray,
+    center: tuple,
+    radius: float,
+    angle: float,
 ) -> np.ndarray:
     """Rasterise one shape (no anti-aliasing, so masks are exact)."""
     dy, dx = yy - center[0], xx - center[1]
@@ -178,8 +181,10 @@ def _draw_image(
 
 
 def _boxes(masks: np.ndarray) -> np.ndarray:
-    """Tight `(y_min, x_min, y_max, x_max)` boxes (max exclusive) of `(..., H, W)`
-    masks; zeros for empty masks."""
+    """Return the tight boxes `(y_min, x_min, y_max, x_max)` of `(..., H, W)` masks.
+
+    The max is exclusive; an empty mask gets a zero box.
+    """
     rows, cols = masks.any(axis=-1), masks.any(axis=-2)
     height, width = masks.shape[-2:]
     boxes = np.stack(

@@ -22,7 +22,7 @@ VALIDATION_SEED = 1
 
 
 def build_model(size: int = 64, classes: int = 4):
-    """The demo CNN: four 3x3 convolutions, global average pooling, softmax.
+    """Build the demo CNN: four 3x3 convolutions, global average pooling, softmax.
 
     The last convolution (`"conv4"`, 16 x 16 x 64 for 64 x 64 inputs) feeds
     global average pooling and a Dense softmax, so CAM, Grad-CAM and every
@@ -58,6 +58,7 @@ def train(
     samples: int = 4000,
     epochs: int = 4,
     seed: int = TRAIN_SEED,
+    validation_samples: int = 1000,
     verbose: int = 2,
 ) -> float:
     """Train the demo model and save it (without optimizer state) to `path`.
@@ -68,10 +69,12 @@ def train(
         epochs: the number of epochs (default 4).
         seed: the seed of the weights, the shuffling and the training images
             (default 0; the validation images use seed 1).
+        validation_samples: the number of validation images (default 1000);
+            they are only measured, never trained on.
         verbose: Keras' `fit` verbosity (default 2: one line per epoch).
 
     Returns:
-        The accuracy on 1000 validation images.
+        The accuracy on the validation images.
     """
     import keras
     import tensorflow as tf
@@ -81,7 +84,7 @@ def train(
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     train_data = make_shapes(samples, seed=seed)
-    validation = make_shapes(1000, seed=VALIDATION_SEED)
+    validation = make_shapes(validation_samples, seed=VALIDATION_SEED)
     model = build_model(classes=len(CLASS_NAMES))
     model.compile(
         optimizer=keras.optimizers.Adam(3e-3),

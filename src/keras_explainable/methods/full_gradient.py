@@ -48,13 +48,15 @@ class _Bias:
     axis: int
 
     def value(self) -> tf.Tensor:
-        """The bias, read at run time, shaped to broadcast against `tensor`."""
+        """Read the bias at run time, shaped to broadcast against `tensor`."""
         layer = self.layer
         if isinstance(layer, keras.layers.BatchNormalization):
             # y = gamma (x - mean) / sqrt(var + eps) + beta: the part that does
             # not scale with x is beta - gamma * mean / sqrt(var + eps).
             mean = tf.cast(layer.moving_mean, tf.float32)
-            scale = tf.math.rsqrt(tf.cast(layer.moving_variance, tf.float32) + layer.epsilon)
+            scale = tf.math.rsqrt(
+                tf.cast(layer.moving_variance, tf.float32) + layer.epsilon
+            )
             if layer.scale:
                 scale = scale * tf.cast(layer.gamma, tf.float32)
             bias = -scale * mean
@@ -68,7 +70,7 @@ class _Bias:
 
 
 def _bias_of(call: LayerCall) -> _Bias | None:
-    """The bias of one layer call, or None when it adds none."""
+    """Return the bias of one layer call, or None when it adds none."""
     layer = call.layer
     if isinstance(layer, keras.layers.BatchNormalization):
         tensor = call.outputs[0]
@@ -189,13 +191,14 @@ class FullGradient(Explainer):
     def _prepare(self, exposure: Exposure) -> None:
         if exposure.graph is None:
             raise ModelStructureError(
-                "FullGradient needs the model's layers to find their biases; the model "
-                "is subclassed. Rebuild it with the functional API, or pass a SplitModel "
-                "of functional halves."
+                "FullGradient needs the model's layers to find their biases; the "
+                "model is subclassed. Rebuild it with the functional API, or pass a "
+                "SplitModel of functional halves."
             )
         self._bias_list = _biases(exposure.graph, exposure.outputs)
         self._terms_model = keras.Model(
-            exposure.graph.inputs, [exposure.outputs, [bias.tensor for bias in self._bias_list]]
+            exposure.graph.inputs,
+            [exposure.outputs, [bias.tensor for bias in self._bias_list]],
         )
 
     def _terms(self, inputs: tf.Tensor, targets: Targets) -> tuple:
@@ -244,7 +247,7 @@ class FullGradient(Explainer):
         return Attribution(maps, scores, indices)
 
     def terms(self, x: Any, y: Any = None) -> FullGradientTerms:
-        """The raw decomposition of the scores, before any post-processing.
+        """Return the raw decomposition of the scores, before post-processing.
 
         Args:
             x: inputs `(N, *spatial, C)`, an array or a tensor.
@@ -263,7 +266,9 @@ class FullGradient(Explainer):
             True
         """
         if isinstance(x, tf.data.Dataset):
-            raise TypeError("terms() takes an array or a tensor of inputs, not a dataset.")
+            raise TypeError(
+                "terms() takes an array or a tensor of inputs, not a dataset."
+            )
         source = make_source(x, self.exposure.input_shape, self.batch_size, y)
         plan = self._plan(source, y)
         dtype = self._input_dtype()
@@ -271,18 +276,27 @@ class FullGradient(Explainer):
         @tf.function
         def summed(inputs: tf.Tensor, indices: tf.Tensor) -> tuple:
             targets = Targets(
-                plan.kind, indices=indices if plan.kind == INDEX else None, function=plan.function
+                plan.kind,
+                indices=indices if plan.kind == INDEX else None,
+                function=plan.function,
             )
             scores, indices, terms = self._terms(tf.cast(inputs, dtype), targets)
-            sums = {name: tf.reduce_sum(term, axis=list(range(2, term.shape.rank))) for name, term, _ in terms}
+            sums = {
+                name: tf.reduce_sum(term, axis=list(range(2, term.shape.rank)))
+                for name, term, _ in terms
+            }
             return scores, indices, sums
 
         parts = []
         for start, batch, _ in source:
             indices = plan.batch(start, start + int(batch.shape[0]))
-            parts.append(summed(tf.convert_to_tensor(batch), tf.constant(indices, tf.int64)))
+            parts.append(
+                summed(tf.convert_to_tensor(batch), tf.constant(indices, tf.int64))
+            )
         joined = {
-            name: np.concatenate([part[2].get(name, tf.zeros_like(part[0])).numpy() for part in parts])
+            name: np.concatenate(
+                [part[2].get(name, tf.zeros_like(part[0])).numpy() for part in parts]
+            )
             for name in ["input", *(bias.name for bias in self._bias_list)]
         }
         return FullGradientTerms(

@@ -41,7 +41,9 @@ def gradcam_plus_plus_weights(features: tf.Tensor, gradients: tf.Tensor) -> tf.T
     features = tf.cast(features, gradients.dtype)
     spatial = list(range(2, gradients.shape.rank - 1))
     # sum_ab A_abc, broadcast over targets and positions: (N, 1, 1.., C).
-    feature_sums = tf.reduce_sum(features, axis=ops.spatial_axes(features), keepdims=True)
+    feature_sums = tf.reduce_sum(
+        features, axis=ops.spatial_axes(features), keepdims=True
+    )
     feature_sums = tf.expand_dims(feature_sums, 1)
     squared = tf.square(gradients)
     denominator = 2.0 * squared + feature_sums * squared * gradients
@@ -68,6 +70,9 @@ class GradCAMPlusPlus(GradCAM):
 
     Returns from `explain`: maps `(N, *spatial, L)` normalised to [0, 1]. With
     `postprocess=None`, raw maps are the paper's maps divided by `exp(S)`.
+
+    Raises:
+        LayerError: the layer is unknown, ambiguous or does not feed the output.
 
     Example:
         >>> expl = ke.GradCAMPlusPlus(model, layer="conv5_block3_out").explain(x, y)

@@ -16,7 +16,7 @@ import tensorflow as tf
 from keras_explainable import ops
 from keras_explainable.base import Attribution, Explainer, _positive_int
 from keras_explainable.errors import InputError
-from keras_explainable.targets import INDEX, Targets
+from keras_explainable.targets import Targets
 
 __all__ = ["ScoreCAM"]
 
@@ -70,11 +70,14 @@ class ScoreCAM(Explainer):
             compiled (a dataset of variable-size images).
 
     Example:
-        >>> expl = ke.ScoreCAM(model, layer="conv5_block3_out", max_channels=256).explain(x)
+        >>> scorecam = ke.ScoreCAM(model, layer="conv5_block3_out", max_channels=256)
+        >>> expl = scorecam.explain(x)
         >>> expl.maps.shape   # (N, H, W, 1), values in [0, 1]
     """
 
-    mask_batch_size: int = attrs.field(default=16, kw_only=True, validator=_positive_int)
+    mask_batch_size: int = attrs.field(
+        default=16, kw_only=True, validator=_positive_int
+    )
     max_channels: int | None = attrs.field(
         default=None, kw_only=True, validator=attrs.validators.optional(_positive_int)
     )
@@ -89,7 +92,7 @@ class ScoreCAM(Explainer):
     )
 
     def _confidence(self, outputs: tf.Tensor) -> tf.Tensor:
-        """The outputs the masked inputs are scored on."""
+        """Turn outputs into what the masked inputs are scored on."""
         outputs = tf.cast(outputs, tf.float32)
         if not self.use_probabilities or not self.logits:
             return outputs
@@ -97,7 +100,9 @@ class ScoreCAM(Explainer):
             return tf.sigmoid(outputs)
         return tf.nn.softmax(outputs, axis=-1)
 
-    def _masked_scores(self, inputs: tf.Tensor, channels: tf.Tensor, targets: Targets) -> tf.Tensor:
+    def _masked_scores(
+        self, inputs: tf.Tensor, channels: tf.Tensor, targets: Targets
+    ) -> tf.Tensor:
         """`(N, L, K)` scores of the inputs masked by each of `K` channels."""
         size = inputs.shape[1:-1]
         masks = ops.normalize_maps(ops.resize_maps(channels, size))
@@ -107,38 +112,51 @@ class ScoreCAM(Explainer):
         masked = tf.cast(masks, inputs.dtype) * inputs[None]
         masked = tf.reshape(masked, [-1, *inputs.shape[1:]])
         _, outputs = self._forward(masked)
-        scores, _ = _repeated(targets, count).select(self._confidence(outputs))
+        scores, _ = targets.tiled(count).select(self._confidence(outputs))
         scores = tf.reshape(scores, [count, -1, scores.shape[1]])
         return tf.transpose(scores, [1, 2, 0])
 
     def _channel_scores(
         self, inputs: tf.Tensor, features: tf.Tensor, targets: Targets, count: int
     ) -> tf.Tensor:
-        """`(N, L, C)` masked-input scores for `count` (L) targets, computed
-        `mask_batch_size` channels per forward pass."""
+        """Score the inputs masked by each channel: `(N, L, C)` for `count` targets.
+
+        The masked inputs are computed `mask_batch_size` channels per pass.
+        """
         channels = features.shape[-1]
         chunk = min(self.mask_batch_size, channels)
         chunks = -(-channels // chunk)
         # Zero channels pad the last chunk: their masks are all zero.
-        padded = tf.pad(features, [[0, 0]] * (features.shape.rank - 1) + [[0, chunks * chunk - channels]])
+        padded = tf.pad(
+            features,
+            [[0, 0]] * (features.shape.rank - 1) + [[0, chunks * chunk - channels]],
+        )
 
         def body(index: tf.Tensor, scores: tf.TensorArray) -> tuple:
             part = padded[..., index * chunk : (index + 1) * chunk]
             part = tf.ensure_shape(part, [*features.shape[:-1], chunk])
-            return index + 1, scores.write(index, self._masked_scores(inputs, part, targets))
+            return index + 1, scores.write(
+                index, self._masked_scores(inputs, part, targets)
+            )
 
-        scores = tf.TensorArray(tf.float32, size=chunks, element_shape=[None, count, chunk])
-        _, scores = tf.while_loop(lambda index, _: index < chunks, body, (tf.constant(0), scores))
+        scores = tf.TensorArray(
+            tf.float32, size=chunks, element_shape=[None, count, chunk]
+        )
+        _, scores = tf.while_loop(
+            lambda index, _: index < chunks, body, (tf.constant(0), scores)
+        )
         # (chunks, N, L, chunk) -> (N, L, chunks * chunk), then drop the padding.
         scores = tf.transpose(scores.stack(), [1, 2, 0, 3])
         scores = tf.reshape(scores, [-1, count, chunks * chunk])
         return scores[..., :channels]
 
     def _selected_channels(self, features: tf.Tensor) -> tf.Tensor:
-        """The `max_channels` channels of largest spatial variance, per sample."""
+        """Keep the `max_channels` channels of largest spatial variance, per sample."""
         if self.max_channels is None or self.max_channels >= features.shape[-1]:
             return features
-        variance = tf.math.reduce_variance(tf.cast(features, tf.float32), axis=ops.spatial_axes(features))
+        variance = tf.math.reduce_variance(
+            tf.cast(features, tf.float32), axis=ops.spatial_axes(features)
+        )
         _, keep = tf.math.top_k(variance, k=self.max_channels)
         return tf.gather(features, keep, axis=-1, batch_dims=1)
 
@@ -161,10 +179,3 @@ class ScoreCAM(Explainer):
             weights = tf.nn.softmax(weights, axis=-1)
         maps = ops.weighted_feature_sum(features, weights)
         return Attribution(maps, scores, indices)
-
-
-def _repeated(targets: Targets, copies: int) -> Targets:
-    """The targets of `copies` stacked copies of a batch (copy-major)."""
-    if targets.kind != INDEX:
-        return targets
-    return Targets(INDEX, indices=tf.tile(targets.indices, [copies, 1]))

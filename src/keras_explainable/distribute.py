@@ -1,0 +1,118 @@
+"""Explaining under a `tf.distribute.Strategy`.
+
+Every global batch of `batch_size` samples is cut into one contiguous slice
+per replica (the last, uneven batch included: a replica may get an empty
+slice). Each replica runs the explainer's ordinary step on its slice, and the
+results of all replicas, on all workers, are gathered with `strategy.gather`
+together with the samples' positions, so they are written back in the input's
+order. Every worker walks through the same global batches, so the collective
+gathers stay in step even when the data does not divide evenly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import tensorflow as tf
+
+from keras_explainable.errors import InputError
+from keras_explainable.targets import INDEX, TargetPlan, as_index_array
+
+if TYPE_CHECKING:
+    from keras_explainable.base import Explainer
+    from keras_explainable.inputs import InputSource
+
+__all__ = ["distributed_batches"]
+
+
+def _target_columns(explainer: Explainer, source: InputSource, plan: TargetPlan) -> tuple[np.ndarray | None, int]:
+    """The `(N, L)` target array for array inputs (or None) and L."""
+    if plan.kind != INDEX:
+        return None, 0
+    if source.has_targets:
+        _, _, first = next(iter(source.iterate()))
+        first = as_index_array(first, None, explainer.exposure.output_units)
+        return None, first.shape[1]
+    if plan.indices is not None:
+        return plan.indices, plan.indices.shape[1]
+    return np.full((source.count, 1), plan.constant, np.int64), 1
+
+
+def _replica_slices(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset) -> Any:
+    """Distribute global batches as one contiguous slice per replica."""
+    replicas = strategy.num_replicas_in_sync
+
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        local = replicas // context.num_input_pipelines
+        first = context.input_pipeline_id * local
+
+        def slices(*batch: tf.Tensor) -> tf.data.Dataset:
+            size = tf.shape(batch[0])[0]
+            per_replica = (size + replicas - 1) // replicas
+            starts = tf.minimum(tf.range(first, first + local) * per_replica, size)
+            stops = tf.minimum(starts + per_replica, size)
+            return tf.data.Dataset.from_tensor_slices((starts, stops)).map(
+                lambda start, stop: tuple(part[start:stop] for part in batch)
+            )
+
+        return dataset.flat_map(slices)
+
+    options = tf.distribute.InputOptions(experimental_fetch_to_device=False)
+    return strategy.distribute_datasets_from_function(dataset_fn, options)
+
+
+def distributed_batches(
+    explainer: Explainer,
+    strategy: tf.distribute.Strategy,
+    source: InputSource,
+    plan: TargetPlan,
+    skip_batches: int = 0,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield `(start, maps, scores, targets)` per global batch, in input order.
+
+    Args:
+        explainer: the explainer whose step every replica runs.
+        strategy: the distribution strategy.
+        source: the validated inputs.
+        plan: the validated targets.
+        skip_batches: global batches already done (a resumed run).
+
+    Yields:
+        The start position and numpy results of each global batch.
+
+    Raises:
+        InputError: a batch holds NaN or Inf values.
+    """
+    indices, count = _target_columns(explainer, source, plan)
+    dataset = source.as_dataset(indices, count).skip(skip_batches)
+    distributed = _replica_slices(strategy, dataset)
+    units = explainer.exposure.output_units
+    step = explainer._step_function(source.spec, plan)
+
+    def replica_step(positions: tf.Tensor, inputs: tf.Tensor, targets: tf.Tensor) -> tuple:
+        maps, scores, explained, finite = step(inputs, targets)
+        return maps, scores, explained, positions, tf.cast(finite, tf.int32)[None]
+
+    @tf.function(input_signature=[distributed.element_spec])
+    def global_step(batch: tuple) -> tuple:
+        per_replica = strategy.run(replica_step, args=batch)
+        return tuple(strategy.gather(value, axis=0) for value in per_replica)
+
+    for batch in distributed:
+        positions_local = strategy.experimental_local_results(batch[0])
+        if plan.kind == INDEX and source.has_targets:
+            for targets in strategy.experimental_local_results(batch[2]):
+                as_index_array(targets.numpy(), None, units)
+        maps, scores, targets, positions, finite = (t.numpy() for t in global_step(batch))
+        if positions.size == 0:
+            continue
+        if not finite.all():
+            start = int(min(p.numpy().min(initial=positions.min()) for p in positions_local))
+            raise InputError(
+                f"Inputs contain NaN or Inf values in the batch starting at sample "
+                f"{start}; clean or drop them before explaining."
+            )
+        order = np.argsort(positions, kind="stable")
+        yield int(positions[order[0]]), maps[order], scores[order], targets[order]

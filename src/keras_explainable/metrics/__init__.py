@@ -1,0 +1,52 @@
+"""Metrics: how far an explanation can be trusted, and which method suits a model.
+
+Every metric is configured in its constructor and called as
+`metric(explainer_or_maps, x, y, ...)`; it scores one map per sample, batch by
+batch in a compiled step, and returns per-sample `values` and their `mean`.
+
+- Faithfulness: `Deletion` and `Insertion` (RISE), `AverageDrop` and
+  `IncreaseInConfidence` (Grad-CAM++).
+- Localisation: `PointingGame` and `EnergyPointingGame` (with ground-truth
+  masks or boxes).
+- Sanity: `ModelRandomization` (Adebayo et al.).
+
+`evaluate` scores several explainers with several metrics at once.
+
+Example:
+    >>> import keras_explainable as ke
+    >>> result = ke.metrics.Deletion()(ke.GradCAM(model), images, labels)
+    >>> result.values.shape, result.mean
+"""
+
+from keras_explainable.metrics.average_drop import AverageDrop
+from keras_explainable.metrics.base import Batch, Metric, MetricResult, ModelMetric
+from keras_explainable.metrics.curve import CurveResult
+from keras_explainable.metrics.deletion import Deletion
+from keras_explainable.metrics.energy_pointing_game import EnergyPointingGame
+from keras_explainable.metrics.evaluate import default_metrics, evaluate, format_table
+from keras_explainable.metrics.increase_in_confidence import IncreaseInConfidence
+from keras_explainable.metrics.insertion import Insertion
+from keras_explainable.metrics.pointing_game import PointingGame
+from keras_explainable.metrics.randomization import (
+    ModelRandomization,
+    RandomizationResult,
+)
+
+__all__ = [
+    "AverageDrop",
+    "Batch",
+    "CurveResult",
+    "Deletion",
+    "EnergyPointingGame",
+    "IncreaseInConfidence",
+    "Insertion",
+    "Metric",
+    "MetricResult",
+    "ModelMetric",
+    "ModelRandomization",
+    "PointingGame",
+    "RandomizationResult",
+    "default_metrics",
+    "evaluate",
+    "format_table",
+]

@@ -1,0 +1,798 @@
+"""The `Metric` base class: the engine every metric shares.
+
+A metric scores one map per sample. It takes the maps ready-made (an
+`Explanation` or an array) or an explainer that makes them, and walks the
+inputs batch by batch like the explainers do: arrays, tensors and `tf.data`
+datasets are validated by the same input source, each batch is scored inside a
+`tf.function` compiled once per input signature, and a `keras.utils.Progbar`
+shows progress. With an explainer, each batch is explained and scored in the
+same pass over the inputs.
+
+A metric subclasses `Metric` (or `ModelMetric`, for metrics that run the model
+on perturbed inputs) and implements one hook, `_measure(batch)`, which maps a
+`Batch` to `(n,)` per-sample values inside the compiled step.
+"""
+
+from __future__ import annotations
+
+import abc
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import attrs
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_explainable.base import Explainer, _check_verbose, _positive_int, _Results
+from keras_explainable.errors import InputError, TargetError
+from keras_explainable.explanation import Explanation
+from keras_explainable.exposure import Exposure, expose
+from keras_explainable.inputs import InputSource, make_source
+from keras_explainable.targets import (
+    FUNCTION,
+    INDEX,
+    TOP,
+    TargetPlan,
+    Targets,
+    as_index_array,
+    plan_targets,
+)
+
+__all__ = ["Batch", "Metric", "MetricResult", "ModelMetric"]
+
+
+@attrs.frozen(eq=False, repr=False)
+class MetricResult:
+    """The values of a metric, one per sample.
+
+    Attributes:
+        metric: the metric's name (its class name).
+        values: float64 array `(N,)`: the metric's value for each sample.
+
+    Example:
+        >>> result = ke.metrics.Deletion()(ke.GradCAM(model), x, y)
+        >>> result.values.shape, result.mean   # ((N,), 0.12)
+    """
+
+    metric: str
+    values: np.ndarray
+
+    @property
+    def mean(self) -> float:
+        """The mean over samples, leaving out undefined (NaN) values."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return float(np.nanmean(self.values))
+
+    def __float__(self) -> float:
+        """Return the mean, so `float(result)` is the summary."""
+        return self.mean
+
+    def __len__(self) -> int:
+        """Return the number of samples."""
+        return len(self.values)
+
+    def __repr__(self) -> str:
+        name = type(self).__name__
+        return f"{name}(metric={self.metric!r}, mean={self.mean:.4g}, n={len(self)})"
+
+
+@attrs.define(eq=False)
+class Batch:
+    """One batch of maps, as a metric's `_measure` hook sees it.
+
+    All tensors have the batch size `n` first. Maps have one channel per
+    sample: the metric scores one map (one target) per sample.
+
+    Attributes:
+        inputs: `(n, *spatial, C)` float32 inputs, or None when the metric
+            does not read its inputs (`needs_inputs` is False).
+        maps: `(n, *spatial)` float32 maps.
+        masks: `(n, *spatial)` bool ground-truth masks, or None when the
+            metric takes none (`needs_masks` is False).
+        targets: the explained units; 'top' targets are already resolved on
+            `inputs`, so perturbed inputs are scored on the same units.
+    """
+
+    inputs: tf.Tensor | None
+    maps: tf.Tensor
+    masks: tf.Tensor | None
+    targets: Targets | None
+    _scorer: Callable[[tf.Tensor, Targets], tf.Tensor] | None = None
+
+    def score(self, images: tf.Tensor, copies: int = 1) -> tf.Tensor:
+        """Score images on each sample's explained unit (metrics with a model).
+
+        Args:
+            images: `(copies * n, *spatial, C)` images: `copies` variants of
+                the batch stacked copy-major (all samples of copy 0, then all
+                samples of copy 1, ...), as `tf.concat(variants, axis=0)` gives.
+            copies: how many variants of the batch `images` holds.
+
+        Returns:
+            `(copies * n,)` float32 scores: the probability (or logit, see
+            `ModelMetric.use_probabilities`) of row `i`'s sample's target.
+
+        Raises:
+            TypeError: the metric runs no model.
+        """
+        if self._scorer is None:
+            raise TypeError("This metric runs no model (needs_model is False).")
+        return self._scorer(images, self.targets.tiled(copies))
+
+
+@attrs.frozen
+class _Job:
+    """One validated call of a metric: where maps, targets and truth come from."""
+
+    explainer: Explainer | None
+    explainer_y: Any
+    maps: np.ndarray | None
+    plan: TargetPlan | None
+    source: InputSource | None
+    masks: np.ndarray | None
+    exposure: Exposure | None
+    count: int | None
+
+
+@attrs.define(eq=False)
+class Metric(abc.ABC):
+    """Base class of the metrics: score one map per sample, batch by batch.
+
+    Call a metric as `metric(explainer_or_maps, x, y, ...)`. It returns a
+    `MetricResult` with one value per sample and their `mean`.
+
+    Writing a metric: subclass `Metric` (or `ModelMetric` to run the model),
+    declare options as `attrs` fields with validators, set the class flags
+    for what the metric reads, and implement `_measure(batch)`, which runs in
+    the compiled step and returns `(n,)` values (or a tuple whose first item
+    is the values, the others extra per-sample tensors handed to `_result`):
+
+        @attrs.define(eq=False)
+        class PeakValue(ke.metrics.Metric):
+            '''The largest value of each map.'''
+
+            needs_inputs = False
+
+            def _measure(self, batch):
+                return tf.reduce_max(batch.maps, axis=[1, 2])
+
+    A metric that runs the model scores images with `batch.score(images)`;
+    override `_result(values, *extras)` to return a richer result.
+
+    Args:
+        batch_size: samples per compiled step (default 32). A dataset keeps
+            its own batching; an unbatched dataset is batched with this size.
+        verbose: 'auto' (a progress bar on a terminal for multi-batch runs),
+            0 (silent), 1 (progress bar) or 2 (one line per run).
+
+    Raises:
+        ValueError: an option is out of range.
+    """
+
+    #: Whether `_measure` reads the inputs (else `x` may be None with maps).
+    needs_inputs: ClassVar[bool] = True
+    #: Whether the metric runs the model (`model=` or the explainer's model).
+    needs_model: ClassVar[bool] = False
+    #: Whether the metric compares maps with ground truth (`masks=`/`boxes=`).
+    needs_masks: ClassVar[bool] = False
+
+    batch_size: int = attrs.field(default=32, kw_only=True, validator=_positive_int)
+    verbose: str | int = attrs.field(
+        default="auto", kw_only=True, validator=_check_verbose
+    )
+    _steps: dict = attrs.field(factory=dict, init=False, repr=False)
+    _exposures: list = attrs.field(factory=list, init=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        """The metric's name, recorded in its results: the class name."""
+        return type(self).__name__
+
+    # ------------------------------------------------------------------ hooks
+    @abc.abstractmethod
+    def _measure(self, batch: Batch) -> tf.Tensor | tuple[tf.Tensor, ...]:
+        """Per-sample values of one batch, inside the compiled step.
+
+        Args:
+            batch: the batch's inputs, maps, masks and targets.
+
+        Returns:
+            `(n,)` values, or a tuple of per-sample tensors whose first item
+            is the `(n,)` values.
+        """
+
+    def _result(self, values: np.ndarray, *extras: np.ndarray) -> MetricResult:
+        """Assemble the result from the per-sample arrays (optional hook)."""
+        return MetricResult(self.name, values.astype(np.float64))
+
+    def _scorer(self, exposure: Exposure) -> Callable | None:
+        """Return the function that scores images, for metrics with a model."""
+        return None
+
+    # ------------------------------------------------------------------- call
+    def __call__(
+        self,
+        explainer_or_maps: Any,
+        x: Any = None,
+        y: Any = None,
+        *,
+        model: Any = None,
+        output: str | int | None = None,
+        masks: Any = None,
+        boxes: Any = None,
+    ) -> MetricResult:
+        """Score maps on inputs `x`.
+
+        Args:
+            explainer_or_maps: an `Explainer` (each batch of `x` is explained,
+                then scored), an `Explanation`, or maps `(N, *spatial)` or
+                `(N, *spatial, 1)` (numpy or tensor) at the inputs' size. One
+                map (one target) per sample.
+            x: the explained inputs `(N, *spatial, C)`: an array, a tensor or a
+                `tf.data.Dataset` yielding `x` or `(x, y)`, in the maps'
+                order (a dataset must not reshuffle between iterations).
+                Optional for metrics that read no inputs, given maps.
+            y: the explained units, as for `Explainer.explain` (None: the top
+                predicted unit; an int; `(N,)`; a callable on the outputs).
+                With an explainer it is what the explainer explains; with an
+                `Explanation` the recorded targets are used, and `y` is only
+                for an `Explanation` made with a target callable (pass it
+                again).
+            model: the model that scores maps given as an `Explanation` or an
+                array, for metrics that run a model; with an explainer, its
+                own model is used.
+            output: with `model=`, the output to score of a multi-output model.
+            masks: bool `(N, *spatial)` ground truth, for metrics that take it.
+            boxes: `(N, 4)` integer boxes `(y_min, x_min, y_max, x_max)`,
+                max exclusive, instead of `masks` (2-D inputs).
+
+        Returns:
+            The metric's result: per-sample `values` and their `mean`.
+
+        Raises:
+            InputError: malformed inputs, maps or masks, or counts that differ.
+            TargetError: targets that do not fit, or more than one per sample.
+            TypeError: an argument of the wrong type, a missing one, or one
+                this metric does not use.
+
+        Example:
+            >>> deletion = ke.metrics.Deletion()
+            >>> deletion(ke.GradCAM(model), images, labels).mean  # explain, score
+            >>> expl = ke.GradCAM(model).explain(images, labels)
+            >>> deletion(expl, images, model=model).values          # ready-made maps
+            >>> ke.metrics.PointingGame()(expl, masks=masks).mean   # no inputs needed
+        """
+        job = self._job(explainer_or_maps, x, y, model, output, masks, boxes)
+        return self._result(*self._run(job))
+
+    # --------------------------------------------------------------- machinery
+    def _job(
+        self,
+        subject: Any,
+        x: Any,
+        y: Any,
+        model: Any,
+        output: Any,
+        masks: Any,
+        boxes: Any,
+    ) -> _Job:
+        """Validate a call before any heavy work."""
+        name = self.name
+        explainer = subject if isinstance(subject, Explainer) else None
+        explanation = subject if isinstance(subject, Explanation) else None
+        if not self.needs_model and (model is not None or output is not None):
+            raise TypeError(f"{name} runs no model; it takes no model= or output=.")
+        if not self.needs_masks and (masks is not None or boxes is not None):
+            raise TypeError(f"{name} takes no ground truth (masks= or boxes=).")
+        if self.needs_masks and (masks is None) == (boxes is None):
+            raise TypeError(
+                f"{name} compares maps with ground truth: pass masks= or boxes=."
+            )
+        if explainer is not None and (model is not None or output is not None):
+            raise TypeError(
+                "With an explainer the explainer's model is scored; do not pass "
+                "model= or output=."
+            )
+        if output is not None and model is None:
+            raise TypeError("output= selects an output of model=; pass model= too.")
+
+        exposure = None
+        if self.needs_model:
+            if explainer is not None:
+                model, output = explainer.model, explainer.output
+            elif model is None:
+                raise TypeError(
+                    f"{name} scores the maps with the model: pass model=, or pass "
+                    "the explainer instead of its maps."
+                )
+            exposure = self._exposure(model, output)
+
+        reference = exposure or (explainer.exposure if explainer is not None else None)
+        if x is None and (self.needs_inputs or explainer is not None):
+            raise TypeError(f"{name} needs the explained inputs x.")
+        source = None
+        if x is not None:
+            expected = None if reference is None else reference.input_shape
+            source = make_source(
+                x, expected, self.batch_size, None if callable(y) else y
+            )
+
+        maps = None
+        if explainer is None:
+            maps = self._maps(
+                explanation if explanation is not None else subject,
+                source,
+                masks,
+                boxes,
+            )
+        spatial = self._spatial(maps, source)
+        if masks is not None or boxes is not None:
+            masks = _masks(masks, boxes, spatial, None if maps is None else len(maps))
+
+        plan = None
+        if explainer is not None or self.needs_model:
+            plan = self._plan(explainer, explanation, source, y, reference)
+        elif y is not None:
+            raise TypeError(
+                f"{name} with ready-made maps uses no targets; do not pass y."
+            )
+
+        counts = {len(a) for a in (maps, masks) if a is not None}
+        if source is not None and source.count is not None:
+            counts.add(source.count)
+        if len(counts) > 1:
+            raise InputError(
+                "The maps, inputs and masks have different numbers of samples: "
+                f"{sorted(counts)}."
+            )
+        count = counts.pop() if counts else None
+        return _Job(explainer, y, maps, plan, source, masks, exposure, count)
+
+    def _exposure(self, model: Any, output: Any) -> Exposure:
+        """Return the model re-wired to its logits (one per model and output).
+
+        Reusing the exposure across calls lets them reuse the compiled steps.
+        """
+        for known, known_output, exposure in self._exposures:
+            if known is model and known_output == output:
+                return exposure
+        exposure = expose(model, needs_layer=False, output=output, logits=True)
+        self._exposures.append((model, output, exposure))
+        return exposure
+
+    def _maps(
+        self, subject: Any, source: InputSource | None, masks: Any, boxes: Any
+    ) -> np.ndarray:
+        """Ready-made maps as float32 `(N, *spatial)`."""
+        if isinstance(subject, Explanation):
+            maps = subject.maps
+            return _single_map(np.asarray(maps, np.float32), has_channel=True)
+        if isinstance(subject, (tf.Tensor, tf.Variable)):
+            subject = subject.numpy()
+        try:
+            maps = np.asarray(subject)
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                f"Maps must be an explainer, an Explanation or an array: {error}"
+            ) from error
+        if (
+            maps.dtype == object
+            or not np.issubdtype(maps.dtype, np.number)
+            or maps.dtype == bool
+        ):
+            raise TypeError(
+                "The first argument must be an Explainer, an Explanation or a numeric "
+                f"array of maps; got {type(subject).__name__}."
+            )
+        maps = maps.astype(np.float32)
+        if source is not None:
+            spatial_rank = len(source.spec.shape) - 2
+        elif masks is not None:
+            spatial_rank = np.ndim(masks) - 1
+        else:
+            spatial_rank = 2
+        if maps.ndim not in (spatial_rank + 1, spatial_rank + 2):
+            raise InputError(
+                f"Maps of shape {maps.shape} do not fit {spatial_rank}-D inputs: "
+                "expected (N, *spatial) or (N, *spatial, 1)."
+            )
+        maps = _single_map(maps, has_channel=maps.ndim == spatial_rank + 2)
+        if not np.isfinite(maps).all():
+            raise InputError("The maps contain NaN or Inf values.")
+        return maps
+
+    @staticmethod
+    def _spatial(maps: np.ndarray | None, source: InputSource | None) -> tuple:
+        """Return the spatial size; check maps against inputs where both are known."""
+        inputs = None if source is None else tuple(source.spec.shape[1:-1])
+        if maps is None:
+            return inputs
+        spatial = maps.shape[1:]
+        if inputs is not None and len(spatial) != len(inputs):
+            raise InputError(
+                f"Maps of spatial size {spatial} do not fit inputs of spatial size "
+                f"{inputs}."
+            )
+        if inputs is not None and any(
+            want is not None and got != want
+            for got, want in zip(spatial, inputs, strict=True)
+        ):
+            raise InputError(
+                f"Maps of spatial size {spatial} do not match the inputs' {inputs}; "
+                "explain with resize=True so maps have the inputs' size."
+            )
+        return spatial
+
+    def _plan(
+        self,
+        explainer: Explainer | None,
+        explanation: Explanation | None,
+        source: InputSource | None,
+        y: Any,
+        reference: Exposure | None,
+    ) -> TargetPlan:
+        """Return the targets to score: validated up front, one per sample."""
+        if explanation is not None:
+            if callable(y):
+                return TargetPlan(FUNCTION, count=None, function=y)
+            if y is not None:
+                raise TargetError(
+                    "An Explanation records its targets; pass y only as the target "
+                    "callable it was made with."
+                )
+            if (explanation.targets < 0).any():
+                raise TargetError(
+                    "This Explanation was made with a target callable; pass that "
+                    "callable again as y."
+                )
+            indices = as_index_array(explanation.targets, None, reference.output_units)
+            return TargetPlan(INDEX, indices=indices, count=1)
+        if source is not None and source.has_targets:
+            plan = TargetPlan(INDEX, count=None)
+        else:
+            plan = plan_targets(
+                y,
+                None if source is None else source.count,
+                reference.output_units,
+                reference.output_shape,
+            )
+        if plan.count is not None and plan.count > 1:
+            raise TargetError(
+                f"{self.name} scores one target per sample; got {plan.count} per "
+                "sample. Score each target column separately."
+            )
+        if explainer is not None:
+            explainer._check_targets(plan)
+        return plan
+
+    def _walks_inputs(self, job: _Job) -> bool:
+        """Whether the batches come from the inputs (else from the maps alone)."""
+        return job.source is not None and (
+            self.needs_inputs or job.explainer is not None
+        )
+
+    def _batches(self, job: _Job) -> Iterator[tuple[int, int, Any, Any]]:
+        """Yield `(start, size, x_batch or None, y_batch or None)` batches."""
+        if self._walks_inputs(job):
+            for start, x_batch, y_batch in job.source:
+                yield start, int(x_batch.shape[0]), x_batch, y_batch
+            return
+        for start in range(0, job.count, self.batch_size):
+            yield start, min(self.batch_size, job.count - start), None, None
+
+    def _batch_count(self, job: _Job) -> int | None:
+        if self._walks_inputs(job):
+            return job.source.batches
+        return -(-job.count // self.batch_size)
+
+    def _run(self, job: _Job) -> list[np.ndarray]:
+        """Score every batch; returns the per-sample arrays of `_measure`."""
+        results = _Results(job.count)
+        progress = progress_bar(self.verbose, self._batch_count(job), "batch")
+        for start, size, x_batch, y_batch in self._batches(job):
+            stop = start + size
+            if job.count is not None and stop > job.count:
+                raise InputError(
+                    f"The inputs have more samples than the {job.count} maps or masks."
+                )
+            kind, indices = None, None
+            if job.explainer is not None:
+                explanation = job.explainer.explain(
+                    x_batch, _batch_y(job.explainer_y, start, stop, y_batch)
+                )
+                maps = _single_map(explanation.maps, has_channel=True)
+                if job.masks is not None and maps.shape[1:] != job.masks.shape[1:]:
+                    raise InputError(
+                        f"Maps of spatial size {maps.shape[1:]} do not match the "
+                        f"masks' {job.masks.shape[1:]}; explain with resize=True."
+                    )
+                if self.needs_model:
+                    kind = job.plan.kind if job.plan.kind == FUNCTION else INDEX
+                    indices = explanation.targets
+            else:
+                maps = job.maps[start:stop]
+                if self.needs_model:
+                    kind = job.plan.kind
+                    from_dataset = (
+                        job.plan.indices is None and job.plan.constant is None
+                    )
+                    if y_batch is not None and from_dataset:
+                        y_batch = as_index_array(
+                            y_batch, size, job.exposure.output_units
+                        )
+                    indices = job.plan.batch(
+                        start, stop, y_batch if from_dataset else None
+                    )
+            feed: dict[str, Any] = {"maps": maps}
+            if kind == INDEX:
+                if indices.shape[1] != 1:
+                    raise TargetError(
+                        f"{self.name} scores one target per sample; got "
+                        f"{indices.shape[1]}."
+                    )
+                feed["indices"] = np.asarray(indices, np.int64)
+            if self.needs_inputs:
+                feed["inputs"] = x_batch
+            if job.masks is not None:
+                feed["masks"] = job.masks[start:stop]
+            function = None if job.plan is None else job.plan.function
+            *parts, finite = self._step(feed, kind, function, job)(feed)
+            if not bool(finite):
+                raise InputError(
+                    f"Inputs contain NaN or Inf values in the batch starting at sample "
+                    f"{start}; clean or drop them first."
+                )
+            results.write(start, *(part.numpy() for part in parts))
+            if progress is not None:
+                progress.add(1)
+        if results.size == 0:
+            raise InputError("The inputs are empty; nothing to score.")
+        if job.count is not None and results.size != job.count:
+            raise InputError(
+                f"The inputs have {results.size} samples but the maps or masks "
+                f"{job.count}."
+            )
+        return results.arrays()
+
+    def _step(self, feed: dict, kind: str | None, function: Any, job: _Job) -> Callable:
+        """Return the compiled step for this feed signature and target form."""
+        specs = {
+            name: job.source.spec
+            if name == "inputs"
+            else tf.TensorSpec((None, *value.shape[1:]), tf.as_dtype(value.dtype))
+            for name, value in feed.items()
+        }
+        key = (
+            tuple(
+                (name, tuple(spec.shape), spec.dtype) for name, spec in specs.items()
+            ),
+            kind,
+            id(function),
+            id(job.exposure),
+        )
+        if key not in self._steps:
+            scorer = None if job.exposure is None else self._scorer(job.exposure)
+
+            def step(feed: dict) -> tuple:
+                inputs = feed.get("inputs")
+                finite = tf.constant(True)
+                if inputs is not None:
+                    inputs = tf.cast(inputs, tf.float32)
+                    finite = tf.reduce_all(tf.math.is_finite(inputs))
+                targets = None
+                if kind is not None:
+                    targets = Targets(
+                        kind, indices=feed.get("indices"), function=function
+                    )
+                    if kind == TOP:
+                        targets = targets.fixed(scorer.outputs(inputs))
+                batch = Batch(
+                    inputs,
+                    tf.cast(feed["maps"], tf.float32),
+                    feed.get("masks"),
+                    targets,
+                    None if scorer is None else scorer.score,
+                )
+                values = self._measure(batch)
+                if not isinstance(values, (tuple, list)):
+                    values = (values,)
+                return (*values, finite)
+
+            # The step holds the exposure, so the id in its key stays unique.
+            self._steps[key] = (
+                tf.function(step, input_signature=[specs]),
+                job.exposure,
+            )
+        return self._steps[key][0]
+
+
+@attrs.define(eq=False)
+class _Scorer:
+    """Scores images on target units with a model exposure (in the step)."""
+
+    exposure: Exposure
+    use_probabilities: bool
+
+    def outputs(self, images: tf.Tensor) -> tf.Tensor:
+        """`(m, K)` float32 probabilities (or logits) of `images`."""
+        dtype = self.exposure.input_dtype
+        dtype = (
+            tf.float32
+            if dtype is None or not tf.as_dtype(dtype).is_floating
+            else tf.as_dtype(dtype)
+        )
+        _, outputs = self.exposure(tf.cast(images, dtype))
+        outputs = tf.cast(outputs, tf.float32)
+        if not self.use_probabilities:
+            return outputs
+        if self.exposure.stripped_activation == "sigmoid":
+            return tf.sigmoid(outputs)
+        return tf.nn.softmax(outputs, axis=-1)
+
+    def score(self, images: tf.Tensor, targets: Targets) -> tf.Tensor:
+        """`(m,)` score of each image on its target."""
+        scores, _ = targets.select(self.outputs(images))
+        if scores.shape[1] != 1:
+            raise TargetError(
+                f"Metrics score one target per sample; the target callable returned "
+                f"{scores.shape[1]} scores per sample."
+            )
+        return scores[:, 0]
+
+
+@attrs.define(eq=False)
+class ModelMetric(Metric):
+    """Base class of metrics that run the model on perturbed inputs.
+
+    The model is the explainer's, or `model=` for ready-made maps. Images are
+    scored on each sample's explained unit with `Batch.score`: by default the
+    probability, as in the papers: the softmax of the logits (the sigmoid when
+    the model's output ends in a sigmoid). A model without a final softmax or
+    sigmoid is taken to output logits, and gets a softmax too.
+
+    Args:
+        use_probabilities: score probabilities (default True); False scores
+            the pre-activation logits (the model's raw outputs when it ends in
+            neither softmax nor sigmoid). A target callable `y` receives these
+            probabilities or logits.
+        batch_size: samples per compiled step (default 32).
+        verbose: progress display, as for `Metric`.
+    """
+
+    needs_model: ClassVar[bool] = True
+
+    use_probabilities: bool = attrs.field(
+        default=True, kw_only=True, validator=attrs.validators.instance_of(bool)
+    )
+
+    def _scorer(self, exposure: Exposure) -> _Scorer:
+        return _Scorer(exposure, self.use_probabilities)
+
+
+def progress_bar(
+    verbose: str | int, total: int | None, unit: str
+) -> keras.utils.Progbar | None:
+    """Return a progress bar as the explainers show it, or None when silent.
+
+    'auto' shows one on a terminal when there is more than one step.
+    """
+    if verbose == "auto":
+        verbose = 1 if (total is None or total > 1) and sys.stdout.isatty() else 0
+    if not verbose:
+        return None
+    return keras.utils.Progbar(total, verbose=verbose, unit_name=unit)
+
+
+def _single_map(maps: np.ndarray, has_channel: bool) -> np.ndarray:
+    """`(N, *spatial)` from maps with (or without) a trailing target axis."""
+    maps = np.asarray(maps, np.float32)
+    if not has_channel:
+        return maps
+    if maps.shape[-1] != 1:
+        raise TargetError(
+            f"Metrics score one map per sample; got {maps.shape[-1]} maps per sample "
+            f"(shape {maps.shape}). Score each target separately: maps[..., [l]] with "
+            "y = targets[:, l]."
+        )
+    return maps[..., 0]
+
+
+def _batch_y(y: Any, start: int, stop: int, y_batch: Any) -> Any:
+    """Return the targets of samples `start:stop`, to explain one batch."""
+    if y_batch is not None:
+        return y_batch
+    if y is None or callable(y) or isinstance(y, (int, np.integer)):
+        return y
+    y = y.numpy() if isinstance(y, tf.Tensor) else np.asarray(y)
+    return y if y.ndim == 0 else y[start:stop]
+
+
+def boxes_to_masks(boxes: Any, spatial: tuple) -> np.ndarray:
+    """Bool masks `(N, H, W)` of boxes `(y_min, x_min, y_max, x_max)`, max exclusive.
+
+    Args:
+        boxes: integer `(N, 4)` boxes.
+        spatial: the image size `(H, W)`.
+
+    Returns:
+        Bool masks `(N, H, W)`, True inside each box.
+
+    Raises:
+        InputError: boxes of the wrong shape, empty, or outside the image.
+        TypeError: boxes that are not integers.
+    """
+    boxes = np.asarray(boxes)
+    if boxes.dtype == bool or not np.issubdtype(boxes.dtype, np.integer):
+        raise TypeError(
+            f"Boxes must be integer pixel coordinates; got dtype {boxes.dtype}."
+        )
+    if spatial is None or len(spatial) != 2 or any(s is None for s in spatial):
+        raise InputError(
+            f"Boxes need 2-D inputs of known size; got spatial size {spatial}."
+        )
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise InputError(f"Boxes must have shape (N, 4); got {boxes.shape}.")
+    height, width = spatial
+    y0, x0, y1, x1 = boxes.T
+    bad = (y0 < 0) | (x0 < 0) | (y1 > height) | (x1 > width) | (y0 >= y1) | (x0 >= x1)
+    if bad.any():
+        index = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"Box {index} {tuple(int(v) for v in boxes[index])} is empty or outside "
+            f"the {height}x{width} image; boxes are (y_min, x_min, y_max, x_max), "
+            "max exclusive."
+        )
+    rows = np.arange(height)[None, :, None]
+    cols = np.arange(width)[None, None, :]
+    return (
+        (rows >= y0[:, None, None])
+        & (rows < y1[:, None, None])
+        & (cols >= x0[:, None, None])
+        & (cols < x1[:, None, None])
+    )
+
+
+def _masks(
+    masks: Any, boxes: Any, spatial: tuple | None, count: int | None
+) -> np.ndarray:
+    """Validate ground truth; return bool masks `(N, *spatial)`."""
+    if boxes is not None:
+        masks = boxes_to_masks(boxes, spatial)
+    else:
+        if isinstance(masks, (tf.Tensor, tf.Variable)):
+            masks = masks.numpy()
+        masks = np.asarray(masks)
+        if masks.dtype != bool:
+            if (
+                not np.issubdtype(masks.dtype, np.number)
+                or not np.isin(masks, (0, 1)).all()
+            ):
+                raise TypeError(
+                    f"Masks must be bool (or 0/1) arrays; got dtype {masks.dtype}."
+                )
+            masks = masks.astype(bool)
+    if spatial is not None and (
+        masks.ndim != len(spatial) + 1
+        or any(
+            want is not None and got != want
+            for got, want in zip(masks.shape[1:], spatial, strict=True)
+        )
+    ):
+        raise InputError(
+            f"Masks of shape {masks.shape} do not match maps of spatial size "
+            f"{spatial}; masks are (N, *spatial)."
+        )
+    if count is not None and len(masks) != count:
+        raise InputError(f"Got {len(masks)} masks for {count} maps.")
+    empty = ~masks.reshape(len(masks), -1).any(axis=1)
+    if empty.any():
+        raise InputError(
+            f"{int(empty.sum())} mask(s) are empty (first at index "
+            f"{int(np.flatnonzero(empty)[0])}): "
+            "the object is absent, so the metric is undefined. Drop those samples."
+        )
+    return masks

@@ -1,0 +1,258 @@
+"""The pixel-curve metrics shared by Deletion and Insertion.
+
+Petsiuk, Das & Saenko (2018), "RISE: Randomized Input Sampling for Explanation
+of Black-box Models". https://arxiv.org/abs/1806.07421
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import attrs
+import numpy as np
+import tensorflow as tf
+
+from keras_explainable.base import _positive_int
+from keras_explainable.errors import InputError
+from keras_explainable.metrics.base import Batch, MetricResult, ModelMetric
+
+__all__ = ["CurveResult", "PixelCurve"]
+
+_BASELINES = ("zeros", "blur", "mean")
+
+
+@attrs.frozen(eq=False, repr=False)
+class CurveResult(MetricResult):
+    """Areas under per-sample curves, with the curves.
+
+    Attributes:
+        metric: the metric's name.
+        values: float64 `(N,)`: the area under each sample's curve.
+        curves: float32 `(N, steps + 1)`: the score after each step, from
+            step 0 (no pixel changed) to the last (every pixel changed).
+        fractions: float64 `(steps + 1,)`: the nominal fraction of pixels
+            changed at each step, `k / steps`.
+    """
+
+    curves: np.ndarray = attrs.field(kw_only=True)
+    fractions: np.ndarray = attrs.field(kw_only=True)
+
+
+def _as_baseline(value: Any) -> Any:
+    """Keep names and numbers; turn arrays and tensors into float32 arrays."""
+    if isinstance(value, (str, bool, int, float, np.number)):
+        return value
+    if isinstance(value, (tf.Tensor, tf.Variable)):
+        value = value.numpy()
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        return value
+    if (
+        array.dtype == object
+        or array.dtype == bool
+        or not np.issubdtype(array.dtype, np.number)
+    ):
+        return value
+    return array.astype(np.float32)
+
+
+def _check_baseline(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if isinstance(value, str):
+        if value not in _BASELINES:
+            raise ValueError(
+                f"baseline must be one of {_BASELINES}, a number or an array; "
+                f"got {value!r}."
+            )
+        return
+    if isinstance(value, bool) or not isinstance(
+        value, (int, float, np.number, np.ndarray)
+    ):
+        raise TypeError(
+            f"baseline must be one of {_BASELINES}, a number or an array; got "
+            f"{type(value).__name__}."
+        )
+    if not np.isfinite(value).all():
+        raise ValueError("baseline must be finite.")
+
+
+def _check_sigma(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(
+            f"blur_sigma must be a positive number of pixels; got {value!r}."
+        )
+
+
+def gaussian_blur(images: tf.Tensor, sigma: float) -> tf.Tensor:
+    """Blur `(N, H, W, C)` images with a Gaussian kernel, zero-padded at the borders.
+
+    The kernel is `2 * ceil(sigma) + 1` pixels wide (11 x 11 for sigma 5, the
+    RISE code's blur) and sums to 1; applied separably, rows then columns.
+
+    Args:
+        images: `(N, H, W, C)` float images; `C` must be known.
+        sigma: the standard deviation in pixels.
+
+    Returns:
+        The blurred images, same shape.
+    """
+    radius = math.ceil(sigma)
+    offsets = np.arange(-radius, radius + 1, dtype=np.float64)
+    weights = np.exp(-0.5 * (offsets / sigma) ** 2)
+    weights = (weights / weights.sum()).astype(np.float32)
+    channels = images.shape[-1]
+    column = tf.constant(np.tile(weights[:, None, None, None], (1, 1, channels, 1)))
+    row = tf.reshape(column, [1, 2 * radius + 1, channels, 1])
+    blurred = tf.nn.depthwise_conv2d(images, column, [1, 1, 1, 1], "SAME")
+    return tf.nn.depthwise_conv2d(blurred, row, [1, 1, 1, 1], "SAME")
+
+
+def pixel_counts(pixels: int, steps: int) -> np.ndarray:
+    """Pixels changed after each of `steps` steps: `round(k * pixels / steps)`.
+
+    Args:
+        pixels: the number of spatial positions.
+        steps: the number of steps.
+
+    Returns:
+        int32 `(steps + 1,)`, from 0 to `pixels` (halves round up).
+    """
+    k = np.arange(steps + 1, dtype=np.int64)
+    return ((2 * k * pixels + steps) // (2 * steps)).astype(np.int32)
+
+
+def curve_area(curves: tf.Tensor) -> tf.Tensor:
+    """Trapezoidal area under `(N, steps + 1)` curves sampled evenly on [0, 1]."""
+    steps = curves.shape[-1] - 1
+    inner = tf.reduce_sum(curves, axis=-1) - (curves[:, 0] + curves[:, -1]) / 2
+    return inner / steps
+
+
+@attrs.define(eq=False)
+class PixelCurve(ModelMetric):
+    """Base of Deletion and Insertion: a score curve as pixels change by rank.
+
+    Pixels (spatial positions, all channels together) are ranked by
+    decreasing saliency, ties broken by position (row-major, first first).
+    After step `k` of `steps`, the `round(k * P / steps)` top-ranked of the
+    `P` pixels have changed: replaced by the baseline (deletion) or restored
+    from the baseline to the image (insertion). The curve is the explained
+    unit's score at steps `0 .. steps`; the value is the area under it, by
+    the trapezoidal rule over the fraction of pixels changed, `k / steps`.
+
+    The perturbed images are built and scored inside the compiled step,
+    `step_batch_size` curve points per forward pass, so a pass holds at most
+    `batch_size * step_batch_size` images.
+
+    Args:
+        steps: steps of the curve (default 100), which has `steps + 1` points.
+        baseline: what a removed pixel becomes (deletion) or the starting
+            image (insertion): 'zeros'; 'blur' (the image blurred with a
+            Gaussian of `blur_sigma` pixels, 2-D images only); 'mean' (each
+            image's mean per channel); a number; or an array broadcastable to
+            one input `(*spatial, C)`.
+        blur_sigma: the blur's standard deviation in pixels (default 5.0, as
+            in the RISE code). Used by `baseline='blur'` only.
+        step_batch_size: curve points evaluated in one forward pass (default
+            16). Results do not depend on it.
+        use_probabilities: score probabilities (default True, as in the
+            paper) or logits (False); see `ModelMetric`.
+        batch_size: samples per compiled step (default 32).
+        verbose: progress display, as for `Metric`.
+    """
+
+    #: True: top-ranked pixels move from the image to the baseline (deletion);
+    #: False: from the baseline to the image (insertion).
+    deletes: ClassVar[bool] = True
+
+    steps: int = attrs.field(default=100, kw_only=True, validator=_positive_int)
+    baseline: Any = attrs.field(
+        default="zeros", kw_only=True, converter=_as_baseline, validator=_check_baseline
+    )
+    blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=_check_sigma)
+    step_batch_size: int = attrs.field(
+        default=16, kw_only=True, validator=_positive_int
+    )
+
+    def _baseline_images(self, inputs: tf.Tensor) -> tf.Tensor:
+        """`(n, *spatial, C)` baseline images for `inputs`."""
+        baseline = self.baseline
+        if isinstance(baseline, str):
+            if baseline == "zeros":
+                return tf.zeros_like(inputs)
+            if baseline == "mean":
+                axes = list(range(1, inputs.shape.rank - 1))
+                return tf.broadcast_to(
+                    tf.reduce_mean(inputs, axes, keepdims=True), tf.shape(inputs)
+                )
+            if inputs.shape.rank != 4 or inputs.shape[-1] is None:
+                raise InputError(
+                    "baseline='blur' needs 2-D images (N, H, W, C) with a known "
+                    f"channel count; got inputs of shape {tuple(inputs.shape)}. Use "
+                    "another baseline."
+                )
+            return gaussian_blur(inputs, self.blur_sigma)
+        value = np.asarray(baseline, np.float32)
+        try:
+            np.broadcast_to(value, inputs.shape[1:])
+        except ValueError as error:
+            raise InputError(
+                f"baseline of shape {value.shape} does not broadcast to one input of "
+                f"shape {tuple(inputs.shape[1:])}."
+            ) from error
+        return tf.broadcast_to(tf.constant(value), tf.shape(inputs))
+
+    def _measure(self, batch: Batch) -> tuple[tf.Tensor, tf.Tensor]:
+        inputs = batch.inputs
+        spatial = inputs.shape[1:-1]
+        if any(size is None for size in spatial):
+            raise InputError(
+                f"{self.name} needs inputs of a known spatial size; got shape "
+                f"{tuple(inputs.shape)}. Batch images of one size."
+            )
+        pixels = int(np.prod(spatial))
+        size = tf.shape(inputs)[0]
+        saliency = tf.reshape(batch.maps, [size, pixels])
+        # Rank 0 is the most salient pixel; ties go to the earlier pixel.
+        order = tf.argsort(saliency, axis=1, direction="DESCENDING", stable=True)
+        ranks = tf.argsort(order, axis=1, stable=True)
+        ranks = tf.reshape(ranks, [1, size, *spatial, 1])
+        baseline = self._baseline_images(inputs)
+        start, end = (inputs, baseline) if self.deletes else (baseline, inputs)
+
+        points = self.steps + 1
+        chunks = -(-points // self.step_batch_size)
+        chunk = -(-points // chunks)
+        counts = pixel_counts(pixels, self.steps)
+        # The last chunk repeats the final point; the extra columns are dropped.
+        counts = np.concatenate([counts, np.full(chunks * chunk - points, counts[-1])])
+        counts = tf.constant(counts.reshape(chunks, chunk, 1, *[1] * len(spatial), 1))
+
+        def body(index: tf.Tensor, scores: tf.TensorArray) -> tuple:
+            changed = ranks < tf.gather(counts, index)
+            images = tf.where(changed, end[None], start[None])
+            images = tf.reshape(images, [-1, *inputs.shape[1:]])
+            part = tf.reshape(batch.score(images, copies=chunk), [chunk, size])
+            return index + 1, scores.write(index, part)
+
+        scores = tf.TensorArray(tf.float32, size=chunks, element_shape=[chunk, None])
+        _, scores = tf.while_loop(
+            lambda index, _: index < chunks, body, (tf.constant(0), scores)
+        )
+        curves = tf.transpose(tf.reshape(scores.stack(), [chunks * chunk, size]))[
+            :, :points
+        ]
+        return curve_area(curves), curves
+
+    def _result(self, values: np.ndarray, *extras: np.ndarray) -> CurveResult:
+        (curves,) = extras
+        fractions = np.arange(self.steps + 1) / self.steps
+        return CurveResult(
+            self.name, values.astype(np.float64), curves=curves, fractions=fractions
+        )

@@ -1,0 +1,153 @@
+"""Score several explainers with several metrics in one call."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from keras_explainable.base import Explainer
+from keras_explainable.metrics.base import Metric
+from keras_explainable.metrics.deletion import Deletion
+from keras_explainable.metrics.energy_pointing_game import EnergyPointingGame
+from keras_explainable.metrics.insertion import Insertion
+from keras_explainable.metrics.pointing_game import PointingGame
+
+__all__ = ["default_metrics", "evaluate", "format_table"]
+
+
+def default_metrics(
+    *, localization: bool = True, steps: int = 100
+) -> dict[str, Metric]:
+    """Return the metrics `evaluate` uses by default, by column name.
+
+    Args:
+        localization: include the two pointing games (they need ground truth).
+        steps: steps of the Deletion and Insertion curves (default 100).
+
+    Returns:
+        `{'deletion': Deletion, 'insertion': Insertion, 'pointing_game':
+        PointingGame, 'energy_pointing_game': EnergyPointingGame}` (the last
+        two only with `localization`), all silent.
+    """
+    metrics: dict[str, Metric] = {
+        "deletion": Deletion(steps=steps, verbose=0),
+        "insertion": Insertion(steps=steps, verbose=0),
+    }
+    if localization:
+        metrics["pointing_game"] = PointingGame(verbose=0)
+        metrics["energy_pointing_game"] = EnergyPointingGame(verbose=0)
+    return metrics
+
+
+def evaluate(
+    explainers: Mapping[str, Explainer],
+    x: Any,
+    y: Any = None,
+    *,
+    masks: Any = None,
+    boxes: Any = None,
+    metrics: Mapping[str, Metric] | None = None,
+) -> list[dict[str, Any]]:
+    """Score each explainer with each metric: one row per explainer.
+
+    Each explainer explains `x` once; every metric then scores that
+    `Explanation` (model metrics with the explainer's own model and output).
+    By default the metrics are Deletion AUC (lower is better), Insertion AUC
+    (higher is better) and, given `masks` or `boxes`, the pointing game and
+    the energy-based pointing game (higher is better); see `default_metrics`.
+
+    Args:
+        explainers: explainers by display name, e.g. `{'gradcam': GradCAM(m)}`.
+        x: the inputs, as for `Explainer.explain`.
+        y: the targets, as for `Explainer.explain`.
+        masks: bool `(N, *spatial)` ground truth for the localisation metrics.
+        boxes: `(N, 4)` boxes `(y_min, x_min, y_max, x_max)`, max exclusive,
+            instead of `masks`.
+        metrics: metrics by column name; default `default_metrics(...)`.
+
+    Returns:
+        A list of rows, one per explainer in order: `{'method': name,
+        <metric name>: mean value, ...}`. `format_table(rows)` prints them.
+
+    Raises:
+        TypeError: an explainer or a metric of the wrong type.
+        InputError, TargetError: as the explainers and metrics raise them.
+
+    Example:
+        >>> from keras_explainable import demo
+        >>> data = demo.make_shapes(32, seed=1)
+        >>> model = demo.load_demo_model()
+        >>> rows = ke.metrics.evaluate(
+        ...     {"gradcam": ke.GradCAM(model), "saliency": ke.Saliency(model)},
+        ...     data.images, data.labels, masks=data.masks)
+        >>> print(ke.metrics.format_table(rows))
+    """
+    truth = masks is not None or boxes is not None
+    if metrics is None:
+        metrics = default_metrics(localization=truth)
+    for name, metric in metrics.items():
+        if not isinstance(metric, Metric):
+            raise TypeError(
+                f"metrics[{name!r}] must be a Metric; got {type(metric).__name__}."
+            )
+    for name, explainer in explainers.items():
+        if not isinstance(explainer, Explainer):
+            raise TypeError(
+                f"explainers[{name!r}] must be an Explainer; got "
+                f"{type(explainer).__name__}."
+            )
+    rows = []
+    for name, explainer in explainers.items():
+        explanation = explainer.explain(x, y)
+        row: dict[str, Any] = {"method": name}
+        for column, metric in metrics.items():
+            options: dict[str, Any] = {}
+            if metric.needs_model:
+                options.update(model=explainer.model, output=explainer.output)
+                if callable(y):
+                    options["y"] = y
+            if metric.needs_masks:
+                options.update(masks=masks, boxes=boxes)
+            inputs = x if metric.needs_inputs or metric.needs_model else None
+            row[column] = metric(explanation, inputs, **options).mean
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]], digits: int = 3) -> str:
+    """Format `evaluate` rows as a plain-text table, one line per method.
+
+    Args:
+        rows: the rows `evaluate` returns.
+        digits: decimals shown for numbers (default 3).
+
+    Returns:
+        The table, with a header line; no trailing newline.
+    """
+    if not rows:
+        return ""
+    columns = list(rows[0])
+    cells = [
+        [
+            f"{row[c]:.{digits}f}" if isinstance(row[c], float) else str(row[c])
+            for c in columns
+        ]
+        for row in rows
+    ]
+    widths = [
+        max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)
+    ]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(columns, widths, strict=True))
+        )
+    ]
+    for line in cells:
+        lines.append(
+            "  ".join(
+                v.ljust(w) if i == 0 else v.rjust(w)
+                for i, (v, w) in enumerate(zip(line, widths, strict=True))
+            )
+        )
+    return "\n".join(lines)

@@ -1,0 +1,158 @@
+"""Streaming explanations to `.npy` files, resumably.
+
+`NpyWriter` appends each batch's maps, scores and targets to `maps.npy`,
+`scores.npy` and `targets.npy` in numpy's own format, so the files open with
+`np.load(path, mmap_mode="r")` at any time. Each file's header is written with
+a fixed size and rewritten after every batch with the new row count; a small
+`progress.json`, replaced atomically after the data is flushed, records how
+many batches are complete. A resumed run truncates any partly written rows and
+continues after the last complete batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["NpyWriter"]
+
+_NAMES = ("maps", "scores", "targets")
+_HEADER_SIZE = 256  # bytes, a multiple of 64 as numpy recommends
+_PROGRESS = "progress.json"
+
+
+def _header(dtype: np.dtype, shape: tuple) -> bytes:
+    """A version 1.0 `.npy` header of exactly `_HEADER_SIZE` bytes."""
+    descr = np.lib.format.dtype_to_descr(np.dtype(dtype))
+    text = "{" + f"'descr': {descr!r}, 'fortran_order': False, 'shape': {tuple(shape)!r}, " + "}"
+    prefix = b"\x93NUMPY\x01\x00"
+    body_size = _HEADER_SIZE - len(prefix) - 2
+    body = text.ljust(body_size - 1) + "\n"
+    if len(body) != body_size:
+        raise ValueError(f"array shape {shape} is too large for the .npy header")
+    return prefix + body_size.to_bytes(2, "little") + body.encode("latin1")
+
+
+class NpyWriter:
+    """Appends explanation batches to `.npy` files in a folder; resumable.
+
+    Use `NpyWriter.open(directory, resume=..., signature=...)`; the engine
+    calls `write` for every batch, then `finish`.
+
+    Attributes:
+        directory: the output folder.
+        size: the number of samples written so far.
+        completed_batches: the number of batches written so far.
+    """
+
+    def __init__(self, directory: Path, signature: dict, size: int, completed_batches: int, rows: dict) -> None:
+        self.directory = directory
+        self.signature = signature
+        self.size = size
+        self.completed_batches = completed_batches
+        self._rows = rows  # name -> (dtype str, row shape) once known
+
+    @classmethod
+    def open(cls, directory: Any, *, resume: bool, signature: dict) -> NpyWriter:
+        """Open `directory` for a new run, or to resume an unfinished one.
+
+        Raises:
+            NotADirectoryError: `directory` is a file.
+            FileExistsError: a run exists there and `resume` is False.
+            ValueError: the existing run was made with other inputs or options.
+        """
+        directory = Path(directory)
+        if directory.exists() and not directory.is_dir():
+            raise NotADirectoryError(f"Output path {str(directory)!r} is a file, not a folder.")
+        directory.mkdir(parents=True, exist_ok=True)
+        progress_path = directory / _PROGRESS
+        if not progress_path.exists():
+            if any((directory / f"{name}.npy").exists() for name in _NAMES):
+                raise FileExistsError(
+                    f"{str(directory)!r} already holds .npy files not written by a resumable "
+                    "run; choose an empty folder."
+                )
+            return cls(directory, signature, 0, 0, {})
+        if not resume:
+            raise FileExistsError(
+                f"{str(directory)!r} already holds a run; pass resume=True to continue it, "
+                "or choose another folder."
+            )
+        progress = json.loads(progress_path.read_text())
+        if progress["signature"] != json.loads(json.dumps(signature)):
+            raise ValueError(
+                f"The run in {str(directory)!r} was made with other inputs or options "
+                f"({progress['signature']}); it cannot be resumed with {signature}."
+            )
+        rows = {name: (dtype, tuple(shape)) for name, (dtype, shape) in progress["rows"].items()}
+        writer = cls(directory, signature, progress["size"], progress["completed_batches"], rows)
+        writer._truncate()
+        return writer
+
+    def _path(self, name: str) -> Path:
+        return self.directory / f"{name}.npy"
+
+    def _row_bytes(self, name: str) -> int:
+        dtype, shape = self._rows[name]
+        return int(np.dtype(dtype).itemsize * np.prod(shape, dtype=np.int64))
+
+    def _truncate(self) -> None:
+        """Drop rows written after the last complete batch; fix the headers."""
+        for name in _NAMES:
+            if name not in self._rows:
+                continue
+            with open(self._path(name), "r+b") as handle:
+                handle.truncate(_HEADER_SIZE + self.size * self._row_bytes(name))
+                self._write_header(handle, name)
+
+    def _write_header(self, handle: Any, name: str) -> None:
+        dtype, shape = self._rows[name]
+        handle.seek(0)
+        handle.write(_header(np.dtype(dtype), (self.size, *shape)))
+
+    def write(self, start: int, maps: np.ndarray, scores: np.ndarray, targets: np.ndarray) -> None:
+        """Append one batch, then record it as complete."""
+        if start != self.size:
+            raise RuntimeError(f"batches must arrive in order: expected sample {self.size}, got {start}")
+        parts = {"maps": maps, "scores": scores, "targets": targets}
+        for name, part in parts.items():
+            part = np.ascontiguousarray(part)
+            if name not in self._rows:
+                self._rows[name] = (part.dtype.str, tuple(part.shape[1:]))
+                with open(self._path(name), "wb") as handle:
+                    handle.write(_header(part.dtype, (0, *part.shape[1:])))
+            with open(self._path(name), "r+b") as handle:
+                handle.seek(0, os.SEEK_END)
+                handle.write(part.tobytes())
+                handle.flush()
+                os.fsync(handle.fileno())
+        self.size += len(maps)
+        self.completed_batches += 1
+        for name in _NAMES:
+            with open(self._path(name), "r+b") as handle:
+                self._write_header(handle, name)
+        self._save_progress(finished=False)
+
+    def _save_progress(self, finished: bool) -> None:
+        progress = {
+            "signature": self.signature,
+            "size": self.size,
+            "completed_batches": self.completed_batches,
+            "finished": finished,
+            "rows": {name: [dtype, list(shape)] for name, (dtype, shape) in self._rows.items()},
+        }
+        temporary = self.directory / (_PROGRESS + ".tmp")
+        temporary.write_text(json.dumps(progress, indent=1))
+        os.replace(temporary, self.directory / _PROGRESS)
+
+    def finish(self) -> None:
+        """Mark the run as finished."""
+        self._save_progress(finished=True)
+
+    def arrays(self) -> list[np.ndarray]:
+        """The written maps, scores and targets as read-only memory maps."""
+        return [np.load(self._path(name), mmap_mode="r") for name in _NAMES]
