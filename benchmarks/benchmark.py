@@ -4,18 +4,19 @@ The floor of a method is the cost of the model passes it cannot avoid, timed
 on the same batch in the same process:
 
 * Grad-CAM, CAM, Grad-CAM++: one raw forward pass (the gradient only flows
-  back to the explained layer, through the small head);
-* Saliency: one raw forward + backward pass to the input;
-* Score-CAM: one raw forward pass per channel of the explained layer;
+  back to the explained layer, through the small head); TTA: one per pass;
+* Saliency, FullGradient: one raw forward + backward pass to the input;
+* Score-CAM: one raw forward pass per channel of the explained layer, timed
+  at the batch size of Score-CAM's own masked passes;
 * SmoothGrad over Saliency: `samples` raw forward + backward passes.
 
-A ratio of 1.0 means the method costs exactly its floor; higher is impossible
-(up to timing noise). Run:
+A ratio of 1.0 means the method costs exactly its floor. It also times 1 and
+10 targets per image for Grad-CAM and Saliency. Run:
 
     python benchmarks/benchmark.py                       # print the table
     python benchmarks/benchmark.py --write docs/performance.md
 
-Timings are the best of `--repeats` steady-state runs after a warm-up call.
+Timings are the best of `--repeats` round-robin runs after a warm-up call.
 """
 
 from __future__ import annotations
@@ -78,26 +79,73 @@ def raw_passes(model: keras.Model) -> tuple[Callable, Callable]:
     return run_forward, run_forward_backward
 
 
-def resnet_cases(batch: int, size: int, repeats: int) -> list[dict]:
-    """Cases on ResNet50V2 (weights=None)."""
+def resnet_cases(batch: int, size: int, repeats: int) -> tuple[list[dict], list[dict]]:
+    """Every gradient method and decorator on ResNet50V2 (weights=None)."""
     keras.utils.set_random_seed(0)
     model = keras.applications.ResNet50V2(weights=None, input_shape=(size, size, 3))
     x = np.random.default_rng(0).uniform(-1, 1, (batch, size, size, 3)).astype("float32")
     forward, forward_backward = raw_passes(model)
+    saliency = ke.Saliency(model, batch_size=batch)
+    gradcam = ke.GradCAM(model, batch_size=batch)
     cases = [
-        ("GradCAM", ke.GradCAM(model, batch_size=batch), "forward", 1),
+        ("GradCAM", gradcam, "forward", 1),
         ("CAM", ke.CAM(model, batch_size=batch), "forward", 1),
-        ("Saliency", ke.Saliency(model, batch_size=batch), "forward+backward", 1),
+        ("GradCAMPlusPlus", ke.GradCAMPlusPlus(model, batch_size=batch), "forward", 1),
+        ("TTA(GradCAM), identity + horizontal flip", ke.TTA(gradcam), "forward", 2),
+        ("Saliency", saliency, "forward+backward", 1),
+        ("FullGradient", ke.FullGradient(model, batch_size=batch), "forward+backward", 1),
+        ("SmoothGrad(Saliency), 8 samples", ke.SmoothGrad(saliency, samples=8), "forward+backward", 8),
     ]
     functions = {"forward": lambda: forward(x), "forward+backward": lambda: forward_backward(x)}
     for name, explainer, _, _ in cases:
         functions[name] = lambda e=explainer: e.explain(x)
+    ten = np.tile(np.arange(10), (batch, 1))
+    functions["GradCAM, 10 targets"] = lambda: gradcam.explain(x, ten)
+    functions["GradCAM, 1 target"] = lambda: gradcam.explain(x, 0)
+    functions["Saliency, 10 targets"] = lambda: saliency.explain(x, ten)
+    functions["Saliency, 1 target"] = lambda: saliency.explain(x, 0)
     seconds = best_times(functions, repeats)
     label = f"ResNet50V2 {size}x{size}"
-    rows = [_row(label, f"raw {kind}", seconds[kind], kind, 1, seconds[kind], batch) for kind in ("forward", "forward+backward")]
+    rows = [
+        _row(label, f"raw {kind}", seconds[kind], kind, 1, seconds[kind], batch)
+        for kind in ("forward", "forward+backward")
+    ]
     for name, _, floor, passes in cases:
         rows.append(_row(label, name, seconds[name], floor, passes, seconds[floor], batch))
-    return rows
+    targets = [
+        {
+            "method": method,
+            "one": seconds[f"{method}, 1 target"],
+            "ten": seconds[f"{method}, 10 targets"],
+            "limit": limit,
+        }
+        for method, limit in (("GradCAM", 1.5), ("Saliency", 10.0))
+    ]
+    return rows, targets
+
+
+def scorecam_cases(batch: int, size: int, repeats: int) -> list[dict]:
+    """Score-CAM on MobileNetV3Small (weights=None), against C raw forward passes."""
+    keras.utils.set_random_seed(0)
+    model = keras.applications.MobileNetV3Small(
+        weights=None, input_shape=(size, size, 3), include_preprocessing=False
+    )
+    x = np.random.default_rng(0).uniform(-1, 1, (batch, size, size, 3)).astype("float32")
+    scorecam = ke.ScoreCAM(model, batch_size=batch)
+    channels = int(scorecam.exposure.feature_call.outputs[0].shape[-1])
+    # The floor: one raw forward pass per channel, timed at the batch size
+    # Score-CAM's masked passes use (batch * mask_batch_size images).
+    masked = np.repeat(x, scorecam.mask_batch_size, axis=0)
+    forward, _ = raw_passes(model)
+    seconds = best_times(
+        {"forward": lambda: forward(masked), "ScoreCAM": lambda: scorecam.explain(x)}, repeats
+    )
+    per_pass = seconds["forward"] / scorecam.mask_batch_size
+    label = f"MobileNetV3Small {size}x{size}"
+    return [
+        _row(label, "raw forward", per_pass, "forward", 1, per_pass, batch),
+        _row(label, f"ScoreCAM ({channels} channels)", seconds["ScoreCAM"], "forward", channels, per_pass, batch),
+    ]
 
 
 def _row(model: str, method: str, seconds: float, floor: str, passes: int, floor_seconds: float, batch: int) -> dict:
@@ -126,6 +174,20 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def target_table(rows: list[dict]) -> str:
+    """The multi-target costs as a Markdown table."""
+    lines = [
+        "| method | 1 target (s/batch) | 10 targets (s/batch) | cost of 10 targets | limit |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['method']} | {row['one']:.2f} | {row['ten']:.2f} | "
+            f"{row['ten'] / row['one']:.2f}x | {row['limit']:.1f}x |"
+        )
+    return "\n".join(lines)
+
+
 def machine() -> str:
     """A one-line description of this machine."""
     devices = ", ".join(d.device_type for d in tf.config.list_physical_devices()) or "CPU"
@@ -141,19 +203,24 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--scorecam-batch", type=int, default=4)
+    parser.add_argument("--scorecam-size", type=int, default=96)
     parser.add_argument("--write", metavar="PATH", help="also write the table to this Markdown file")
     args = parser.parse_args()
-    rows = resnet_cases(args.batch, args.size, args.repeats)
-    result = table(rows)
+    rows, targets = resnet_cases(args.batch, args.size, args.repeats)
+    rows += scorecam_cases(args.scorecam_batch, args.scorecam_size, args.repeats)
     header = (
-        f"Measured {datetime.date.today().isoformat()} on {machine()}; batch {args.batch}, "
-        f"best of {args.repeats} runs after a warm-up."
+        f"Measured {datetime.date.today().isoformat()} on {machine()}; ResNet50V2 batch "
+        f"{args.batch}, Score-CAM batch {args.scorecam_batch}; best of {args.repeats} "
+        "round-robin runs after a warm-up."
     )
     print(header)
-    print(result)
+    print(table(rows))
+    print()
+    print(target_table(targets))
     if args.write:
         with open(args.write, "w", encoding="utf-8") as handle:
-            handle.write(PAGE.format(header=header, table=result))
+            handle.write(PAGE.format(header=header, table=table(rows), targets=target_table(targets)))
         print(f"wrote {args.write}")
 
 
@@ -166,6 +233,13 @@ ratio of 1.00x means the method costs exactly its floor.
 {header}
 
 {table}
+
+## Several targets in one call
+
+Explaining 10 classes per image costs one forward pass plus 10 backward passes
+through the head (Grad-CAM) or through the whole network (Saliency):
+
+{targets}
 
 Regenerate with `python benchmarks/benchmark.py --write docs/performance.md`.
 """

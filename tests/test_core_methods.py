@@ -75,12 +75,12 @@ def test_resize_to_input_size():
     body, head, model = make_body_head(input_shape=(16, 16, 3))
     dense = keras.layers.Dense(3)
     pooled_model = keras.Sequential(
-        [keras.Input((16, 16, 3)), body, keras.layers.MaxPooling2D(4), keras.layers.GlobalAveragePooling2D(), dense]
+        [keras.Input((16, 16, 3)), body, keras.layers.MaxPooling2D(4, name="pool"), keras.layers.GlobalAveragePooling2D(), dense]
     )
     dense.set_weights(head.get_layer("dense").get_weights())
     x = np.random.default_rng(0).uniform(size=(2, 16, 16, 3)).astype("float32")
-    small = ke.GradCAM(pooled_model, layer="max_pooling2d", postprocess=None, resize=False).explain(x, 0)
-    big = ke.GradCAM(pooled_model, layer="max_pooling2d", postprocess=None).explain(x, 0)
+    small = ke.GradCAM(pooled_model, layer="pool", postprocess=None, resize=False).explain(x, 0)
+    big = ke.GradCAM(pooled_model, layer="pool", postprocess=None).explain(x, 0)
     assert small.maps.shape == (2, 4, 4, 1)
     expected = tf.image.resize(small.maps, (16, 16), method="bilinear").numpy()
     np.testing.assert_allclose(big.maps, expected, atol=1e-6)

@@ -117,21 +117,4 @@ def test_bundled_model_is_small_and_camable(model):
     data = demo.make_shapes(32, seed=21)
     expl = ke.CAM(model, verbose=0).explain(data.images, data.labels)
     assert expl.layer == "conv4"
-    assert demo.pointing_game(expl.maps, data.masks).mean() >= 0.9
-
-
-def test_pointing_game_by_hand():
-    masks = np.zeros((3, 4, 4), bool)
-    masks[:, 1:3, 1:3] = True
-    maps = np.zeros((3, 4, 4, 2), np.float32)
-    maps[0, 2, 2, 0] = 1.0  # peak inside
-    maps[1, 0, 3, 0] = 1.0  # peak outside
-    maps[0, 0, 0, 1] = 1.0  # target 1 of sample 0: outside
-    maps[1, 1, 1, 1] = 1.0
-    # sample 2 has constant maps: no peak, a miss
-    np.testing.assert_array_equal(demo.pointing_game(maps, masks), [True, False, False])
-    np.testing.assert_array_equal(
-        demo.pointing_game(maps, masks, target=1), [False, True, False]
-    )
-    with pytest.raises(ValueError, match="do not match"):
-        demo.pointing_game(maps[:, :2], masks)
+    assert ke.metrics.PointingGame(verbose=0)(expl, masks=data.masks).mean >= 0.9

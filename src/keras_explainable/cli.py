@@ -136,6 +136,12 @@ class _Progress:
         self.enabled = total > 1 and sys.stderr.isatty()
         self.start = time.perf_counter()
 
+    def clear(self) -> None:
+        """Erase the bar, so that a line printed next starts clean."""
+        if self.enabled and 0 < self.done < self.total:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
     def advance(self, count: int = 1, note: str = "") -> None:
         self.done += count
         if not self.enabled:
@@ -201,6 +207,7 @@ class _Parser(argparse.ArgumentParser):
 # --------------------------------------------------------------------- demo
 def _run_demo(args: argparse.Namespace) -> int:
     from keras_explainable import demo
+    from keras_explainable.metrics import PointingGame
     from keras_explainable.plot import plot_grid
 
     names = list(dict.fromkeys(args.methods or available_methods()))
@@ -213,6 +220,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     data = demo.make_shapes(args.images, seed=args.seed)
     model = demo.load_demo_model()
     progress = _Progress(len(names), "explaining")
+    pointing_game = PointingGame(verbose=0)
     explanations, rows = {}, []
     for name in names:
         explainer = _build_method(name, model, batch_size=args.batch_size, verbose=0)
@@ -221,7 +229,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         explanation = explainer.explain(data.images, data.labels)
         seconds = (time.perf_counter() - start) / len(data)
-        hits = demo.pointing_game(explanation.maps, data.masks)
+        hits = pointing_game(explanation, masks=data.masks).values
         explanations[name] = explanation
         rows.append((name, seconds * 1000, int(hits.sum())))
         progress.advance(note=name)
@@ -520,6 +528,7 @@ def _run_explain(args: argparse.Namespace) -> int:
         targets = None if units is None else np.tile(units, (len(paths), 1))
         explanation = explainer.explain(inputs, targets)
         out.mkdir(parents=True, exist_ok=True)
+        progress.clear()
         for index, (path, pixels) in enumerate(zip(paths, originals, strict=True)):
             stem = stems[start + index]
             np.save(f"{stem}.npy", explanation.maps[index])

@@ -187,9 +187,9 @@ def noisy_copy(inputs: tf.Tensor, noise: float, seed: int, index: Any) -> tf.Ten
     """Copy number `index` of a batch with SmoothGrad's noise added.
 
     Each sample `x` gets `noise * (max(x) - min(x)) * e`, with `e` standard
-    normal noise drawn by `tf.random.stateless_normal` from `seed`, `index`
-    and a fingerprint of the sample's values, so a sample gets the same noise
-    in any batch.
+    normal noise that is a function of `seed`, `index` and the sample's own
+    values: a sample gets the same noise in any batch, at any position, on any
+    replica, with or without XLA.
 
     Args:
         inputs: `(N, ...)` float inputs.
@@ -206,21 +206,45 @@ def noisy_copy(inputs: tf.Tensor, noise: float, seed: int, index: Any) -> tf.Ten
         inputs, axes, keepdims=True
     )
     scale = tf.cast(noise, inputs.dtype) * value_range
-    seed = tf.constant(seed, tf.int64)
-    index = tf.cast(index, tf.int64)
-    sample_shape = tf.shape(inputs)[1:]
-    normal = tf.map_fn(
-        lambda key: tf.random.stateless_normal(
-            sample_shape, seed=tf.stack([seed, index * 2147483648 + key]), dtype=inputs.dtype
-        ),
-        _sample_keys(inputs),
-        fn_output_signature=inputs.dtype,
-    )
-    return inputs + scale * normal
+    stream = _mix(tf.constant(seed % _WORD, tf.int64) + _mix(tf.cast(index, tf.int64)))
+    normal = _hashed_normal(tf.shape(inputs), _mix(_sample_keys(inputs) ^ stream))
+    return inputs + scale * tf.cast(normal, inputs.dtype)
+
+
+_WORD = 2**32
+
+
+def _mix(value: tf.Tensor) -> tf.Tensor:
+    """A 32-bit integer hash (lowbias32), computed exactly in int64 arithmetic.
+
+    Integer hashing instead of TensorFlow's stateless random ops: those give
+    other numbers under XLA when their seed is computed in the graph.
+    """
+    value = value % _WORD
+    value ^= value // 2**16
+    value = (value * 0x7FEB352D) % _WORD
+    value ^= value // 2**15
+    value = (value * 0x846CA68B) % _WORD
+    value ^= value // 2**16
+    return value
+
+
+def _hashed_normal(shape: tf.Tensor, keys: tf.Tensor) -> tf.Tensor:
+    """Standard normal float32 noise of `shape`, one stream per sample key.
+
+    Box-Muller on two hashed 32-bit uniforms per element.
+    """
+    size = tf.reduce_prod(shape[1:])
+    counter = tf.range(tf.cast(size, tf.int64), dtype=tf.int64)[None] * 2
+    base = keys[:, None]
+    first = (tf.cast(_mix(base + counter), tf.float32) + 0.5) / _WORD
+    second = (tf.cast(_mix(base + counter + 1), tf.float32) + 0.5) / _WORD
+    normal = tf.sqrt(-2.0 * tf.math.log(first)) * tf.cos(2.0 * np.pi * second)
+    return tf.reshape(normal, shape)
 
 
 def _sample_keys(inputs: tf.Tensor) -> tf.Tensor:
-    """`(N,)` int64 fingerprints of the samples' values, in [0, 2^31).
+    """`(N,)` int64 fingerprints of the samples' values, in [0, 2^32).
 
     Seeding each sample's noise with its own fingerprint (and the copy number)
     makes the noise a function of the sample alone: the maps do not depend on
@@ -230,7 +254,7 @@ def _sample_keys(inputs: tf.Tensor) -> tf.Tensor:
     flat = tf.reshape(tf.cast(inputs, tf.float32), [tf.shape(inputs)[0], -1])
     bits = tf.cast(tf.bitcast(flat, tf.int32), tf.int64) % 65521
     weights = tf.range(tf.shape(flat)[1], dtype=tf.int64) % 65519 + 1
-    return tf.reduce_sum(bits * weights, axis=1) % 2147483648
+    return _mix(tf.reduce_sum(bits * weights, axis=1))
 
 
 def _split_copies(tensor: tf.Tensor, copies: int) -> tf.Tensor:

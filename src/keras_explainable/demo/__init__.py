@@ -3,22 +3,21 @@
 `make_shapes` draws cluttered images whose ground truth (each object's class,
 mask and box) is known exactly; `load_demo_model` loads the CNN bundled with
 the package, trained on them (`python -m keras_explainable.demo.train`
-rebuilds it); `pointing_game` scores how well maps localise the objects.
+rebuilds it). Localisation metrics such as `ke.metrics.PointingGame` score
+maps against the masks.
 
 Example:
     >>> from keras_explainable import demo
     >>> data = demo.make_shapes(8, seed=7)
     >>> model = demo.load_demo_model()
     >>> expl = ke.GradCAM(model).explain(data.images, data.labels)
-    >>> demo.pointing_game(expl.maps, data.masks).mean()
+    >>> ke.metrics.PointingGame()(expl, masks=data.masks).mean
 """
 
 from __future__ import annotations
 
 import importlib.resources
 from typing import Any
-
-import numpy as np
 
 from keras_explainable.demo.shapes import CLASS_COLORS, CLASS_NAMES, Shapes, make_shapes
 
@@ -29,7 +28,6 @@ __all__ = [
     "Shapes",
     "load_demo_model",
     "make_shapes",
-    "pointing_game",
 ]
 
 #: The bundled model's file name inside this package.
@@ -65,43 +63,3 @@ def load_demo_model() -> Any:
         )
     with importlib.resources.as_file(resource) as path:
         return keras.models.load_model(path, compile=False, safe_mode=True)
-
-
-def pointing_game(maps: Any, masks: Any, target: int = 0) -> np.ndarray:
-    """Whether each map's peak lies inside the object's mask.
-
-    The pointing game (Zhang et al., 2016, https://arxiv.org/abs/1608.00507)
-    counts a hit when the location of a map's maximum falls on the object;
-    the hit rate is a localisation accuracy. A constant map has no peak and
-    is a miss.
-
-    Args:
-        maps: `(N, H, W)` maps, or `(N, H, W, L)` (then `target` selects one),
-            at the masks' resolution. An `Explanation` works too.
-        masks: bool `(N, H, W)`: the pixels of the explained object.
-        target: which of the L maps to score (default 0).
-
-    Returns:
-        bool `(N,)`: a hit per sample; `.mean()` is the accuracy.
-
-    Raises:
-        ValueError: the maps and masks have different shapes.
-
-    Example:
-        >>> pointing_game(expl.maps, data.masks).mean()
-        0.95
-    """
-    maps = np.asarray(maps)
-    masks = np.asarray(masks, dtype=bool)
-    if maps.ndim == masks.ndim + 1:
-        maps = maps[..., target]
-    if maps.shape != masks.shape:
-        raise ValueError(
-            f"maps of shape {maps.shape} do not match masks of shape {masks.shape}; "
-            "explain with resize=True so maps have the images' size."
-        )
-    flat_maps = maps.reshape(len(maps), -1)
-    peaks = flat_maps.argmax(axis=1)
-    hits = masks.reshape(len(masks), -1)[np.arange(len(masks)), peaks]
-    constant = flat_maps.max(axis=1) == flat_maps.min(axis=1)
-    return hits & ~constant

@@ -133,7 +133,8 @@ class ScoreCAM(Explainer):
         )
 
         def body(index: tf.Tensor, scores: tf.TensorArray) -> tuple:
-            part = padded[..., index * chunk : (index + 1) * chunk]
+            # A gather keeps the chunk's size static, which XLA needs.
+            part = tf.gather(padded, index * chunk + tf.range(chunk), axis=-1)
             part = tf.ensure_shape(part, [*features.shape[:-1], chunk])
             return index + 1, scores.write(
                 index, self._masked_scores(inputs, part, targets)

@@ -1,0 +1,57 @@
+"""Invariances every explainer keeps, decorators included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_explainable as ke
+
+BUILDERS = {
+    "Saliency": lambda model, **kw: ke.Saliency(model, **kw),
+    "CAM": lambda model, **kw: ke.CAM(model, **kw),
+    "GradCAM": lambda model, **kw: ke.GradCAM(model, **kw),
+    "GradCAMPlusPlus": lambda model, **kw: ke.GradCAMPlusPlus(model, **kw),
+    "ScoreCAM": lambda model, **kw: ke.ScoreCAM(model, mask_batch_size=3, **kw),
+    "FullGradient": lambda model, **kw: ke.FullGradient(model, **kw),
+    "SmoothGrad": lambda model, **kw: ke.SmoothGrad(ke.Saliency(model, **kw), samples=3, seed=4),
+    "TTA": lambda model, **kw: ke.TTA(ke.GradCAM(model, **kw), flips=("horizontal", "vertical")),
+}
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_batch_size_and_input_type_invariance(image_model, images, name):
+    _, _, model = image_model
+    labels = np.array([0, 1, 2, 2, 1, 0, 1])
+    reference = BUILDERS[name](model, batch_size=7).explain(images, labels)
+    assert np.isfinite(reference.maps).all()
+    assert reference.maps.max() == pytest.approx(1.0)
+    for batch_size in (1, 3):
+        other = BUILDERS[name](model, batch_size=batch_size).explain(images, labels)
+        np.testing.assert_allclose(other.maps, reference.maps, atol=1e-5)
+        np.testing.assert_allclose(other.scores, reference.scores, rtol=1e-5, atol=1e-6)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
+    from_dataset = BUILDERS[name](model).explain(dataset)
+    np.testing.assert_allclose(from_dataset.maps, reference.maps, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_xla_equals_default(image_model, images, name):
+    _, _, model = image_model
+    default = BUILDERS[name](model).explain(images, 2)
+    compiled = BUILDERS[name](model, jit_compile=True).explain(images, 2)
+    np.testing.assert_allclose(compiled.maps, default.maps, atol=1e-4)
+    np.testing.assert_allclose(compiled.scores, default.scores, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_multi_target_equals_separate_calls(image_model, images, name):
+    _, _, model = image_model
+    explainer = BUILDERS[name](model)
+    targets = np.array([[0, 2], [1, 0], [2, 1], [0, 1], [2, 2], [1, 1], [0, 0]])
+    together = explainer.explain(images, targets)
+    for column in range(2):
+        alone = explainer.explain(images, targets[:, column])
+        np.testing.assert_allclose(together.maps[..., column], alone.maps[..., 0], atol=1e-5)
+        np.testing.assert_allclose(together.scores[:, column], alone.scores[:, 0], rtol=1e-5, atol=1e-6)
