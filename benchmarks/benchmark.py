@@ -208,6 +208,7 @@ def main() -> None:
     parser.add_argument("--write", metavar="PATH", help="also write the table to this Markdown file")
     args = parser.parse_args()
     rows, targets = resnet_cases(args.batch, args.size, args.repeats)
+    print(table(rows), flush=True)
     rows += scorecam_cases(args.scorecam_batch, args.scorecam_size, args.repeats)
     header = (
         f"Measured {datetime.date.today().isoformat()} on {machine()}; ResNet50V2 batch "

@@ -12,6 +12,7 @@ its fence:
 
 from __future__ import annotations
 
+import linecache
 import re
 from pathlib import Path
 
@@ -22,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted(
     path
     for path in (ROOT / "docs").rglob("*.md")
-    if not path.relative_to(ROOT / "docs").parts[0] in ("scripts", "snippets")
+    if path.relative_to(ROOT / "docs").parts[0] not in ("scripts", "snippets")
 ) + [ROOT / "README.md"]
 SKIP = "<!-- docs-test: skip -->"
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>```+|~~~+)[ \t]*(?P<info>[^\n`]*)$")
@@ -51,7 +52,9 @@ def python_blocks(text: str) -> list[tuple[int, str]]:
             continue
         indent, fence = match["indent"], match["fence"]
         language = match["info"].strip().split(" ")[0].lstrip("{.").rstrip("}").lower()
-        previous = next((line.strip() for line in reversed(lines[:index]) if line.strip()), "")
+        previous = next(
+            (line.strip() for line in reversed(lines[:index]) if line.strip()), ""
+        )
         start = index + 1
         index = start
         while index < len(lines) and not (
@@ -59,7 +62,10 @@ def python_blocks(text: str) -> list[tuple[int, str]]:
             and lines[index].strip().strip(fence[0]) == ""
         ):
             index += 1
-        body = [line[len(indent) :] if line.startswith(indent) else line for line in lines[start:index]]
+        body = [
+            line[len(indent) :] if line.startswith(indent) else line
+            for line in lines[start:index]
+        ]
         if language in ("python", "py") and previous != SKIP:
             blocks.append((start + 1, "\n".join(body) + "\n"))
         index += 1
@@ -99,10 +105,19 @@ def test_page_code_runs(page, tmp_path, monkeypatch):
     namespace: dict = {"__name__": "__docs__"}
     if name in PRELUDES:
         exec(compile(PRELUDES[name], f"<prelude of {name}>", "exec"), namespace)  # noqa: S102
+    # Each block is compiled at its own line of the page, and the page's code
+    # is registered as the file's source, so that tracebacks quote the page
+    # and AutoGraph can read the source of functions defined there.
+    source_lines = [""] * len(page.read_text(encoding="utf-8").splitlines())
     for line, code in blocks:
-        # Line numbers in tracebacks point into the page.
+        for offset, text in enumerate(code.splitlines()):
+            source_lines[line - 1 + offset] = text
+    linecache.cache[name] = (0, None, [text + "\n" for text in source_lines], name)
+    for line, code in blocks:
         source = "\n" * (line - 1) + code
         try:
             exec(compile(source, name, "exec"), namespace)  # noqa: S102
         except Exception as error:
-            raise AssertionError(f"{name}: the code block at line {line} failed: {error!r}") from error
+            raise AssertionError(
+                f"{name}: the code block at line {line} failed: {error!r}"
+            ) from error

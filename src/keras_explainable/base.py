@@ -37,6 +37,16 @@ class Attribution(NamedTuple):
         maps: `(N, *spatial, L)` raw maps (before post-processing and resizing).
         scores: `(N, L)` explained scores.
         targets: `(N, L)` explained unit indices.
+
+    Example:
+        A method's `_attribute` returns one (CAM's, here):
+
+        >>> def _attribute(self, inputs, targets):
+        ...     features, outputs = self._forward(inputs)
+        ...     scores, indices = targets.select(outputs)
+        ...     weights = tf.gather(tf.transpose(kernel), indices)   # (N, L, C)
+        ...     maps = tf.einsum("nhwc,nlc->nhwl", features, weights)
+        ...     return Attribution(maps, scores, indices)
     """
 
     maps: tf.Tensor
@@ -52,6 +62,15 @@ class FeatureGradients(NamedTuple):
         gradients: `(N, L, *spatial, C)` gradient of score `l` w.r.t. features.
         scores: `(N, L)` explained scores.
         targets: `(N, L)` explained unit indices.
+
+    Example:
+        Grad-CAM's `_attribute`, for 2-D inputs:
+
+        >>> def _attribute(self, inputs, targets):
+        ...     result = self._feature_gradients(inputs, targets)
+        ...     weights = tf.reduce_mean(result.gradients, axis=[2, 3])   # (N, L, C)
+        ...     maps = tf.einsum("nhwc,nlc->nhwl", result.features, weights)
+        ...     return result.attribution(maps)
     """
 
     features: tf.Tensor
@@ -71,6 +90,14 @@ class InputGradients(NamedTuple):
         gradients: `(N, L, *spatial, C)` gradient of score `l` w.r.t. the input.
         scores: `(N, L)` explained scores.
         targets: `(N, L)` explained unit indices.
+
+    Example:
+        The `_attribute` of gradient times input:
+
+        >>> def _attribute(self, inputs, targets):
+        ...     result = self._input_gradients(inputs, targets)
+        ...     maps = tf.reduce_sum(result.gradients * inputs[:, None], axis=-1)
+        ...     return result.attribution(tf.experimental.numpy.moveaxis(maps, 1, -1))
     """
 
     gradients: tf.Tensor
@@ -139,12 +166,30 @@ class Explainer(abc.ABC):
         ModelStructureError: the model cannot be split or lacks what the
             method needs.
         TypeError: an argument has the wrong type.
+
+    Example:
+        Every method is used the same way:
+
+        >>> explainer = ke.GradCAM(model, batch_size=64)
+        >>> expl = explainer.explain(images, labels)   # or explainer(images, labels)
+        >>> expl.maps.shape   # (N, H, W, 1)
+
+        A new method subclasses `Explainer` and implements `_attribute`:
+
+        >>> @attrs.define(eq=False)
+        ... class LayerCAM(ke.Explainer):
+        ...     def _attribute(self, inputs, targets):
+        ...         result = self._feature_gradients(inputs, targets)
+        ...         weighted = tf.nn.relu(result.gradients) * result.features[:, None]
+        ...         maps = tf.reduce_sum(weighted, axis=-1)   # (N, L, *spatial)
+        ...         maps = tf.experimental.numpy.moveaxis(maps, 1, -1)
+        ...         return result.attribution(maps)   # (N, *spatial, L)
     """
 
-    #: Whether the method reads a hidden layer (CAM family) or only the input.
     needs_layer: ClassVar[bool] = True
-    #: Whether 'auto' post-processing applies a ReLU before normalising.
+    """Whether the method reads a hidden layer (CAM family) or only the input."""
     rectify: ClassVar[bool] = True
+    """Whether 'auto' post-processing applies a ReLU before normalising."""
 
     model: Any = attrs.field()
     layer: Any = attrs.field(default=None, kw_only=True)

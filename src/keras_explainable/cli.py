@@ -207,7 +207,7 @@ class _Parser(argparse.ArgumentParser):
 # --------------------------------------------------------------------- demo
 def _run_demo(args: argparse.Namespace) -> int:
     from keras_explainable import demo
-    from keras_explainable.metrics import PointingGame
+    from keras_explainable.metrics import default_metrics, score_explanation
     from keras_explainable.plot import plot_grid
 
     names = list(dict.fromkeys(args.methods or available_methods()))
@@ -220,7 +220,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     data = demo.make_shapes(args.images, seed=args.seed)
     model = demo.load_demo_model()
     progress = _Progress(len(names), "explaining")
-    pointing_game = PointingGame(verbose=0)
+    metrics = default_metrics(steps=args.steps)
     explanations, rows = {}, []
     for name in names:
         explainer = _build_method(name, model, batch_size=args.batch_size, verbose=0)
@@ -229,9 +229,15 @@ def _run_demo(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         explanation = explainer.explain(data.images, data.labels)
         seconds = (time.perf_counter() - start) / len(data)
-        hits = pointing_game(explanation, masks=data.masks).values
+        scores = score_explanation(
+            explanation,
+            data.images,
+            explainer=explainer,
+            masks=data.masks,
+            metrics=metrics,
+        )
         explanations[name] = explanation
-        rows.append((name, seconds * 1000, int(hits.sum())))
+        rows.append((name, seconds * 1000, scores))
         progress.advance(note=name)
 
     shown = min(args.rows, len(data))
@@ -246,12 +252,20 @@ def _run_demo(args: argparse.Namespace) -> int:
     )
     print(
         f"Explained {len(data)} synthetic images (seed {args.seed}) of the bundled "
-        f"{model.name} model; pointing game = the map's peak lies on the object."
+        f"{model.name} model. Pointing game: share of maps whose peak lies on the "
+        "object; energy: share of the map's mass on it; Deletion AUC (lower is "
+        f"better) and Insertion AUC (higher is better) over {args.steps} steps."
     )
-    print(f"{'method':<12} {'ms/image':>9} {'pointing game':>16}")
-    for name, milliseconds, hit_count in rows:
-        score = f"{hit_count}/{len(data)} ({hit_count / len(data):.0%})"
-        print(f"{name:<12} {milliseconds:>9.2f} {score:>16}")
+    print(
+        f"{'method':<12} {'ms/image':>9} {'pointing game':>14} {'energy':>7} "
+        f"{'deletion':>9} {'insertion':>10}"
+    )
+    for name, milliseconds, scores in rows:
+        print(
+            f"{name:<12} {milliseconds:>9.2f} {scores['pointing_game']:>14.0%} "
+            f"{scores['energy_pointing_game']:>7.2f} {scores['deletion']:>9.3f} "
+            f"{scores['insertion']:>10.3f}"
+        )
     print(f"Gallery: {gallery} (titles: method, explained class, its logit)")
     return 0
 
@@ -639,6 +653,12 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive,
         default=4,
         help="images shown in the gallery (default: 4)",
+    )
+    demo.add_argument(
+        "--steps",
+        type=_positive,
+        default=20,
+        help="steps of the Deletion and Insertion curves (default: 20)",
     )
     demo.add_argument(
         "--seed",

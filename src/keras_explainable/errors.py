@@ -20,7 +20,15 @@ __all__ = [
 
 
 class ExplainerError(ValueError):
-    """Base class of the errors raised for bad input or an unusable model."""
+    """Base class of the errors raised for bad input or an unusable model.
+
+    Example:
+        >>> try:
+        ...     ke.GradCAM(model, layer="conv_5").explain(x)
+        ... except ke.ExplainerError as error:   # or ValueError
+        ...     print(error)
+        No layer named 'conv_5' in the model. Did you mean 'conv5'?
+    """
 
 
 class InputError(ExplainerError):

@@ -71,9 +71,16 @@ class SplitModel:
             only when `feature_extractor` does not define its inputs
             (a subclassed model).
 
+    Raises:
+        TypeError: a half is not callable.
+        ModelStructureError: (when an explainer is built on it) the feature
+            extractor does not define its inputs and `input_shape` is None.
+
     Example:
         >>> split = ke.SplitModel(backbone, classifier_head)
         >>> ke.GradCAM(split).explain(x)
+        >>> # the halves of a subclassed model, which defines no inputs:
+        >>> split = ke.SplitModel(model.features, model.head, input_shape=(224, 224, 3))
     """
 
     feature_extractor: Callable = attrs.field()

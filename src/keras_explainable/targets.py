@@ -32,6 +32,12 @@ class Targets:
         kind: 'top' (the top predicted unit), 'index' or 'function'.
         indices: `(N, L)` int64 unit indices for kind 'index', else None.
         function: the user's `outputs -> (N, L)` callable for kind 'function'.
+
+    Example:
+        In a method's `_attribute`, whatever form the user's `y` took:
+
+        >>> features, outputs = self._forward(inputs)
+        >>> scores, indices = targets.select(outputs)   # (N, L) and (N, L)
     """
 
     kind: str

@@ -59,6 +59,22 @@ class Decorator(Explainer):
     Raises:
         TypeError: `explainer` is not an `Explainer`.
         ValueError: an option is out of range.
+
+    Example:
+        A decorator that averages the maps of an input and of its negation:
+
+        >>> @attrs.define(eq=False)
+        ... class Negated(ke.Decorator):
+        ...     def _attribute(self, inputs, targets):
+        ...         targets = self._fixed_targets(inputs, targets)
+        ...         plain = self.explainer._attribute(inputs, targets)
+        ...         negated = self.explainer._attribute(-inputs, targets)
+        ...         return ke.Attribution(
+        ...             (plain.maps + negated.maps) / 2, plain.scores, plain.targets
+        ...         )
+        >>> expl = Negated(ke.GradCAM(model)).explain(images)
+        >>> expl.method
+        'Negated(GradCAM)'
     """
 
     explainer: Explainer = attrs.field(

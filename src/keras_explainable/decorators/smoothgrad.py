@@ -96,6 +96,19 @@ class SmoothGrad(Decorator):
         >>> smooth = ke.SmoothGrad(ke.Saliency(model), samples=25, noise=0.1)
         >>> expl = smooth.explain(images, labels)
         >>> vargrad = ke.SmoothGrad(ke.Saliency(model), variant="variance")
+
+    References:
+        SmoothGrad: Smilkov, Thorat, Kim, Viégas & Wattenberg (2017),
+        "SmoothGrad: removing noise by adding noise".
+        <https://arxiv.org/abs/1706.03825>
+
+        SmoothGrad-squared: Hooker, Erhan, Kindermans & Kim (2019), "A
+        Benchmark for Interpretability Methods in Deep Neural Networks".
+        <https://arxiv.org/abs/1806.10758>
+
+        VarGrad: Adebayo, Gilmer, Goodfellow & Kim (2018), "Local Explanation
+        Methods for Deep Neural Networks Lack Sensitivity to Parameter
+        Values". <https://arxiv.org/abs/1810.03307>
     """
 
     samples: int = attrs.field(default=50, kw_only=True, validator=_positive_int)

@@ -106,6 +106,13 @@ class TTA(Decorator):
         >>> tta = ke.TTA(ke.GradCAM(model), flips=("horizontal",))
         >>> expl = tta.explain(images)
         >>> both = ke.TTA(ke.SmoothGrad(ke.GradCAM(model), samples=8))
+
+    References:
+        The `aug_smooth` option of pytorch-grad-cam
+        (<https://github.com/jacobgil/pytorch-grad-cam>). On test-time
+        augmentation: Wang, Li, Aertsen, Deprest, Ourselin & Vercauteren
+        (2019), "Aleatoric uncertainty estimation with test-time augmentation
+        for medical image segmentation". <https://arxiv.org/abs/1807.07356>
     """
 
     scales: tuple[float, ...] = attrs.field(

@@ -80,11 +80,21 @@ class CAM(Explainer):
             explained layer. The layer is found automatically.
         **kwargs: the `Explainer` options.
 
+    Returns from `explain`: maps `(N, *spatial, L)` normalised to [0, 1].
+
     Raises:
-        ModelStructureError: the head is not global average pooling + Dense.
+        ModelStructureError: the head is not global average pooling + Dense,
+            or `layer=` names another layer than the one pooled.
+        TypeError: (from `explain`) a target callable: CAM explains units.
 
     Example:
         >>> expl = ke.CAM(model).explain(x)
+        >>> expl.layer   # the layer that feeds the global average pooling
+
+    References:
+        Zhou, Khosla, Lapedriza, Oliva & Torralba (2016), "Learning Deep
+        Features for Discriminative Localization".
+        <https://arxiv.org/abs/1512.04150>
     """
 
     _kernel: keras.Variable | None = attrs.field(default=None, init=False, repr=False)

@@ -129,6 +129,12 @@ class FullGradientTerms:
             (a repeated call of a shared layer gets the suffix `#2`, ...).
         scores: `(N, L)` the explained scores.
         targets: `(N, L)` the explained unit indices.
+
+    Example:
+        >>> terms = ke.FullGradient(model).terms(images, labels)
+        >>> total = terms.input + sum(terms.biases.values())
+        >>> np.allclose(total, terms.scores, atol=1e-3)   # a complete decomposition
+        True
     """
 
     input: np.ndarray
@@ -171,6 +177,10 @@ class FullGradient(Explainer):
     Example:
         >>> expl = ke.FullGradient(model).explain(images, labels)
         >>> terms = ke.FullGradient(model).terms(images[:2], labels[:2])
+
+    References:
+        Srinivas & Fleuret (2019), "Full-Gradient Representation for Neural
+        Network Visualization". <https://arxiv.org/abs/1905.00780>
     """
 
     needs_layer = False

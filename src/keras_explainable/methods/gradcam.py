@@ -32,9 +32,21 @@ class GradCAM(Explainer):
             the input's spatial dimensions.
         **kwargs: the `Explainer` options.
 
+    Returns from `explain`: maps `(N, *spatial, L)` normalised to [0, 1].
+
+    Raises:
+        LayerError: the layer is unknown, ambiguous, has no spatial axes or
+            does not feed the output.
+        ModelStructureError: the model is subclassed (pass a `SplitModel`).
+
     Example:
         >>> expl = ke.GradCAM(model, layer="conv5_block3_out").explain(x, y)
         >>> expl.maps.shape   # (N, H, W, 1), values in [0, 1]
+
+    References:
+        Selvaraju, Cogswell, Das, Vedantam, Parikh & Batra (2017), "Grad-CAM:
+        Visual Explanations from Deep Networks via Gradient-based
+        Localization". <https://arxiv.org/abs/1610.02391>
     """
 
     def _channel_weights(self, features: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:

@@ -77,6 +77,11 @@ class GradCAMPlusPlus(GradCAM):
     Example:
         >>> expl = ke.GradCAMPlusPlus(model, layer="conv5_block3_out").explain(x, y)
         >>> expl.maps.shape   # (N, H, W, 1), values in [0, 1]
+
+    References:
+        Chattopadhyay, Sarkar, Howlader & Balasubramanian (2018), "Grad-CAM++:
+        Improved Visual Explanations for Deep Convolutional Networks".
+        <https://arxiv.org/abs/1710.11063>
     """
 
     def _channel_weights(self, features: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:

@@ -43,8 +43,19 @@ class Saliency(Explainer):
 
     Returns from `explain`: maps `(N, *spatial, L)` normalised to [0, 1].
 
+    Raises:
+        ValueError: `channel_reduction` is not 'max', 'mean', 'sum' or 'l2'.
+        TypeError: `absolute` is not a bool.
+        LayerError: `layer=` is given: Saliency explains the input itself.
+
     Example:
         >>> expl = ke.Saliency(model).explain(images, labels)
+        >>> expl.maps.shape   # (N, H, W, 1), values in [0, 1]
+
+    References:
+        Simonyan, Vedaldi & Zisserman (2014), "Deep Inside Convolutional
+        Networks: Visualising Image Classification Models and Saliency Maps".
+        <https://arxiv.org/abs/1312.6034>
     """
 
     needs_layer = False

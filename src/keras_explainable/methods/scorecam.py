@@ -73,6 +73,11 @@ class ScoreCAM(Explainer):
         >>> scorecam = ke.ScoreCAM(model, layer="conv5_block3_out", max_channels=256)
         >>> expl = scorecam.explain(x)
         >>> expl.maps.shape   # (N, H, W, 1), values in [0, 1]
+
+    References:
+        Wang, Wang, Du, Yang, Zhang, Ding, Mardziel & Hu (2020), "Score-CAM:
+        Score-Weighted Visual Explanations for Convolutional Neural
+        Networks". <https://arxiv.org/abs/1910.01279>
     """
 
     mask_batch_size: int = attrs.field(

@@ -23,7 +23,12 @@ from keras_explainable.metrics.base import Batch, Metric, MetricResult, ModelMet
 from keras_explainable.metrics.curve import CurveResult
 from keras_explainable.metrics.deletion import Deletion
 from keras_explainable.metrics.energy_pointing_game import EnergyPointingGame
-from keras_explainable.metrics.evaluate import default_metrics, evaluate, format_table
+from keras_explainable.metrics.evaluate import (
+    default_metrics,
+    evaluate,
+    format_table,
+    score_explanation,
+)
 from keras_explainable.metrics.increase_in_confidence import IncreaseInConfidence
 from keras_explainable.metrics.insertion import Insertion
 from keras_explainable.metrics.pointing_game import PointingGame
@@ -48,5 +53,6 @@ __all__ = [
     "RandomizationResult",
     "default_metrics",
     "evaluate",
+    "score_explanation",
     "format_table",
 ]

@@ -39,9 +39,18 @@ class AverageDrop(ConfidenceChange):
 
     Returns from a call: a `MetricResult` with per-sample drops in percent.
 
+    Raises:
+        TypeError: an option is not of its type (at construction), or a call
+            without the model: pass an explainer, or maps with `model=`.
+
     Example:
         >>> ke.metrics.AverageDrop()(ke.GradCAMPlusPlus(model), images, labels).mean
         19.5
+
+    References:
+        Chattopadhyay, Sarkar, Howlader & Balasubramanian (2018), "Grad-CAM++:
+        Generalized Gradient-based Visual Explanations for Deep Convolutional
+        Networks". <https://arxiv.org/abs/1710.11063>
     """
 
     def _change(self, original: tf.Tensor, explained: tf.Tensor) -> tf.Tensor:

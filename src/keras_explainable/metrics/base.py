@@ -95,6 +95,13 @@ class Batch:
             metric takes none (`needs_masks` is False).
         targets: the explained units; 'top' targets are already resolved on
             `inputs`, so perturbed inputs are scored on the same units.
+
+    Example:
+        A metric's `_measure` maps a batch to per-sample values:
+
+        >>> def _measure(self, batch):   # the score left after blacking out the map
+        ...     kept = batch.inputs * (1.0 - batch.maps[..., None])
+        ...     return batch.score(kept)
     """
 
     inputs: tf.Tensor | None
@@ -661,6 +668,19 @@ class ModelMetric(Metric):
             probabilities or logits.
         batch_size: samples per compiled step (default 32).
         verbose: progress display, as for `Metric`.
+
+    Raises:
+        TypeError: `use_probabilities` is not a bool.
+        ValueError: another option is out of range.
+
+    Example:
+        >>> @attrs.define(eq=False)
+        ... class Blackout(ke.metrics.ModelMetric):
+        ...     '''The probability left when the map's pixels are blacked out.'''
+        ...
+        ...     def _measure(self, batch):
+        ...         return batch.score(batch.inputs * (1.0 - batch.maps[..., None]))
+        >>> Blackout()(ke.GradCAM(model), images, labels).mean
     """
 
     needs_model: ClassVar[bool] = True

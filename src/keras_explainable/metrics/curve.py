@@ -33,6 +33,10 @@ class CurveResult(MetricResult):
             step 0 (no pixel changed) to the last (every pixel changed).
         fractions: float64 `(steps + 1,)`: the nominal fraction of pixels
             changed at each step, `k / steps`.
+
+    Example:
+        >>> result = ke.metrics.Deletion(steps=20)(ke.GradCAM(model), x, y)
+        >>> plt.plot(result.fractions, result.curves.mean(axis=0))   # the mean curve
     """
 
     curves: np.ndarray = attrs.field(kw_only=True)

@@ -47,6 +47,10 @@ class Deletion(PixelCurve):
         >>> deletion = ke.metrics.Deletion(steps=50)
         >>> result = deletion(ke.GradCAM(model), images, labels)
         >>> result.mean, result.curves.shape   # (0.08, (N, 51))
+
+    References:
+        Petsiuk, Das & Saenko (2018), "RISE: Randomized Input Sampling for
+        Explanation of Black-box Models". <https://arxiv.org/abs/1806.07421>
     """
 
     deletes: ClassVar[bool] = True

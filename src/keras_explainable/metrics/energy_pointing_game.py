@@ -37,9 +37,19 @@ class EnergyPointingGame(Metric):
 
     Returns from a call: a `MetricResult` with per-sample proportions in [0, 1].
 
+    Raises:
+        TypeError: a call without ground truth (`masks=` or `boxes=`).
+        InputError: (from a call) empty masks, or masks or boxes that do not
+            match the maps.
+
     Example:
         >>> ke.metrics.EnergyPointingGame()(expl, boxes=data.boxes).mean
         0.64
+
+    References:
+        Wang, Wang, Du, Yang, Zhang, Ding, Mardziel & Hu (2020), "Score-CAM:
+        Score-Weighted Visual Explanations for Convolutional Neural
+        Networks". <https://arxiv.org/abs/1910.01279>
     """
 
     needs_inputs: ClassVar[bool] = False

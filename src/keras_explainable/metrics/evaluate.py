@@ -99,19 +99,50 @@ def evaluate(
     rows = []
     for name, explainer in explainers.items():
         explanation = explainer.explain(x, y)
-        row: dict[str, Any] = {"method": name}
-        for column, metric in metrics.items():
-            options: dict[str, Any] = {}
-            if metric.needs_model:
-                options.update(model=explainer.model, output=explainer.output)
-                if callable(y):
-                    options["y"] = y
-            if metric.needs_masks:
-                options.update(masks=masks, boxes=boxes)
-            inputs = x if metric.needs_inputs or metric.needs_model else None
-            row[column] = metric(explanation, inputs, **options).mean
-        rows.append(row)
+        row = score_explanation(
+            explanation, x, y, explainer=explainer, masks=masks, boxes=boxes, metrics=metrics
+        )
+        rows.append({"method": name, **row})
     return rows
+
+
+def score_explanation(
+    explanation: Any,
+    x: Any,
+    y: Any = None,
+    *,
+    explainer: Explainer,
+    masks: Any = None,
+    boxes: Any = None,
+    metrics: Mapping[str, Metric],
+) -> dict[str, float]:
+    """Score one explanation with several metrics: `{metric name: mean value}`.
+
+    Args:
+        explanation: the `Explanation` of `x` made by `explainer`.
+        x: the explained inputs.
+        y: the targets given to `explain` (only a callable is passed on: the
+            metrics score the units the explanation explained).
+        explainer: the explainer that made it (its model and output are used).
+        masks: ground-truth masks for the localisation metrics.
+        boxes: ground-truth boxes instead of `masks`.
+        metrics: metrics by name.
+
+    Returns:
+        The mean value of each metric, by name.
+    """
+    row: dict[str, float] = {}
+    for column, metric in metrics.items():
+        options: dict[str, Any] = {}
+        if metric.needs_model:
+            options.update(model=explainer.model, output=explainer.output)
+            if callable(y):
+                options["y"] = y
+        if metric.needs_masks:
+            options.update(masks=masks, boxes=boxes)
+        inputs = x if metric.needs_inputs or metric.needs_model else None
+        row[column] = metric(explanation, inputs, **options).mean
+    return row
 
 
 def format_table(rows: list[dict[str, Any]], digits: int = 3) -> str:

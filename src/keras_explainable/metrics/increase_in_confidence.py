@@ -33,9 +33,18 @@ class IncreaseInConfidence(ConfidenceChange):
 
     Returns from a call: a `MetricResult` with per-sample values 0 or 100.
 
+    Raises:
+        TypeError: an option is not of its type (at construction), or a call
+            without the model: pass an explainer, or maps with `model=`.
+
     Example:
         >>> ke.metrics.IncreaseInConfidence()(ke.GradCAMPlusPlus(model), images).mean
         31.0
+
+    References:
+        Chattopadhyay, Sarkar, Howlader & Balasubramanian (2018), "Grad-CAM++:
+        Generalized Gradient-based Visual Explanations for Deep Convolutional
+        Networks". <https://arxiv.org/abs/1710.11063>
     """
 
     def _change(self, original: tf.Tensor, explained: tf.Tensor) -> tf.Tensor:

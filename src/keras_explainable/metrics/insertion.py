@@ -47,6 +47,10 @@ class Insertion(PixelCurve):
     Example:
         >>> insertion = ke.metrics.Insertion(steps=50)
         >>> insertion(ke.GradCAM(model), images, labels).mean   # 0.71
+
+    References:
+        Petsiuk, Das & Saenko (2018), "RISE: Randomized Input Sampling for
+        Explanation of Black-box Models". <https://arxiv.org/abs/1806.07421>
     """
 
     deletes: ClassVar[bool] = False

@@ -60,6 +60,10 @@ class PointingGame(Metric):
         >>> game = ke.metrics.PointingGame(tolerance=2)
         >>> game(ke.GradCAM(model), data.images, data.labels, masks=data.masks).mean
         0.97
+
+    References:
+        Zhang, Bargal, Lin, Brandt, Shen & Sclaroff (2018), "Top-down Neural
+        Attention by Excitation Backprop". <https://arxiv.org/abs/1608.00507>
     """
 
     needs_inputs: ClassVar[bool] = False

@@ -256,6 +256,10 @@ class ModelRandomization:
         >>> check = ke.metrics.ModelRandomization()
         >>> result = check(ke.GradCAM(model), images, labels)
         >>> result.layers, result.mean   # correlation after each layer
+
+    References:
+        Adebayo, Gilmer, Muelly, Goodfellow, Hardt & Kim (2018), "Sanity
+        Checks for Saliency Maps". <https://arxiv.org/abs/1810.03292>
     """
 
     cascading: bool = attrs.field(

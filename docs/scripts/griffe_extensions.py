@@ -1,17 +1,22 @@
-"""A griffe extension: give attrs classes and NamedTuples their `__init__`.
+"""Griffe extensions for the API reference, loaded by mkdocs.yml.
 
-keras-explainable declares its classes with `attrs` (`@attrs.define`,
-`@attrs.frozen`) and its small records as `typing.NamedTuple`s, so their
-`__init__` is generated at import time and static analysis sees none: the API
-reference would show `GradCAM()`. This extension rebuilds the signature from
-the declared fields, as attrs does: fields in definition order along the MRO
-(a field re-declared in a subclass moves to the subclass's place, and
-`init=False` drops it), `kw_only=True` fields after the others, `default=` and
-`factory=` as defaults, ClassVars left out. Loaded by mkdocs.yml.
+- `AttrsInit`: keras-explainable declares its classes with `attrs`
+  (`@attrs.define`, `@attrs.frozen`) and its small records as
+  `typing.NamedTuple`s, so their `__init__` is generated at import time and
+  static analysis sees none: the API reference would show `GradCAM()`. This
+  extension rebuilds the signature from the declared fields, as attrs does:
+  fields in definition order along the MRO (a field re-declared in a subclass
+  moves to the subclass's place, and `init=False` drops it), `kw_only=True`
+  fields after the others, `default=` and `factory=` as defaults, ClassVars
+  left out.
+- `SingularExample`: the docstrings head their examples `Example:`, as Google
+  style (and Sphinx's Napoleon) allow; griffe only knows `Examples:`, and
+  would render the `>>>` lines as nested quotes.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import griffe
@@ -116,7 +121,9 @@ def _set_init(cls: griffe.Class) -> None:
             ordered.pop(name, None)  # a re-declared field moves to the subclass
             ordered[name] = parameter
     parameters = [p for p in ordered.values() if p is not None]
-    positional = [p for p in parameters if p.kind is not griffe.ParameterKind.keyword_only]
+    positional = [
+        p for p in parameters if p.kind is not griffe.ParameterKind.keyword_only
+    ]
     keyword = [p for p in parameters if p.kind is griffe.ParameterKind.keyword_only]
     init = griffe.Function(
         "__init__",
@@ -150,3 +157,17 @@ class AttrsInit(griffe.Extension):
     def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
         """Visit every class of the loaded package."""
         _visit(pkg, set())
+
+
+_EXAMPLE_HEADER = re.compile(r"^(\s*)Example:[ \t]*$", re.MULTILINE)
+
+
+class SingularExample(griffe.Extension):
+    """Read a docstring's `Example:` section as `Examples:`."""
+
+    def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
+        """Rename the section header of each docstring as it is loaded."""
+        if obj.docstring is not None:
+            obj.docstring.value = _EXAMPLE_HEADER.sub(
+                r"\1Examples:", obj.docstring.value
+            )
