@@ -383,3 +383,39 @@ def test_training_script_is_reproducible(work):
     assert first.count_params() == demo.load_demo_model().count_params()
     for a, b in zip(first.get_weights(), second.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------- streaming
+def test_explain_streams_a_folder_and_resumes(capsys, work, shapes):
+    from keras_explainable import demo
+
+    data, _, paths = shapes
+    folder = work / "folder"
+    folder.mkdir()
+    for path in paths:
+        (folder / Path(path).name).write_bytes(Path(path).read_bytes())
+    out = work / "streamed"
+    model_path = Path(demo.__file__).parent / "shapes_cnn.keras"
+    args = ["explain", model_path, folder, "--method", "gradcam", "--target", "1",
+            "--preprocess", "scale01", "--batch-size", 2, "--out", out]
+    code, stdout, _ = call(capsys, *args)
+    assert code == 0, stdout
+    result = out / "folder_gradcam"
+    maps = np.load(result / "maps.npy", mmap_mode="r")
+    names = (result / "names.txt").read_text().split()
+    assert names == sorted(Path(p).name for p in paths)
+    assert maps.shape == (len(paths), 64, 64, 1)
+    np.testing.assert_array_equal(np.load(result / "targets.npy"), 1)
+    # the same maps as explaining the decoded images directly
+    from keras_explainable.cli import _read_image
+
+    images = np.stack([_read_image(str(folder / name), 3) for name in names]).astype("float32") / 255
+    expected = ke.GradCAM(demo.load_demo_model()).explain(images, 1).maps
+    np.testing.assert_allclose(maps, expected, atol=1e-5)
+    # a finished run is resumed (nothing to do) and gives the same files
+    before = (result / "maps.npy").read_bytes()
+    code, _, _ = call(capsys, *args)
+    assert code == 0 and (result / "maps.npy").read_bytes() == before
+    (work / "not-a-folder").write_text("x")
+    code, _, err = call(capsys, *args[:-1], work / "not-a-folder")
+    assert_one_error(code, err, "is a file")

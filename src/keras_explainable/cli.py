@@ -499,6 +499,15 @@ def _run_explain(args: argparse.Namespace) -> int:
     _method_spec(args.method)
     units = _parse_targets(args.target)
     out = _output_dir(args.out)
+    folders = [path for path in args.images if Path(path).is_dir()]
+    if folders:
+        if len(args.images) > 1:
+            raise CommandError(
+                "give either one folder of images (streamed to .npy files) or image "
+                f"files, not both; got {len(args.images)} arguments including folder "
+                f"{folders[0]!r}."
+            )
+        return _stream_folder(args, Path(folders[0]), out, units)
     _check_images(args.images)
     stems = _outputs(out, args.images, args.method)
     existing = [Path(f"{stem}.npy") for stem in stems]
@@ -508,29 +517,8 @@ def _run_explain(args: argparse.Namespace) -> int:
         for p in Path(stem).parent.glob(f"{Path(stem).name}_class*.png")
     ]
     _refuse_existing(existing, args.overwrite)
-
-    saved_model = _is_saved_model(Path(args.model))
-    if saved_model and not args.unsafe:
-        raise CommandError(_SAVED_MODEL_UNSAFE.format(path=args.model))
-    if saved_model and _needs_layer(_method_spec(args.method)):
-        raise CommandError(
-            f"{args.method} explains a hidden layer, but a SavedModel's layers are "
-            "hidden from Keras; use an input method (saliency) or re-save the model "
-            "as .keras."
-        )
-    model = load_model(args.model, unsafe=args.unsafe)
+    model, explainer = _load_explainer(args)
     height, width, channels = _image_size(model)
-    explainer = _build_method(
-        args.method, model, layer=args.layer, batch_size=args.batch_size, verbose=0
-    )
-    logits = getattr(getattr(explainer, "exposure", None), "stripped_activation", None)
-    layer = getattr(explainer, "layer_name", None)
-    print(
-        f"Explaining {model.name} with {args.method}"
-        + (f" at layer {layer!r}" if layer else "")
-        + (f"; scores are the logits before the {logits}" if logits else "")
-        + "."
-    )
     # Images of unknown size cannot be stacked: explain them one at a time.
     chunk = args.batch_size if height is not None and width is not None else 1
     progress = _Progress(-(-len(args.images) // chunk), "explaining")
@@ -557,6 +545,94 @@ def _run_explain(args: argparse.Namespace) -> int:
         progress.advance(note=Path(paths[-1]).name)
     label = _file_label(args.method)
     print(f"Maps (height, width, targets) saved as {out}{os.sep}*_{label}.npy")
+    return 0
+
+
+def _load_explainer(args: argparse.Namespace, verbose: int = 0) -> tuple[Any, Any]:
+    """Load the model (safe mode unless --unsafe) and build the explainer."""
+    saved_model = _is_saved_model(Path(args.model))
+    if saved_model and not args.unsafe:
+        raise CommandError(_SAVED_MODEL_UNSAFE.format(path=args.model))
+    if saved_model and _needs_layer(_method_spec(args.method)):
+        raise CommandError(
+            f"{args.method} explains a hidden layer, but a SavedModel's layers are "
+            "hidden from Keras; use an input method (saliency) or re-save the model "
+            "as .keras."
+        )
+    model = load_model(args.model, unsafe=args.unsafe)
+    explainer = _build_method(
+        args.method, model, layer=args.layer, batch_size=args.batch_size, verbose=verbose
+    )
+    logits = getattr(getattr(explainer, "exposure", None), "stripped_activation", None)
+    layer = getattr(explainer, "layer_name", None)
+    print(
+        f"Explaining {model.name} with {args.method}"
+        + (f" at layer {layer!r}" if layer else "")
+        + (f"; scores are the logits before the {logits}" if logits else "")
+        + "."
+    )
+    return model, explainer
+
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def _stream_folder(args: argparse.Namespace, folder: Path, out: Path, units: Any) -> int:
+    """Explain every image of `folder`, streaming the maps to `.npy` files.
+
+    The images are read one by one (sorted by name), so the folder may hold
+    more images than fit in memory. The results go to
+    `OUT/<folder>_<method>/{maps,scores,targets}.npy` with `names.txt` listing
+    the images in order; an interrupted run continues where it stopped when
+    started again, unless --overwrite asks for a fresh run.
+    """
+    import tensorflow as tf
+
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
+    if not paths:
+        raise CommandError(f"no JPEG or PNG images in folder {str(folder)!r}.")
+    _check_images([str(p) for p in paths])
+    target = out / f"{folder.resolve().name}_{_file_label(args.method)}"
+    if target.exists() and not target.is_dir():
+        raise CommandError(f"the output folder {str(target)!r} exists and is a file.")
+    if args.overwrite and target.is_dir():
+        for name in ("maps.npy", "scores.npy", "targets.npy", "progress.json", "names.txt"):
+            (target / name).unlink(missing_ok=True)
+    model, explainer = _load_explainer(args, verbose=1 if sys.stderr.isatty() else 0)
+    height, width, channels = _image_size(model)
+    if height is None or width is None:
+        raise CommandError(
+            "streaming a folder needs a model with a fixed input size; this model "
+            "takes images of any size. Pass the image files instead."
+        )
+
+    def images() -> Any:
+        for path in paths:
+            pixels = _resize(_read_image(str(path), channels), height, width)
+            yield preprocess(pixels[None].astype(np.float32), args.preprocess)[0]
+
+    dataset = tf.data.Dataset.from_generator(
+        images, output_signature=tf.TensorSpec((height, width, channels), tf.float32)
+    )
+    targets = None if units is None else np.tile(units, (len(paths), 1))
+    names = "\n".join(p.name for p in paths) + "\n"
+    names_file = target / "names.txt"
+    if names_file.exists() and names_file.read_text() != names:
+        raise CommandError(
+            f"{str(target)!r} holds a run over other images; pass --overwrite to "
+            "start again, or choose another --out folder."
+        )
+    try:
+        explanation = explainer.explain_to_disk(dataset, target, targets)
+    except FileExistsError as error:
+        raise CommandError(f"{error} Pass --overwrite to start again.") from error
+    names_file.write_text(names)
+    print(
+        f"{len(explanation.maps)} maps {explanation.maps.shape[1:]} written to "
+        f"{target / 'maps.npy'} (with scores.npy, targets.npy and names.txt); load "
+        "them with numpy.load(path, mmap_mode='r'). An interrupted run continues "
+        "when started again."
+    )
     return 0
 
 
@@ -691,7 +767,13 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "model", metavar="MODEL", help="a .keras or .h5 file, or a SavedModel folder"
     )
-    explain.add_argument("images", metavar="IMAGE", nargs="+", help="JPEG or PNG files")
+    explain.add_argument(
+        "images",
+        metavar="IMAGE",
+        nargs="+",
+        help="JPEG or PNG files, or one folder of them: a folder is streamed to .npy "
+        "files (maps, scores, targets) in bounded memory, resumably",
+    )
     explain.add_argument(
         "--method", default="gradcam", help=f"one of {methods} (default: gradcam)"
     )
