@@ -28,6 +28,13 @@ def default_metrics(
         `{'deletion': Deletion, 'insertion': Insertion, 'pointing_game':
         PointingGame, 'energy_pointing_game': EnergyPointingGame}` (the last
         two only with `localization`), all silent.
+
+    Raises:
+        ValueError: `steps` is not a positive integer.
+
+    Example:
+        >>> metrics = ke.metrics.default_metrics(localization=False, steps=50)
+        >>> rows = ke.metrics.evaluate(explainers, x, y, metrics=metrics)
     """
     metrics: dict[str, Metric] = {
         "deletion": Deletion(steps=steps, verbose=0),
@@ -130,6 +137,17 @@ def score_explanation(
 
     Returns:
         The mean value of each metric, by name.
+
+    Raises:
+        InputError, TargetError, TypeError: as the metrics raise them.
+
+    Example:
+        >>> explainer = ke.GradCAM(model)
+        >>> expl = explainer.explain(data.images, data.labels)
+        >>> ke.metrics.score_explanation(
+        ...     expl, data.images, explainer=explainer, masks=data.masks,
+        ...     metrics=ke.metrics.default_metrics())
+        {'deletion': 0.23, 'insertion': 0.99, 'pointing_game': 1.0, ...}
     """
     row: dict[str, float] = {}
     for column, metric in metrics.items():
@@ -154,6 +172,15 @@ def format_table(rows: list[dict[str, Any]], digits: int = 3) -> str:
 
     Returns:
         The table, with a header line; no trailing newline.
+
+    Raises:
+        KeyError: a row lacks a column of the first row.
+
+    Example:
+        >>> print(ke.metrics.format_table(rows))
+        method    deletion  insertion  pointing_game  energy_pointing_game
+        gradcam      0.286      1.000          1.000                 0.591
+        saliency     0.289      1.000          0.625                 0.566
     """
     if not rows:
         return ""
