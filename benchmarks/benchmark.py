@@ -94,7 +94,12 @@ def resnet_cases(batch: int, size: int, repeats: int) -> tuple[list[dict], list[
         ("TTA(GradCAM), identity + horizontal flip", ke.TTA(gradcam), "forward", 2),
         ("Saliency", saliency, "forward+backward", 1),
         ("FullGradient", ke.FullGradient(model, batch_size=batch), "forward+backward", 1),
-        ("SmoothGrad(Saliency), 8 samples", ke.SmoothGrad(saliency, samples=8), "forward+backward", 8),
+        (
+            "SmoothGrad(Saliency), 8 samples",
+            ke.SmoothGrad(saliency, samples=8),
+            "forward+backward",
+            8,
+        ),
     ]
     functions = {"forward": lambda: forward(x), "forward+backward": lambda: forward_backward(x)}
     for name, explainer, _, _ in cases:
@@ -144,11 +149,27 @@ def scorecam_cases(batch: int, size: int, repeats: int) -> list[dict]:
     label = f"MobileNetV3Small {size}x{size}"
     return [
         _row(label, "raw forward", per_pass, "forward", 1, per_pass, batch),
-        _row(label, f"ScoreCAM ({channels} channels)", seconds["ScoreCAM"], "forward", channels, per_pass, batch),
+        _row(
+            label,
+            f"ScoreCAM ({channels} channels)",
+            seconds["ScoreCAM"],
+            "forward",
+            channels,
+            per_pass,
+            batch,
+        ),
     ]
 
 
-def _row(model: str, method: str, seconds: float, floor: str, passes: int, floor_seconds: float, batch: int) -> dict:
+def _row(
+    model: str,
+    method: str,
+    seconds: float,
+    floor: str,
+    passes: int,
+    floor_seconds: float,
+    batch: int,
+) -> dict:
     floor_total = floor_seconds * passes
     return {
         "model": model,
@@ -192,20 +213,25 @@ def machine() -> str:
     """A one-line description of this machine."""
     devices = ", ".join(d.device_type for d in tf.config.list_physical_devices()) or "CPU"
     return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, devices: {devices}; "
-        f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"devices: {devices}; Python {platform.python_version()}, "
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}"
     )
 
 
 def main() -> None:
     """Run the benchmark and print (and optionally write) the table."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--scorecam-batch", type=int, default=4)
     parser.add_argument("--scorecam-size", type=int, default=96)
-    parser.add_argument("--write", metavar="PATH", help="also write the table to this Markdown file")
+    parser.add_argument(
+        "--write", metavar="PATH", help="also write the table to this Markdown file"
+    )
     args = parser.parse_args()
     rows, targets = resnet_cases(args.batch, args.size, args.repeats)
     print(table(rows), flush=True)
@@ -221,7 +247,9 @@ def main() -> None:
     print(target_table(targets))
     if args.write:
         with open(args.write, "w", encoding="utf-8") as handle:
-            handle.write(PAGE.format(header=header, table=table(rows), targets=target_table(targets)))
+            handle.write(
+                PAGE.format(header=header, table=table(rows), targets=target_table(targets))
+            )
         print(f"wrote {args.write}")
 
 

@@ -15,7 +15,9 @@ import tensorflow as tf
 def fix_weights(model: keras.Model, seed: int = 0, scale: float = 0.5) -> keras.Model:
     """Give every weight of `model` a fixed pseudo-random value."""
     rng = np.random.default_rng(seed)
-    model.set_weights([rng.normal(0.0, scale, w.shape).astype("float32") for w in model.get_weights()])
+    model.set_weights(
+        [rng.normal(0.0, scale, w.shape).astype("float32") for w in model.get_weights()]
+    )
     return model
 
 
@@ -38,7 +40,9 @@ def make_body_head(input_shape=(8, 8, 3), channels=4, classes=3, seed=0, softmax
     body = keras.Model(inputs, features, name="body")
     feature_input = keras.Input(features.shape[1:])
     pooled = pool(name="gap")(feature_input)
-    logits = keras.layers.Dense(classes, activation="softmax" if softmax else None, name="dense")(pooled)
+    logits = keras.layers.Dense(classes, activation="softmax" if softmax else None, name="dense")(
+        pooled
+    )
     head = keras.Model(feature_input, logits, name="head")
     fix_weights(body, seed)
     fix_weights(head, seed + 1)

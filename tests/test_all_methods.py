@@ -54,4 +54,6 @@ def test_multi_target_equals_separate_calls(image_model, images, name):
     for column in range(2):
         alone = explainer.explain(images, targets[:, column])
         np.testing.assert_allclose(together.maps[..., column], alone.maps[..., 0], atol=1e-5)
-        np.testing.assert_allclose(together.scores[:, column], alone.scores[:, 0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            together.scores[:, column], alone.scores[:, 0], rtol=1e-5, atol=1e-6
+        )

@@ -64,16 +64,12 @@ def shapes(work):
 def small_model(work):
     """A 16 x 16 x 3 -> 3 classes CNN with fixed weights, saved as .keras."""
     inputs = keras.Input((16, 16, 3))
-    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="features")(
-        inputs
-    )
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="features")(inputs)
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(3, activation="softmax", name="probs")(x)
     model = keras.Model(inputs, outputs, name="small")
     rng = np.random.default_rng(0)
-    model.set_weights(
-        [rng.normal(0, 0.5, w.shape).astype("float32") for w in model.get_weights()]
-    )
+    model.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in model.get_weights()])
     path = work / "small.keras"
     model.save(path)
     return model, path
@@ -84,9 +80,7 @@ def user_images(work):
     """A 16 x 16 RGB PNG, a 20 x 30 RGB JPEG and a 24 x 24 grayscale PNG."""
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)).save(
-        work / "b.jpg"
-    )
+    Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)).save(work / "b.jpg")
     save_png(rng.integers(0, 256, (24, 24), dtype=np.uint8), work / "c.png")
     return rgb, [save_png(rgb, work / "a.png"), work / "b.jpg", work / "c.png"]
 
@@ -181,9 +175,7 @@ def test_explain_bundled_model(bundled_run, shapes):
     assert "at layer 'conv4'" in result.stdout
 
 
-def test_explain_saved_model_values_targets_and_sizes(
-    small_run, small_model, user_images
-):
+def test_explain_saved_model_values_targets_and_sizes(small_run, small_model, user_images):
     result, out = small_run
     assert result.returncode == 0, result.stderr
     model, _ = small_model
@@ -264,9 +256,7 @@ def test_lambda_model_refused_unless_unsafe(capsys, work, user_images):
     assert np.load(work / "lam" / "a_gradcam.npy").shape == (16, 16, 1)
 
 
-def test_saved_model_needs_unsafe_and_an_input_method(
-    capsys, work, small_model, user_images
-):
+def test_saved_model_needs_unsafe_and_an_input_method(capsys, work, small_model, user_images):
     model, _ = small_model
     path = work / "savedmodel"
     model.export(path, verbose=False)
@@ -396,8 +386,21 @@ def test_explain_streams_a_folder_and_resumes(capsys, work, shapes):
         (folder / Path(path).name).write_bytes(Path(path).read_bytes())
     out = work / "streamed"
     model_path = Path(demo.__file__).parent / "shapes_cnn.keras"
-    args = ["explain", model_path, folder, "--method", "gradcam", "--target", "1",
-            "--preprocess", "scale01", "--batch-size", 2, "--out", out]
+    args = [
+        "explain",
+        model_path,
+        folder,
+        "--method",
+        "gradcam",
+        "--target",
+        "1",
+        "--preprocess",
+        "scale01",
+        "--batch-size",
+        2,
+        "--out",
+        out,
+    ]
     code, stdout, _ = call(capsys, *args)
     assert code == 0, stdout
     result = out / "folder_gradcam"
@@ -409,7 +412,9 @@ def test_explain_streams_a_folder_and_resumes(capsys, work, shapes):
     # the same maps as explaining the decoded images directly
     from keras_explainable.cli import _read_image
 
-    images = np.stack([_read_image(str(folder / name), 3) for name in names]).astype("float32") / 255
+    images = (
+        np.stack([_read_image(str(folder / name), 3) for name in names]).astype("float32") / 255
+    )
     expected = ke.GradCAM(demo.load_demo_model()).explain(images, 1).maps
     np.testing.assert_allclose(maps, expected, atol=1e-5)
     # a finished run is resumed (nothing to do) and gives the same files

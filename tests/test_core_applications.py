@@ -18,12 +18,24 @@ def _with_head(backbone: keras.Model) -> keras.Model:
 
 
 ARCHITECTURES = {
-    "ResNet50V2": lambda: keras.applications.ResNet50V2(weights=None, input_shape=(SIZE, SIZE, 3), classes=5),
-    "MobileNetV2": lambda: keras.applications.MobileNetV2(weights=None, input_shape=(SIZE, SIZE, 3), classes=5),
-    "EfficientNetB0": lambda: keras.applications.EfficientNetB0(weights=None, input_shape=(SIZE, SIZE, 3), classes=5),
-    "VGG16": lambda: _with_head(keras.applications.VGG16(weights=None, include_top=False, input_shape=(SIZE, SIZE, 3))),
-    "DenseNet121": lambda: keras.applications.DenseNet121(weights=None, input_shape=(SIZE, SIZE, 3), classes=5),
-    "ConvNeXtTiny": lambda: keras.applications.ConvNeXtTiny(weights=None, input_shape=(SIZE, SIZE, 3), classes=5),
+    "ResNet50V2": lambda: keras.applications.ResNet50V2(
+        weights=None, input_shape=(SIZE, SIZE, 3), classes=5
+    ),
+    "MobileNetV2": lambda: keras.applications.MobileNetV2(
+        weights=None, input_shape=(SIZE, SIZE, 3), classes=5
+    ),
+    "EfficientNetB0": lambda: keras.applications.EfficientNetB0(
+        weights=None, input_shape=(SIZE, SIZE, 3), classes=5
+    ),
+    "VGG16": lambda: _with_head(
+        keras.applications.VGG16(weights=None, include_top=False, input_shape=(SIZE, SIZE, 3))
+    ),
+    "DenseNet121": lambda: keras.applications.DenseNet121(
+        weights=None, input_shape=(SIZE, SIZE, 3), classes=5
+    ),
+    "ConvNeXtTiny": lambda: keras.applications.ConvNeXtTiny(
+        weights=None, input_shape=(SIZE, SIZE, 3), classes=5
+    ),
 }
 
 
@@ -53,4 +65,6 @@ def test_application_models(name):
         chosen = np.take_along_axis(probabilities, top.targets, axis=1)[:, 0]
         np.testing.assert_allclose(chosen, probabilities.max(-1), rtol=1e-6)
         saliency = ke.Saliency(model).explain(x, 1)
-        assert saliency.maps.shape == (2, SIZE, SIZE, 1) and saliency.maps.max() == pytest.approx(1.0)
+        assert saliency.maps.shape == (2, SIZE, SIZE, 1) and saliency.maps.max() == pytest.approx(
+            1.0
+        )

@@ -115,3 +115,13 @@ def test_progress_bar_prints(image_model, images, capsys):
     _, _, model = image_model
     ke.GradCAM(model, batch_size=2, verbose=1).explain(images, 0)
     assert "4/4" in capsys.readouterr().out
+
+
+def test_dataset_of_unknown_static_size_is_resized_to_the_input(image_model, images):
+    _, _, model = image_model
+    dataset = tf.data.Dataset.from_generator(
+        lambda: iter(images), output_signature=tf.TensorSpec((None, None, 3), tf.float32)
+    ).batch(3)
+    explainer = ke.GradCAM(model)
+    expl = explainer.explain(dataset, 1)
+    np.testing.assert_allclose(expl.maps, explainer.explain(images, 1).maps, atol=1e-6)

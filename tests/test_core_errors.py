@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import fix_weights
 
 import keras_explainable as ke
+from conftest import fix_weights
 
 
 @pytest.fixture()
@@ -99,7 +99,9 @@ def test_layer_not_connected_to_output():
     left = keras.layers.Conv2D(2, 3, name="left")(inputs)
     right = keras.layers.Conv2D(2, 3, name="right")(inputs)
     out_left = keras.layers.Dense(2, name="out_left")(keras.layers.GlobalAveragePooling2D()(left))
-    out_right = keras.layers.Dense(2, name="out_right")(keras.layers.GlobalAveragePooling2D()(right))
+    out_right = keras.layers.Dense(2, name="out_right")(
+        keras.layers.GlobalAveragePooling2D()(right)
+    )
     model = fix_weights(keras.Model(inputs, [out_left, out_right]))
     with pytest.raises(ke.LayerError, match="'right' is not connected to the output 'out_left'"):
         ke.GradCAM(model, output="out_left", layer="right")
@@ -121,9 +123,11 @@ def test_cam_requires_gap_dense_head():
     with pytest.raises(ke.ModelStructureError, match="global average pooling.*GradCAM"):
         ke.CAM(model)
     with pytest.raises(TypeError, match="target callable"):
-        ke.CAM(keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(features)))).explain(
-            np.zeros((1, 6, 6, 1)), lambda outputs: outputs[:, 0]
-        )
+        ke.CAM(
+            keras.Model(
+                inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(features))
+            )
+        ).explain(np.zeros((1, 6, 6, 1)), lambda outputs: outputs[:, 0])
 
 
 def test_segmentation_output_needs_callable():
@@ -133,12 +137,16 @@ def test_segmentation_output_needs_callable():
     explainer = ke.GradCAM(model, layer="mask")
     with pytest.raises(ke.TargetError, match="callable"):
         explainer.explain(np.zeros((1, 6, 6, 1), "float32"), 0)
-    expl = explainer.explain(np.ones((1, 6, 6, 1), "float32"), lambda out: tf.reduce_sum(out[..., 1], axis=(1, 2)))
+    expl = explainer.explain(
+        np.ones((1, 6, 6, 1), "float32"), lambda out: tf.reduce_sum(out[..., 1], axis=(1, 2))
+    )
     assert expl.scores.shape == (1, 1)
 
 
 def test_bad_options():
-    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(1, 3), keras.layers.GlobalAveragePooling2D()])
+    model = keras.Sequential(
+        [keras.Input((4, 4, 1)), keras.layers.Conv2D(1, 3), keras.layers.GlobalAveragePooling2D()]
+    )
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         ke.GradCAM(model, batch_size=0)
     with pytest.raises(ValueError, match="postprocess"):

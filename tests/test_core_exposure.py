@@ -5,13 +5,15 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from conftest import fix_weights, make_body_head, reference_gradcam
 
 import keras_explainable as ke
+from conftest import fix_weights, make_body_head, reference_gradcam
 
 
 def _gradcam_raw(model, x, target, **kwargs):
-    return ke.GradCAM(model, postprocess=None, resize=False, **kwargs).explain(x, target).maps[..., 0]
+    return (
+        ke.GradCAM(model, postprocess=None, resize=False, **kwargs).explain(x, target).maps[..., 0]
+    )
 
 
 def test_sequential_with_nested_backbone(image_model, images):
@@ -22,7 +24,9 @@ def test_sequential_with_nested_backbone(image_model, images):
     expected = reference_gradcam(body, head, images, np.ones((7, 1), int))
     explainer = ke.GradCAM(model, postprocess=None, resize=False)
     assert explainer.layer_name == "body/features"
-    np.testing.assert_allclose(explainer.explain(images, 1).maps[..., 0], expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        explainer.explain(images, 1).maps[..., 0], expected, rtol=1e-4, atol=1e-6
+    )
 
 
 def test_functional_with_nested_models_and_layer_specs(image_model, images):
@@ -32,10 +36,16 @@ def test_functional_with_nested_models_and_layer_specs(image_model, images):
     model = keras.Model(inputs, outputs)
     expected = reference_gradcam(body, head, images, np.zeros((7, 1), int))
     for layer in ("features", "body/features", ["body", "features"], body.get_layer("features")):
-        np.testing.assert_allclose(_gradcam_raw(model, images, 0, layer=layer), expected, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(
+            _gradcam_raw(model, images, 0, layer=layer), expected, rtol=1e-4, atol=1e-6
+        )
     # the nested model itself, by name or index, is its output: the same tensor.
-    np.testing.assert_allclose(_gradcam_raw(model, images, 0, layer="body"), expected, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(_gradcam_raw(model, images, 0, layer=1), expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        _gradcam_raw(model, images, 0, layer="body"), expected, rtol=1e-4, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        _gradcam_raw(model, images, 0, layer=1), expected, rtol=1e-4, atol=1e-6
+    )
 
 
 def test_doubly_nested_model(image_model, images):
@@ -46,7 +56,9 @@ def test_doubly_nested_model(image_model, images):
     expected = reference_gradcam(body, head, images, np.full((7, 1), 2))
     explainer = ke.GradCAM(model, postprocess=None, resize=False)
     assert explainer.layer_name == "wrapper/body/features"
-    np.testing.assert_allclose(explainer.explain(images, 2).maps[..., 0], expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        explainer.explain(images, 2).maps[..., 0], expected, rtol=1e-4, atol=1e-6
+    )
 
 
 def test_exposure_shares_weights_and_leaves_model_usable(image_model, images):
@@ -75,7 +87,9 @@ def test_multi_output_model_choice():
     species = ke.GradCAM(model, output="species").explain(x, 3)
     kernel, bias = model.get_layer("species").get_weights()
     pooled_values = model.get_layer("features")(x).numpy().mean(axis=(1, 2))
-    np.testing.assert_allclose(species.scores[:, 0], (pooled_values @ kernel + bias)[:, 3], rtol=1e-4)
+    np.testing.assert_allclose(
+        species.scores[:, 0], (pooled_values @ kernel + bias)[:, 3], rtol=1e-4
+    )
 
 
 @pytest.mark.parametrize("shape", [(12, 2), (4, 6, 6, 1)], ids=["sequence", "volume"])
@@ -99,7 +113,9 @@ def test_resize_one_and_three_spatial_axes():
     signal = np.array([0.0, 1.0, 3.0], "float32")[None, :, None]
     resized = ops.resize_maps(signal, [6]).numpy()[0, :, 0]
     centres = (np.arange(6) + 0.5) / 2 - 0.5
-    np.testing.assert_allclose(resized, np.interp(centres, np.arange(3), signal[0, :, 0]), atol=1e-6)
+    np.testing.assert_allclose(
+        resized, np.interp(centres, np.arange(3), signal[0, :, 0]), atol=1e-6
+    )
     volume = np.random.default_rng(0).uniform(size=(1, 2, 3, 4, 1)).astype("float32")
     out = ops.resize_maps(volume, [4, 6, 8]).numpy()
     assert out.shape == (1, 4, 6, 8, 1)

@@ -6,9 +6,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import fix_weights, head_logits, make_body_head, reference_feature_gradients, reference_gradcam
 
 import keras_explainable as ke
+from conftest import (
+    fix_weights,
+    make_body_head,
+    reference_feature_gradients,
+    reference_gradcam,
+)
 
 
 def _raw(cls, model, **kwargs):
@@ -75,7 +80,13 @@ def test_resize_to_input_size():
     body, head, model = make_body_head(input_shape=(16, 16, 3))
     dense = keras.layers.Dense(3)
     pooled_model = keras.Sequential(
-        [keras.Input((16, 16, 3)), body, keras.layers.MaxPooling2D(4, name="pool"), keras.layers.GlobalAveragePooling2D(), dense]
+        [
+            keras.Input((16, 16, 3)),
+            body,
+            keras.layers.MaxPooling2D(4, name="pool"),
+            keras.layers.GlobalAveragePooling2D(),
+            dense,
+        ]
     )
     dense.set_weights(head.get_layer("dense").get_weights())
     x = np.random.default_rng(0).uniform(size=(2, 16, 16, 3)).astype("float32")
@@ -110,8 +121,12 @@ def test_saliency_of_linear_model_is_its_weights():
     kernel = model.get_weights()[0]  # (6, 2)
     x = np.ones((2, 3, 2), "float32")
     expl = _raw(ke.Saliency, model).explain(x, [0, 1])
-    np.testing.assert_allclose(expl.maps[0, :, 0], np.abs(kernel[:, 0]).reshape(3, 2).max(-1), rtol=1e-6)
-    np.testing.assert_allclose(expl.maps[1, :, 0], np.abs(kernel[:, 1]).reshape(3, 2).max(-1), rtol=1e-6)
+    np.testing.assert_allclose(
+        expl.maps[0, :, 0], np.abs(kernel[:, 0]).reshape(3, 2).max(-1), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        expl.maps[1, :, 0], np.abs(kernel[:, 1]).reshape(3, 2).max(-1), rtol=1e-6
+    )
 
 
 def test_scores_are_logits_behind_softmax(image_model, images):
@@ -121,7 +136,9 @@ def test_scores_are_logits_behind_softmax(image_model, images):
     np.testing.assert_array_equal(expl.targets[:, 0], logits.argmax(-1))
     np.testing.assert_allclose(expl.scores[:, 0], logits.max(-1), rtol=1e-5)
     probabilities = ke.GradCAM(model, logits=False).explain(images)
-    np.testing.assert_allclose(probabilities.scores[:, 0], tf.nn.softmax(logits).numpy().max(-1), rtol=1e-5)
+    np.testing.assert_allclose(
+        probabilities.scores[:, 0], tf.nn.softmax(logits).numpy().max(-1), rtol=1e-5
+    )
 
 
 def test_separate_softmax_activation_layer_is_stripped(image_model, images):
@@ -149,7 +166,9 @@ def test_sigmoid_output_explains_logit():
     x = np.random.default_rng(1).normal(size=(3, 4, 4, 2)).astype("float32")
     probabilities = model.predict(x, verbose=0)
     expl = ke.GradCAM(model).explain(x, 1)
-    np.testing.assert_allclose(expl.scores[:, 0], np.log(probabilities[:, 1] / (1 - probabilities[:, 1])), rtol=1e-3)
+    np.testing.assert_allclose(
+        expl.scores[:, 0], np.log(probabilities[:, 1] / (1 - probabilities[:, 1])), rtol=1e-3
+    )
 
 
 def test_callable_target_equals_index_target(image_model, images):
@@ -169,4 +188,6 @@ def test_callable_target_for_regression():
     model = fix_weights(keras.Model(inputs, value))
     x = np.random.default_rng(3).normal(size=(2, 6, 6, 1)).astype("float32")
     expl = ke.GradCAM(model, postprocess=None).explain(x, lambda outputs: 2.0 * outputs[:, 0])
-    np.testing.assert_allclose(expl.scores[:, 0], 2.0 * model.predict(x, verbose=0)[:, 0], rtol=1e-5)
+    np.testing.assert_allclose(
+        expl.scores[:, 0], 2.0 * model.predict(x, verbose=0)[:, 0], rtol=1e-5
+    )

@@ -61,9 +61,7 @@ def test_mask_pixels_are_exactly_the_objects_pixels(clean):
 
 def test_noise_keeps_object_pixels_near_their_colour():
     data = demo.make_shapes(20, seed=11)
-    for image, mask, color in zip(
-        data.images, data.masks, data.object_colors[:, 0], strict=True
-    ):
+    for image, mask, color in zip(data.images, data.masks, data.object_colors[:, 0], strict=True):
         difference = np.abs(image[mask] - color)
         assert difference.mean() < 0.03 and difference.max() < 0.2
 

@@ -52,9 +52,7 @@ def python_blocks(text: str) -> list[tuple[int, str]]:
             continue
         indent, fence = match["indent"], match["fence"]
         language = match["info"].strip().split(" ")[0].lstrip("{.").rstrip("}").lower()
-        previous = next(
-            (line.strip() for line in reversed(lines[:index]) if line.strip()), ""
-        )
+        previous = next((line.strip() for line in reversed(lines[:index]) if line.strip()), "")
         start = index + 1
         index = start
         while index < len(lines) and not (
@@ -63,8 +61,7 @@ def python_blocks(text: str) -> list[tuple[int, str]]:
         ):
             index += 1
         body = [
-            line[len(indent) :] if line.startswith(indent) else line
-            for line in lines[start:index]
+            line[len(indent) :] if line.startswith(indent) else line for line in lines[start:index]
         ]
         if language in ("python", "py") and previous != SKIP:
             blocks.append((start + 1, "\n".join(body) + "\n"))

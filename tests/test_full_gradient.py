@@ -20,18 +20,14 @@ def _set_batch_norm(layer, rng):
         "moving_mean": rng.normal(0.0, 0.5, channels),
         "moving_variance": rng.uniform(0.5, 2.0, channels),
     }
-    layer.set_weights(
-        [values[w.name].astype("float32") for w in layer.weights if w.name in values]
-    )
+    layer.set_weights([values[w.name].astype("float32") for w in layer.weights if w.name in values])
 
 
 def _relu_network():
     """Piecewise-linear: fused and separate ReLUs, BN (one center-only), max
     pooling, a conv without bias, a nested Sequential block, Dense layers."""
     inputs = keras.Input((6, 6, 2))
-    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv1")(
-        inputs
-    )
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv1")(inputs)
     x = keras.layers.BatchNormalization(name="bn1")(x)
     x = keras.layers.MaxPooling2D(2, name="pool")(x)
     x = keras.layers.Conv2D(3, 3, padding="same", name="conv2")(x)
@@ -88,9 +84,7 @@ def test_terms_add_up_to_the_logit(network, x):
     np.testing.assert_allclose(terms.scores, _logits(network, x), rtol=1e-5, atol=1e-6)
     # d logit_k / d logits = e_k: the output layer's term is its own bias.
     bias = network.get_layer("dense").get_weights()[1]
-    np.testing.assert_allclose(
-        terms.biases["dense"], np.tile(bias, (len(x), 1)), rtol=1e-6
-    )
+    np.testing.assert_allclose(terms.biases["dense"], np.tile(bias, (len(x), 1)), rtol=1e-6)
     # The batch-norm terms are not trivially zero.
     assert np.abs(terms.biases["bn1"]).max() > 1e-3
     assert np.abs(terms.biases["bn2"]).max() > 1e-3
@@ -106,9 +100,7 @@ def test_terms_with_top_class_targets(network, x):
 def _small_model():
     inputs = keras.Input((6, 6, 2))
     x = keras.layers.Conv2D(3, 3, padding="same", activation="relu", name="c1")(inputs)
-    x = keras.layers.Conv2D(
-        2, 3, strides=2, padding="same", activation="relu", name="c2"
-    )(x)
+    x = keras.layers.Conv2D(2, 3, strides=2, padding="same", activation="relu", name="c2")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(2, name="dense")(x)
     return fix_weights(keras.Model(inputs, outputs), seed=2)

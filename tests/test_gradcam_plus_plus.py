@@ -63,18 +63,14 @@ def _linear_model():
 def test_maps_match_hand_computation():
     model = _linear_model()
     x = _stack(A0, A1)[None]
-    expl = ke.GradCAMPlusPlus(model, postprocess=None, resize=False).explain(
-        x, [[0, 1]]
-    )
+    expl = ke.GradCAMPlusPlus(model, postprocess=None, resize=False).explain(x, [[0, 1]])
     np.testing.assert_allclose(expl.maps[0, ..., 0], W0 * A0 + W1 * A1, rtol=1e-6)
     np.testing.assert_allclose(expl.maps[0, ..., 1], V0 * A0 + V1 * A1, rtol=1e-6)
     assert expl.layer == "features"
     assert expl.method == "GradCAMPlusPlus"
     # Grad-CAM averages the same gradients instead: w0 = (1 - 1 + 0.5 + 0) / 4.
     gradcam = ke.GradCAM(model, postprocess=None, resize=False).explain(x, 0)
-    np.testing.assert_allclose(
-        gradcam.maps[0, ..., 0], 0.125 * A0 + 1.1875 * A1, rtol=1e-6
-    )
+    np.testing.assert_allclose(gradcam.maps[0, ..., 0], 0.125 * A0 + 1.1875 * A1, rtol=1e-6)
 
 
 def test_postprocessed_maps_are_the_normalised_rectified_hand_maps():

@@ -78,9 +78,7 @@ def test_pixel_counts_round_to_whole_pixels():
 def test_deletion_matches_linear_model(data, steps):
     images, maps = data
     model, kernel, bias = linear_model(channels=2)
-    result = ke.metrics.Deletion(steps=steps, use_probabilities=False)(
-        maps, images, model=model
-    )
+    result = ke.metrics.Deletion(steps=steps, use_probabilities=False)(maps, images, model=model)
     for i in range(len(images)):
         curve, area = reference_curve(
             images[i],
@@ -101,9 +99,7 @@ def test_deletion_matches_linear_model(data, steps):
 def test_insertion_matches_sigmoid_model_with_probabilities(data):
     images, maps = data
     model, kernel, bias = linear_model(channels=2, activation="sigmoid")
-    result = ke.metrics.Insertion(steps=8, baseline=0.5)(
-        maps[..., None], images, model=model
-    )
+    result = ke.metrics.Insertion(steps=8, baseline=0.5)(maps[..., None], images, model=model)
     for i in range(len(images)):
         curve, area = reference_curve(
             images[i],
@@ -120,18 +116,14 @@ def test_insertion_matches_sigmoid_model_with_probabilities(data):
 def test_softmax_target_and_array_and_mean_baselines(data):
     images, maps = data
     model, kernel, bias = linear_model(channels=2, activation="softmax", units=3)
-    baseline = np.linspace(0, 1, SIZE * SIZE * 2, dtype="float32").reshape(
-        SIZE, SIZE, 2
-    )
+    baseline = np.linspace(0, 1, SIZE * SIZE * 2, dtype="float32").reshape(SIZE, SIZE, 2)
 
     def probability(x, unit=2):
         z = logits(kernel, bias, x)
         e = np.exp(z - z.max(axis=1, keepdims=True))
         return (e / e.sum(axis=1, keepdims=True))[:, unit]
 
-    result = ke.metrics.Deletion(steps=4, baseline=baseline)(
-        maps, images, 2, model=model
-    )
+    result = ke.metrics.Deletion(steps=4, baseline=baseline)(maps, images, 2, model=model)
     for i in range(len(images)):
         curve, _ = reference_curve(images[i], maps[i], baseline, 4, True, probability)
         np.testing.assert_allclose(result.curves[i], curve, rtol=1e-5)
@@ -152,9 +144,7 @@ def numpy_blur(image, sigma):
     out = np.zeros_like(image)
     for dy, wy in zip(offsets, weights, strict=True):
         for dx, wx in zip(offsets, weights, strict=True):
-            window = padded[
-                radius + dy : radius + dy + SIZE, radius + dx : radius + dx + SIZE
-            ]
+            window = padded[radius + dy : radius + dy + SIZE, radius + dx : radius + dx + SIZE]
             out += wy * wx * window
     return out
 
@@ -181,9 +171,7 @@ def test_insertion_starts_from_blur(data):
 def test_curves_are_batch_invariant(data):
     images, maps = data
     model, *_ = linear_model(channels=2)
-    reference = ke.metrics.Deletion(steps=7, use_probabilities=False)(
-        maps, images, model=model
-    )
+    reference = ke.metrics.Deletion(steps=7, use_probabilities=False)(maps, images, model=model)
     for batch_size, step_batch_size in [(1, 1), (2, 3), (5, 64)]:
         result = ke.metrics.Deletion(
             steps=7,
@@ -191,13 +179,9 @@ def test_curves_are_batch_invariant(data):
             batch_size=batch_size,
             step_batch_size=step_batch_size,
         )(maps, images, model=model)
-        np.testing.assert_allclose(
-            result.curves, reference.curves, rtol=1e-6, atol=1e-6
-        )
+        np.testing.assert_allclose(result.curves, reference.curves, rtol=1e-6, atol=1e-6)
     dataset = tf.data.Dataset.from_tensor_slices(images).batch(2)
-    result = ke.metrics.Deletion(steps=7, use_probabilities=False)(
-        maps, dataset, model=model
-    )
+    result = ke.metrics.Deletion(steps=7, use_probabilities=False)(maps, dataset, model=model)
     np.testing.assert_allclose(result.values, reference.values, rtol=1e-6, atol=1e-6)
 
 
@@ -240,9 +224,7 @@ def test_average_drop_two_samples_exactly():
     maps = np.array([[[0, 1], [0, 1]], [[1, 0], [1, 0]]], "float32")
     # Sample 0 keeps the right half: logit -2. Sample 1 the left: logit +2.
     drop = ke.metrics.AverageDrop()(maps, images, model=model)
-    np.testing.assert_allclose(
-        drop.values, [100 * (0.5 - sigmoid(-2)) / 0.5, 0.0], rtol=1e-5
-    )
+    np.testing.assert_allclose(drop.values, [100 * (0.5 - sigmoid(-2)) / 0.5, 0.0], rtol=1e-5)
     increase = ke.metrics.IncreaseInConfidence()(maps, images, model=model)
     np.testing.assert_array_equal(increase.values, [0.0, 100.0])
 
@@ -257,9 +239,7 @@ def square_masks():
 def test_pointing_games_inside_and_outside():
     masks = square_masks()
     inside = np.where(masks, np.random.default_rng(0).uniform(0.1, 1, masks.shape), 0)
-    outside = np.where(
-        masks, 0.0, np.random.default_rng(1).uniform(0.1, 1, masks.shape)
-    )
+    outside = np.where(masks, 0.0, np.random.default_rng(1).uniform(0.1, 1, masks.shape))
     for metric in (ke.metrics.PointingGame(), ke.metrics.EnergyPointingGame()):
         assert metric(inside, masks=masks).mean == 1.0
         np.testing.assert_allclose(metric(inside, masks=masks).values, 1.0)
@@ -275,9 +255,7 @@ def test_energy_share_by_hand():
     maps[0, 3, 3] = 3.0  # inside
     maps[0, 7, 7] = 1.0  # outside
     maps[0, 0, 0] = -5.0  # negative values carry no energy
-    assert ke.metrics.EnergyPointingGame()(maps, masks=masks).values[
-        0
-    ] == pytest.approx(0.75)
+    assert ke.metrics.EnergyPointingGame()(maps, masks=masks).values[0] == pytest.approx(0.75)
     zero = np.zeros((1, 8, 8), "float32")
     assert ke.metrics.EnergyPointingGame()(zero, masks=masks).values[0] == 0.0
 
@@ -313,9 +291,9 @@ def test_pointing_game_picks_the_first_maximum_and_is_batch_invariant():
     expected &= flat.max(axis=1) > flat.min(axis=1)
     for batch_size in (1, 4, 32):
         for tolerance in (0, 1.5):
-            result = ke.metrics.PointingGame(
-                batch_size=batch_size, tolerance=tolerance
-            )(maps, masks=masks)
+            result = ke.metrics.PointingGame(batch_size=batch_size, tolerance=tolerance)(
+                maps, masks=masks
+            )
             if tolerance == 0:
                 np.testing.assert_array_equal(result.values, expected)
             else:
@@ -333,9 +311,7 @@ def test_explainer_explanation_and_maps_agree(image_model, images):
     deletion = ke.metrics.Deletion(steps=8, batch_size=3)
     from_explainer = deletion(explainer, images)
     from_explanation = deletion(explanation, images, model=model)
-    from_maps = deletion(
-        explanation.maps, images, explanation.targets[:, 0], model=model
-    )
+    from_maps = deletion(explanation.maps, images, explanation.targets[:, 0], model=model)
     top = deletion(explanation.maps, images, model=model)  # y=None: the top class
     for result in (from_explanation, from_maps, top):
         np.testing.assert_allclose(result.values, from_explainer.values, rtol=1e-6)
@@ -455,9 +431,7 @@ class HalfImageScore(ke.metrics.ModelMetric):
 
 def test_subclass_hooks(data):
     images, maps = data
-    np.testing.assert_array_equal(
-        PeakValue(batch_size=2)(maps).values, maps.max(axis=(1, 2))
-    )
+    np.testing.assert_array_equal(PeakValue(batch_size=2)(maps).values, maps.max(axis=(1, 2)))
     model, kernel, bias = linear_model(channels=2)
     result = HalfImageScore(use_probabilities=False)(maps, images, model=model)
     expected = -0.5 * images.reshape(len(images), -1) @ kernel[:, 0]

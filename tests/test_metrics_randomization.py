@@ -94,9 +94,7 @@ def test_nested_model_copy_and_rebuilt_decorator(tiny):
     assert (rebuilt.samples, rebuilt.noise, rebuilt.batch_size) == (3, 0.1, 4)
     assert rebuilt.explainer.model is copy
     assert rebuilt.explainer.layer_name == "body/features"
-    np.testing.assert_allclose(
-        rebuilt.explain(images).maps, smooth.explain(images).maps, atol=1e-6
-    )
+    np.testing.assert_allclose(rebuilt.explain(images).maps, smooth.explain(images).maps, atol=1e-6)
 
     result = ke.metrics.ModelRandomization(max_layers=1)(smooth, images)
     assert result.layers == ("head/dense",)
@@ -127,9 +125,7 @@ def _demo_model_file_exists() -> bool:
     return hasattr(demo, "load_demo_model") and resource.is_file()
 
 
-@pytest.mark.skipif(
-    not _demo_model_file_exists(), reason="the bundled demo model is absent"
-)
+@pytest.mark.skipif(not _demo_model_file_exists(), reason="the bundled demo model is absent")
 def test_randomisation_on_the_demo_model():
     from keras_explainable import demo
 

@@ -32,7 +32,9 @@ def test_mirrored_strategy_equals_single_device(tmp_path, image_model):
     names = [key[: -len("_plain")] for key in results.files if key.endswith("_plain")]
     assert "GradCAM" in names
     for name in names:
-        np.testing.assert_allclose(results[f"{name}_distributed"], results[f"{name}_plain"], atol=1e-5)
+        np.testing.assert_allclose(
+            results[f"{name}_distributed"], results[f"{name}_plain"], atol=1e-5
+        )
     # and the same maps as this process computes without any strategy
     _, _, model = image_model
     x = np.random.default_rng(0).uniform(size=(11, 8, 8, 3)).astype("float32")
@@ -54,7 +56,11 @@ def test_multi_worker_strategy_on_localhost(tmp_path, image_model):
     out = tmp_path / "chief.npz"
     ports = [str(p) for p in _free_ports(2)]
     workers = [
-        _run(["worker", str(index), *ports, str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        _run(
+            ["worker", str(index), *ports, str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         for index in range(2)
     ]
     try:
@@ -108,7 +114,9 @@ def test_interrupted_run_resumes_to_identical_files(tmp_path, image_model):
     explainer.explain_to_disk(dataset, tmp_path / "resumed", 1)
     explainer.explain_to_disk(dataset, tmp_path / "straight", 1)
     for name in ("maps.npy", "scores.npy", "targets.npy"):
-        assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "straight" / name).read_bytes()
+        assert (tmp_path / "resumed" / name).read_bytes() == (
+            tmp_path / "straight" / name
+        ).read_bytes()
     with pytest.raises(ValueError, match="other inputs or options"):
         ke.GradCAM(model, batch_size=5).explain_to_disk(dataset, tmp_path / "resumed", 1)
 
@@ -145,7 +153,8 @@ MEMORY_SCRIPT = textwrap.dedent(
     expl = explainer.explain_to_disk(dataset, sys.argv[1] + "/run", 0)
     early = float(np.median(samples[10:20]))
     late = float(np.median(samples[-10:]))
-    print(json.dumps({"growth": late - early, "output": expl.maps.nbytes / 2**20, "rows": len(expl.maps)}))
+    output = expl.maps.nbytes / 2**20
+    print(json.dumps({"growth": late - early, "output": output, "rows": len(expl.maps)}))
     """
 )
 

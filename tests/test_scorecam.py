@@ -54,12 +54,8 @@ def reference_scorecam(
             weights.append(weight)
         weights = np.array(weights)
         if normalize_weights:
-            weights = (
-                np.exp(weights - weights.max()) / np.exp(weights - weights.max()).sum()
-            )
-        maps.append(
-            np.tensordot(features[n][..., list(keep)], weights, axes=[[-1], [0]])
-        )
+            weights = np.exp(weights - weights.max()) / np.exp(weights - weights.max()).sum()
+        maps.append(np.tensordot(features[n][..., list(keep)], weights, axes=[[-1], [0]]))
     return np.stack(maps)
 
 

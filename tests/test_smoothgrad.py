@@ -48,7 +48,9 @@ def test_noise_is_a_function_of_the_sample_and_seed(x):
     # the noise's standard deviation is the fraction of each sample's range
     big = np.random.default_rng(0).uniform(0, 4, (2, 64, 64, 3)).astype("float32")
     deviation = (noisy_copy(tf.constant(big), 0.1, 0, 0).numpy() - big).std(axis=(1, 2, 3))
-    np.testing.assert_allclose(deviation, 0.1 * (big.max(axis=(1, 2, 3)) - big.min(axis=(1, 2, 3))), rtol=0.02)
+    np.testing.assert_allclose(
+        deviation, 0.1 * (big.max(axis=(1, 2, 3)) - big.min(axis=(1, 2, 3))), rtol=0.02
+    )
 
 
 def test_zero_noise_equals_the_wrapped_explainer(image_model, x):
@@ -68,9 +70,7 @@ def test_variants_equal_direct_computation(image_model, x, variant):
     _, _, model = image_model
     targets = np.array([[0, 2], [1, 1], [2, 0]])
     saliency = ke.Saliency(model, postprocess=None)
-    maps = np.stack(
-        [saliency.explain(_noisy(x, 0.2, 7, i), targets).maps for i in range(4)]
-    )
+    maps = np.stack([saliency.explain(_noisy(x, 0.2, 7, i), targets).maps for i in range(4)])
     expected = {
         "mean": maps.mean(axis=0),
         "squared": (maps**2).mean(axis=0),
@@ -90,9 +90,7 @@ def test_results_do_not_depend_on_noise_batch_size(image_model, x):
     _, _, model = image_model
     gradcam = ke.GradCAM(model, postprocess=None)
     results = [
-        ke.SmoothGrad(
-            gradcam, samples=5, seed=3, noise_batch_size=size, variant="variance"
-        )
+        ke.SmoothGrad(gradcam, samples=5, seed=3, noise_batch_size=size, variant="variance")
         .explain(x, 1)
         .maps
         for size in (1, 3, 5)

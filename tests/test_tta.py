@@ -28,9 +28,7 @@ class InputTimesGradient(ke.Explainer):
 def _model(stride=2, size=8, symmetric=False, seed=0):
     """Conv "conv" -> conv "features" (stride `stride`) -> GAP -> Dense(3)."""
     inputs = keras.Input((size, size, 3))
-    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(
-        inputs
-    )
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inputs)
     x = keras.layers.Conv2D(
         4, 3, strides=stride, padding="same", activation="relu", name="features"
     )(x)
@@ -72,13 +70,10 @@ def test_flips_average_every_unflipped_pass(model, x):
     gradcam = ke.GradCAM(model, layer="features", postprocess=None, resize=False)
     targets = np.array([0, 1, 2])
     passes = [gradcam.explain(x, targets)] + [
-        gradcam.explain(_flip(x, flip).copy(), targets)
-        for flip in ("horizontal", "vertical")
+        gradcam.explain(_flip(x, flip).copy(), targets) for flip in ("horizontal", "vertical")
     ]
     expected = (
-        passes[0].maps
-        + _flip(passes[1].maps, "horizontal")
-        + _flip(passes[2].maps, "vertical")
+        passes[0].maps + _flip(passes[1].maps, "horizontal") + _flip(passes[2].maps, "vertical")
     ) / 3
     expl = ke.TTA(gradcam, flips=("horizontal", "vertical")).explain(x, targets)
     np.testing.assert_allclose(expl.maps, expected, rtol=1e-5, atol=1e-6)
@@ -111,12 +106,8 @@ def test_symmetric_model_is_unchanged_by_flip_averaging(x):
 
 def _fully_convolutional():
     inputs = keras.Input((None, None, 3))
-    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(
-        inputs
-    )
-    x = keras.layers.Conv2D(
-        4, 3, strides=2, padding="same", activation="relu", name="features"
-    )(x)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inputs)
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu", name="features")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     return fix_weights(keras.Model(inputs, keras.layers.Dense(3)(x)), 4)
 
@@ -136,9 +127,7 @@ def test_scales_are_resized_back_and_averaged(x):
             scores.append(result.scores)
     tta = ke.TTA(gradcam, scales=(2.0, 1.0, 0.5), flips="horizontal")
     expl = tta.explain(x, targets)
-    np.testing.assert_allclose(
-        expl.maps, np.mean(expected, axis=0), rtol=1e-4, atol=1e-6
-    )
+    np.testing.assert_allclose(expl.maps, np.mean(expected, axis=0), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(expl.scores, np.mean(scores, axis=0), rtol=1e-5)
 
 

@@ -48,8 +48,7 @@ def _is_attrs(cls: griffe.Class) -> bool:
 
 def _is_named_tuple(cls: griffe.Class) -> bool:
     return any(
-        (base if isinstance(base, str) else getattr(base, "canonical_path", ""))
-        in _NAMED_TUPLE
+        (base if isinstance(base, str) else getattr(base, "canonical_path", "")) in _NAMED_TUPLE
         for base in cls.bases
     )
 
@@ -121,9 +120,7 @@ def _set_init(cls: griffe.Class) -> None:
             ordered.pop(name, None)  # a re-declared field moves to the subclass
             ordered[name] = parameter
     parameters = [p for p in ordered.values() if p is not None]
-    positional = [
-        p for p in parameters if p.kind is not griffe.ParameterKind.keyword_only
-    ]
+    positional = [p for p in parameters if p.kind is not griffe.ParameterKind.keyword_only]
     keyword = [p for p in parameters if p.kind is griffe.ParameterKind.keyword_only]
     init = griffe.Function(
         "__init__",
@@ -168,6 +165,4 @@ class SingularExample(griffe.Extension):
     def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
         """Rename the section header of each docstring as it is loaded."""
         if obj.docstring is not None:
-            obj.docstring.value = _EXAMPLE_HEADER.sub(
-                r"\1Examples:", obj.docstring.value
-            )
+            obj.docstring.value = _EXAMPLE_HEADER.sub(r"\1Examples:", obj.docstring.value)

@@ -97,9 +97,7 @@ def _save(canvas: np.ndarray, name: str) -> None:
         colors=64, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
     )
     image.save(path, format="PNG", optimize=True)
-    print(
-        f"wrote {path.relative_to(DOCS.parent)} ({path.stat().st_size / 1024:.0f} KiB)"
-    )
+    print(f"wrote {path.relative_to(DOCS.parent)} ({path.stat().st_size / 1024:.0f} KiB)")
 
 
 def _overlays(images: np.ndarray, explanation: ke.Explanation, target: int = 0) -> list:
@@ -123,9 +121,7 @@ def methods() -> dict[str, ke.Explainer]:
 def method_pictures(data: demo.Shapes) -> None:
     images = data.images
     shown = _as_uint8(images)
-    explanations = {
-        name: m.explain(images, data.labels) for name, m in methods().items()
-    }
+    explanations = {name: m.explain(images, data.labels) for name, m in methods().items()}
     files = {
         "Saliency": "method-saliency.png",
         "CAM": "method-cam.png",
@@ -214,10 +210,7 @@ def evaluate_table(count: int) -> None:
         "|---|" + "---:|" * len(metrics),
     ]
     for row in rows:
-        cells = [
-            f"{row[name]:.3f}" if "%" not in name else f"{row[name]:.1f}"
-            for name in metrics
-        ]
+        cells = [f"{row[name]:.3f}" if "%" not in name else f"{row[name]:.1f}" for name in metrics]
         lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
     path = DOCS / "snippets" / "evaluate-table.md"
     path.parent.mkdir(exist_ok=True)
@@ -239,9 +232,7 @@ def curve_picture(count: int) -> None:
 
     data = demo.make_shapes(count, seed=1)
     chosen = {
-        name: m
-        for name, m in methods().items()
-        if name in ("Saliency", "Grad-CAM", "Score-CAM")
+        name: m for name, m in methods().items() if name in ("Saliency", "Grad-CAM", "Score-CAM")
     }
     figure = Figure(figsize=(6.4, 2.4))
     canvas = FigureCanvasAgg(figure)
@@ -277,9 +268,7 @@ def curve_picture(count: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--count", type=int, default=64, help="images scored for the metrics"
-    )
+    parser.add_argument("--count", type=int, default=64, help="images scored for the metrics")
     args = parser.parse_args()
     start = time.perf_counter()
     (DOCS / "images").mkdir(exist_ok=True)

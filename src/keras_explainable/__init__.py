@@ -55,4 +55,5 @@ __all__ = [
     "TargetError",
     "Targets",
     "__version__",
+    "metrics",
 ]

@@ -25,7 +25,13 @@ from keras_explainable.errors import InputError, LayerError, TargetError
 from keras_explainable.explanation import Explanation
 from keras_explainable.exposure import Exposure, SplitModel, expose
 from keras_explainable.inputs import InputSource, make_source
-from keras_explainable.targets import FUNCTION, INDEX, TargetPlan, Targets, as_index_array, plan_targets
+from keras_explainable.targets import (
+    INDEX,
+    TargetPlan,
+    Targets,
+    as_index_array,
+    plan_targets,
+)
 
 __all__ = ["Explainer", "Attribution", "FeatureGradients", "InputGradients"]
 
@@ -117,9 +123,7 @@ def _positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None
 def _check_postprocess(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if value is None or value == "auto" or callable(value):
         return
-    raise ValueError(
-        f"postprocess must be 'auto', None (raw maps) or a callable; got {value!r}."
-    )
+    raise ValueError(f"postprocess must be 'auto', None (raw maps) or a callable; got {value!r}.")
 
 
 def _check_verbose(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
@@ -194,12 +198,20 @@ class Explainer(abc.ABC):
     model: Any = attrs.field()
     layer: Any = attrs.field(default=None, kw_only=True)
     output: str | int | None = attrs.field(default=None, kw_only=True)
-    logits: bool = attrs.field(default=True, kw_only=True, validator=attrs.validators.instance_of(bool))
+    logits: bool = attrs.field(
+        default=True, kw_only=True, validator=attrs.validators.instance_of(bool)
+    )
     batch_size: int = attrs.field(default=32, kw_only=True, validator=_positive_int)
-    postprocess: str | Callable | None = attrs.field(default="auto", kw_only=True, validator=_check_postprocess)
-    resize: bool = attrs.field(default=True, kw_only=True, validator=attrs.validators.instance_of(bool))
+    postprocess: str | Callable | None = attrs.field(
+        default="auto", kw_only=True, validator=_check_postprocess
+    )
+    resize: bool = attrs.field(
+        default=True, kw_only=True, validator=attrs.validators.instance_of(bool)
+    )
     verbose: str | int = attrs.field(default="auto", kw_only=True, validator=_check_verbose)
-    jit_compile: bool = attrs.field(default=False, kw_only=True, validator=attrs.validators.instance_of(bool))
+    jit_compile: bool = attrs.field(
+        default=False, kw_only=True, validator=attrs.validators.instance_of(bool)
+    )
     strategy: tf.distribute.Strategy | None = attrs.field(
         default=None,
         kw_only=True,
@@ -310,7 +322,7 @@ class Explainer(abc.ABC):
         maps = tf.cast(maps, tf.float32)
         if self.postprocess == "auto" and self.rectify:
             maps = tf.nn.relu(maps)
-        if self.resize and all(size is not None for size in spatial_size):
+        if self.resize:
             maps = ops.resize_maps(maps, spatial_size)
         if self.postprocess == "auto":
             maps = ops.normalize_maps(maps)
@@ -325,12 +337,20 @@ class Explainer(abc.ABC):
         return tf.as_dtype(dtype)
 
     def _step_function(self, spec: tf.TensorSpec, plan: TargetPlan) -> Callable:
-        """The (uncompiled) step: one batch of inputs and target indices to
-        `(maps, scores, targets, finite)`."""
-        spatial_size = tuple(spec.shape[1:-1])
+        """The uncompiled step: `(inputs, target indices) -> (maps, scores, targets, finite)`."""
+        # The data's static size, else the model's, else the size at run time.
+        model_shape = self._exposure.input_shape or (None,) * len(spec.shape)
+        static_size = [
+            data if data is not None else model
+            for data, model in zip(spec.shape[1:-1], model_shape[1:-1], strict=True)
+        ]
         input_dtype = self._input_dtype()
 
         def step(inputs: tf.Tensor, indices: tf.Tensor) -> tuple:
+            spatial_size = [
+                size if size is not None else tf.shape(inputs)[axis]
+                for axis, size in enumerate(static_size, start=1)
+            ]
             as_float = tf.cast(inputs, tf.float32)
             finite = tf.reduce_all(tf.math.is_finite(as_float))
             targets = Targets(
@@ -354,6 +374,9 @@ class Explainer(abc.ABC):
                 self._step_function(spec, plan),
                 input_signature=signature,
                 jit_compile=self.jit_compile,
+                # The step uses TensorFlow ops for its control flow; AutoGraph
+                # would only re-read (and re-parse) the source of every method.
+                autograph=False,
             )
         return self._steps[key]
 
@@ -474,7 +497,9 @@ class Explainer(abc.ABC):
             return None
         return strategy
 
-    def _run(self, source: InputSource, plan: TargetPlan, writer: Any, skip_batches: int = 0) -> None:
+    def _run(
+        self, source: InputSource, plan: TargetPlan, writer: Any, skip_batches: int = 0
+    ) -> None:
         """Explain every batch of `source` and hand the results to `writer`."""
         strategy = self._distribution()
         if strategy is not None:

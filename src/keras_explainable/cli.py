@@ -108,9 +108,7 @@ def _needs_layer(spec: MethodSpec) -> bool:
     return bool(getattr(explainer, "needs_layer", True))
 
 
-def _build_method(
-    name: str, model: Any, *, layer: str | None = None, **options: Any
-) -> Any:
+def _build_method(name: str, model: Any, *, layer: str | None = None, **options: Any) -> Any:
     """Construct the explainer registered as `name` for `model`."""
     import keras_explainable
 
@@ -326,8 +324,7 @@ def _load_saved_model(path: Path, unsafe: bool) -> Any:
     endpoints = [e for e in ("serve", "serving_default") if e in loaded.signatures]
     if not endpoints:
         raise CommandError(
-            f"the SavedModel {str(path)!r} has no 'serve' or 'serving_default' "
-            "signature."
+            f"the SavedModel {str(path)!r} has no 'serve' or 'serving_default' signature."
         )
     signature = loaded.signatures[endpoints[0]]
     specs = signature.structured_input_signature
@@ -373,8 +370,7 @@ def load_model(path: str, *, unsafe: bool = False) -> Any:
     if model_path.is_dir():
         if not (model_path / "config.json").exists():
             raise CommandError(
-                f"{path!r} is a folder but neither a SavedModel nor an unzipped "
-                ".keras model."
+                f"{path!r} is a folder but neither a SavedModel nor an unzipped .keras model."
             )
     elif model_path.suffix == ".keras":
         if not zipfile.is_zipfile(model_path):
@@ -412,8 +408,7 @@ def _parse_targets(text: str) -> list[int] | None:
         units = []
     if not units or any(unit < 0 for unit in units):
         raise CommandError(
-            "--target must be 'auto' or class indices >= 0 such as 3 or 1,5; "
-            f"got {text!r}."
+            f"--target must be 'auto' or class indices >= 0 such as 3 or 1,5; got {text!r}."
         )
     return units
 
@@ -512,9 +507,7 @@ def _run_explain(args: argparse.Namespace) -> int:
     stems = _outputs(out, args.images, args.method)
     existing = [Path(f"{stem}.npy") for stem in stems]
     existing += [
-        p
-        for stem in stems
-        for p in Path(stem).parent.glob(f"{Path(stem).name}_class*.png")
+        p for stem in stems for p in Path(stem).parent.glob(f"{Path(stem).name}_class*.png")
     ]
     _refuse_existing(existing, args.overwrite)
     model, explainer = _load_explainer(args)
@@ -588,7 +581,9 @@ def _stream_folder(args: argparse.Namespace, folder: Path, out: Path, units: Any
     """
     import tensorflow as tf
 
-    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
+    paths = sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES
+    )
     if not paths:
         raise CommandError(f"no JPEG or PNG images in folder {str(folder)!r}.")
     _check_images([str(p) for p in paths])
@@ -685,9 +680,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_MAIN_EXAMPLES,
         formatter_class=formatter,
     )
-    parser.add_argument(
-        "--version", action="version", version=f"%(prog)s {__version__}"
-    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--traceback",
         action="store_true",
@@ -748,9 +741,7 @@ def _parser() -> argparse.ArgumentParser:
         default=32,
         help="images per batch (default: 32)",
     )
-    demo.add_argument(
-        "--overwrite", action="store_true", help="replace an existing gallery"
-    )
+    demo.add_argument("--overwrite", action="store_true", help="replace an existing gallery")
     demo.set_defaults(run=_run_demo)
 
     explain = commands.add_parser(
@@ -774,9 +765,7 @@ def _parser() -> argparse.ArgumentParser:
         help="JPEG or PNG files, or one folder of them: a folder is streamed to .npy "
         "files (maps, scores, targets) in bounded memory, resumably",
     )
-    explain.add_argument(
-        "--method", default="gradcam", help=f"one of {methods} (default: gradcam)"
-    )
+    explain.add_argument("--method", default="gradcam", help=f"one of {methods} (default: gradcam)")
     explain.add_argument(
         "--target",
         default="auto",
@@ -793,17 +782,14 @@ def _parser() -> argparse.ArgumentParser:
         "--preprocess",
         choices=_PREPROCESS,
         default="none",
-        help="pixel preprocessing the model expects, applied to "
-        "0..255 RGB values (default: none)",
+        help="pixel preprocessing the model expects, applied to 0..255 RGB values (default: none)",
     )
     explain.add_argument(
         "--out",
         default="keras-explainable-out",
         help="output folder (default: keras-explainable-out)",
     )
-    explain.add_argument(
-        "--overwrite", action="store_true", help="replace existing output files"
-    )
+    explain.add_argument("--overwrite", action="store_true", help="replace existing output files")
     explain.add_argument(
         "--unsafe",
         action="store_true",

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 __all__ = ["distributed_batches"]
 
 
-def _target_columns(explainer: Explainer, source: InputSource, plan: TargetPlan) -> tuple[np.ndarray | None, int]:
+def _target_columns(
+    explainer: Explainer, source: InputSource, plan: TargetPlan
+) -> tuple[np.ndarray | None, int]:
     """The `(N, L)` target array for array inputs (or None) and L."""
     if plan.kind != INDEX:
         return None, 0
@@ -95,7 +97,7 @@ def distributed_batches(
         maps, scores, explained, finite = step(inputs, targets)
         return maps, scores, explained, positions, tf.cast(finite, tf.int32)[None]
 
-    @tf.function(input_signature=[distributed.element_spec])
+    @tf.function(input_signature=[distributed.element_spec], autograph=False)
     def global_step(batch: tuple) -> tuple:
         per_replica = strategy.run(replica_step, args=batch)
         return tuple(strategy.gather(value, axis=0) for value in per_replica)

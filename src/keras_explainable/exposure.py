@@ -276,7 +276,15 @@ def _call_layer(
     if _is_replayable(layer):
         outputs = _replay(layer, args[0], path, calls, split_activations)
         calls.append(
-            LayerCall(layer, path, args, kwargs, _flat_tensors(args[0]), _flat_tensors(outputs), nested=True)
+            LayerCall(
+                layer,
+                path,
+                args,
+                kwargs,
+                _flat_tensors(args[0]),
+                _flat_tensors(outputs),
+                nested=True,
+            )
         )
         return outputs
     inputs = _flat_tensors((args, kwargs))
@@ -317,17 +325,11 @@ def _call_split(
             f"The layer {layer.name!r} applies its activation inside the layer and "
             f"could not be rebuilt without it ({type(error).__name__}: {error})."
         ) from error
-    activation = keras.layers.Activation(
-        layer.activation, name=f"{layer.name}_activation"
-    )
+    activation = keras.layers.Activation(layer.activation, name=f"{layer.name}_activation")
     outputs = activation(pre_activation)
     twin_path = (*path[:-1], twin.name)
-    linear = LayerCall(
-        twin, twin_path, args, kwargs, inputs, _flat_tensors(pre_activation)
-    )
-    call = LayerCall(
-        layer, path, args, kwargs, inputs, _flat_tensors(outputs), linear_call=linear
-    )
+    linear = LayerCall(twin, twin_path, args, kwargs, inputs, _flat_tensors(pre_activation))
+    call = LayerCall(layer, path, args, kwargs, inputs, _flat_tensors(outputs), linear_call=linear)
     calls.append(call)
     return outputs
 
@@ -365,9 +367,7 @@ def trace_model(model: keras.Model, *, split_activations: bool = False) -> Model
     return ModelGraph(inputs, outputs, calls)
 
 
-def _trace_split(
-    split: SplitModel, split_activations: bool = False
-) -> tuple[ModelGraph, Any]:
+def _trace_split(split: SplitModel, split_activations: bool = False) -> tuple[ModelGraph, Any]:
     """Replay a SplitModel; returns the graph and the feature tensor."""
     extractor = split.feature_extractor
     if _is_replayable(extractor):
@@ -429,7 +429,9 @@ def _strip_probability(graph: ModelGraph, tensor: Any) -> tuple[Any, str | None]
             "Pass logits=False to explain the probabilities instead."
         ) from error
     graph.record(
-        LayerCall(linear, (*call.path[:-1], linear.name), call.args, call.kwargs, call.inputs, (logits,))
+        LayerCall(
+            linear, (*call.path[:-1], linear.name), call.args, call.kwargs, call.inputs, (logits,)
+        )
     )
     return logits, activation
 
@@ -446,8 +448,10 @@ def _output_names(model: Any, outputs: Any) -> list[str]:
 
 def _select_output(model: Any, outputs: Any, output: OutputSpec) -> tuple[Any, str]:
     names = _output_names(model, outputs)
-    flat = list(outputs.values()) if isinstance(outputs, dict) else (
-        list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    flat = (
+        list(outputs.values())
+        if isinstance(outputs, dict)
+        else (list(outputs) if isinstance(outputs, (list, tuple)) else [outputs])
     )
     if output is None:
         if len(flat) > 1:

@@ -48,7 +48,7 @@ def check_shape(shape: tuple, expected: tuple | None) -> None:
 
 def _check_dtype(dtype: Any) -> None:
     dtype = np.dtype(dtype)
-    if dtype == bool or not (np.issubdtype(dtype, np.number)):
+    if dtype.kind == "b" or not np.issubdtype(dtype, np.number):
         raise TypeError(f"Inputs must be numeric (float or integer images); got dtype {dtype}.")
     if np.issubdtype(dtype, np.complexfloating):
         raise TypeError(f"Inputs must be real numbers; got dtype {dtype}.")
@@ -171,7 +171,9 @@ def make_source(x: Any, expected_shape: tuple | None, batch_size: int, y: Any) -
         try:
             x = np.asarray(x)
         except (ValueError, TypeError) as error:
-            raise TypeError(f"Inputs must be an array, a tensor or a tf.data.Dataset: {error}") from error
+            raise TypeError(
+                f"Inputs must be an array, a tensor or a tf.data.Dataset: {error}"
+            ) from error
     _check_dtype(x.dtype)
     check_shape(x.shape, expected_shape)
     if x.shape[0] == 0:
@@ -182,14 +184,14 @@ def make_source(x: Any, expected_shape: tuple | None, batch_size: int, y: Any) -
     return InputSource(int(x.shape[0]), batches, spec, False, array=x, batch_size=batch_size)
 
 
-def _dataset_source(dataset: tf.data.Dataset, expected_shape: tuple | None, batch_size: int, y: Any) -> InputSource:
+def _dataset_source(
+    dataset: tf.data.Dataset, expected_shape: tuple | None, batch_size: int, y: Any
+) -> InputSource:
     spec = dataset.element_spec
     has_targets = isinstance(spec, (tuple, list))
     x_spec = spec[0] if has_targets else spec
     if isinstance(spec, dict) or not isinstance(x_spec, tf.TensorSpec):
-        raise TypeError(
-            "A dataset must yield x or (x, y) tensors; got element spec " f"{spec}."
-        )
+        raise TypeError(f"A dataset must yield x or (x, y) tensors; got element spec {spec}.")
     if has_targets and len(spec) > 1 and y is not None:
         raise TargetError(
             "The dataset yields its own targets (x, y); do not also pass y to explain()."
@@ -205,4 +207,6 @@ def _dataset_source(dataset: tf.data.Dataset, expected_shape: tuple | None, batc
     cardinality = int(dataset.cardinality())
     batches = cardinality if cardinality >= 0 else None
     batch_spec = tf.TensorSpec((None, *shape[1:]), x_spec.dtype)
-    return InputSource(None, batches, batch_spec, has_targets, dataset=dataset, batch_size=batch_size)
+    return InputSource(
+        None, batches, batch_spec, has_targets, dataset=dataset, batch_size=batch_size
+    )

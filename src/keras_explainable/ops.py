@@ -64,7 +64,7 @@ def _resize_axis(maps: tf.Tensor, axis: int, size: int) -> tf.Tensor:
     return tf.transpose(resized, inverse)
 
 
-def resize_maps(maps: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
+def resize_maps(maps: tf.Tensor, size: Sequence[int | tf.Tensor]) -> tf.Tensor:
     """Resize `(N, *spatial, L)` maps to `size` with (multi)linear interpolation.
 
     Two spatial axes use `tf.image.resize` (bilinear); one or three axes are
@@ -72,19 +72,20 @@ def resize_maps(maps: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
 
     Args:
         maps: `(N, *spatial, L)` maps.
-        size: the target spatial size, one entry per spatial axis.
+        size: the target spatial size, one entry per spatial axis: ints, or
+            scalar int tensors for sizes known only when the step runs.
 
     Returns:
         `(N, *size, L)` float32 maps.
     """
     maps = tf.cast(maps, tf.float32)
-    size = [int(s) for s in size]
-    current = maps.shape[1:-1]
-    if list(current) == size:
+    size = [s if tf.is_tensor(s) else int(s) for s in size]
+    current = list(maps.shape[1:-1])
+    if current == size:
         return maps
     if len(size) == 2:
         return tf.image.resize(maps, size, method="bilinear")
     for offset, target in enumerate(size):
-        if current[offset] != target:
+        if tf.is_tensor(target) or current[offset] != target:
             maps = _resize_axis(maps, offset + 1, target)
     return maps

@@ -85,8 +85,7 @@ def _prepare_maps(maps: Any, count: int, single: bool, target: int) -> np.ndarra
     if maps.ndim == 4:
         if not -maps.shape[-1] <= target < maps.shape[-1]:
             raise ValueError(
-                f"target={target} is out of range: the maps have {maps.shape[-1]} "
-                "target(s)."
+                f"target={target} is out of range: the maps have {maps.shape[-1]} target(s)."
             )
         maps = maps[..., target]
     if maps.ndim != 3:
@@ -283,9 +282,7 @@ def plot_grid(
                 f"Explanation {title!r} has {len(explanation)} maps for {rows} images."
             )
     shown = (_as_rgb_float(batch) * 255).round().astype(np.uint8)
-    blends = [
-        overlay(batch, e.maps, target=t, cmap=cmap, alpha=alpha) for _, e, t in columns
-    ]
+    blends = [overlay(batch, e.maps, target=t, cmap=cmap, alpha=alpha) for _, e, t in columns]
 
     figure = Figure(figsize=(cell_size * (len(columns) + 1), cell_size * rows * 1.2))
     FigureCanvasAgg(figure)
@@ -296,9 +293,7 @@ def plot_grid(
             image_titles[row] if image_titles is not None else "image", fontsize=8
         )
         for column, (title, explanation, unit) in enumerate(columns, start=1):
-            axes[row, column].imshow(
-                blends[column - 1][row], interpolation=interpolation
-            )
+            axes[row, column].imshow(blends[column - 1][row], interpolation=interpolation)
             label = _class_label(int(explanation.targets[row, unit]), class_names)
             score = float(explanation.scores[row, unit])
             axes[row, column].set_title(f"{title}\n{label} {score:.2f}", fontsize=8)

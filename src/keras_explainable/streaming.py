@@ -49,7 +49,9 @@ class NpyWriter:
         completed_batches: the number of batches written so far.
     """
 
-    def __init__(self, directory: Path, signature: dict, size: int, completed_batches: int, rows: dict) -> None:
+    def __init__(
+        self, directory: Path, signature: dict, size: int, completed_batches: int, rows: dict
+    ) -> None:
         self.directory = directory
         self.signature = signature
         self.size = size
@@ -117,7 +119,9 @@ class NpyWriter:
     def write(self, start: int, maps: np.ndarray, scores: np.ndarray, targets: np.ndarray) -> None:
         """Append one batch, then record it as complete."""
         if start != self.size:
-            raise RuntimeError(f"batches must arrive in order: expected sample {self.size}, got {start}")
+            raise RuntimeError(
+                f"batches must arrive in order: expected sample {self.size}, got {start}"
+            )
         parts = {"maps": maps, "scores": scores, "targets": targets}
         for name, part in parts.items():
             part = np.ascontiguousarray(part)

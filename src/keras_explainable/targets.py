@@ -85,8 +85,11 @@ class Targets:
         return Targets(INDEX, indices=tf.tile(self.indices, [copies, 1]))
 
     def fixed(self, outputs: tf.Tensor) -> Targets:
-        """Resolve 'top' targets on these outputs, so that later passes on
-        perturbed inputs (noise, augmentation) explain the same units."""
+        """Resolve 'top' targets on these outputs.
+
+        Later passes on perturbed inputs (noise, augmentation) then explain
+        the same units.
+        """
         if self.kind != TOP:
             return self
         _, indices = self.select(outputs)
@@ -143,15 +146,12 @@ def as_index_array(y: Any, n: int | None, units: int | None) -> np.ndarray:
     if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
         hint = " For one-hot labels pass y.argmax(-1)." if array.ndim == 2 else ""
         raise TypeError(
-            f"Targets must be integer unit indices; got an array of dtype {array.dtype}."
-            + hint
+            f"Targets must be integer unit indices; got an array of dtype {array.dtype}." + hint
         )
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2:
-        raise TargetError(
-            f"Targets must have shape (N,) or (N, L); got shape {np.shape(y)}."
-        )
+        raise TargetError(f"Targets must have shape (N,) or (N, L); got shape {np.shape(y)}.")
     if n is not None and array.shape[0] != n:
         raise TargetError(
             f"Got {array.shape[0]} targets for {n} inputs; y must have one row per input."
@@ -163,7 +163,9 @@ def as_index_array(y: Any, n: int | None, units: int | None) -> np.ndarray:
     return array
 
 
-def plan_targets(y: Any, n: int | None, units: int | None, output_shape: tuple | None) -> TargetPlan:
+def plan_targets(
+    y: Any, n: int | None, units: int | None, output_shape: tuple | None
+) -> TargetPlan:
     """Validate `y` against the inputs and the explained output.
 
     Args:

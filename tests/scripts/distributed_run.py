@@ -40,9 +40,8 @@ else:
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from conftest import make_body_head  # noqa: E402
-
 import keras_explainable as ke  # noqa: E402
+from conftest import make_body_head  # noqa: E402
 
 _, _, model = make_body_head()
 x = np.random.default_rng(0).uniform(size=(11, 8, 8, 3)).astype("float32")
@@ -53,7 +52,9 @@ methods = {"GradCAM": lambda **kw: ke.GradCAM(model, batch_size=4, **kw)}
 if hasattr(ke, "ScoreCAM"):
     methods["ScoreCAM"] = lambda **kw: ke.ScoreCAM(model, batch_size=4, **kw)
 if hasattr(ke, "SmoothGrad"):
-    methods["SmoothGrad"] = lambda **kw: ke.SmoothGrad(ke.Saliency(model), samples=3, seed=1, batch_size=4, **kw)
+    methods["SmoothGrad"] = lambda **kw: ke.SmoothGrad(
+        ke.Saliency(model), samples=3, seed=1, batch_size=4, **kw
+    )
 
 results = {}
 for name, build in methods.items():

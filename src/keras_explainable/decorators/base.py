@@ -77,9 +77,7 @@ class Decorator(Explainer):
         'Negated(GradCAM)'
     """
 
-    explainer: Explainer = attrs.field(
-        validator=attrs.validators.instance_of(Explainer)
-    )
+    explainer: Explainer = attrs.field(validator=attrs.validators.instance_of(Explainer))
     model: Any = attrs.field(init=False, repr=False)
     layer: Any = attrs.field(init=False, repr=False)
     output: str | int | None = attrs.field(init=False, repr=False)

@@ -117,13 +117,9 @@ class SmoothGrad(Decorator):
     variant: str = attrs.field(
         default="mean", kw_only=True, validator=attrs.validators.in_(_VARIANTS)
     )
-    noise_batch_size: int = attrs.field(
-        default=1, kw_only=True, validator=_positive_int
-    )
+    noise_batch_size: int = attrs.field(default=1, kw_only=True, validator=_positive_int)
 
-    def _noisy_copies(
-        self, inputs: tf.Tensor, first: tf.Tensor, copies: int
-    ) -> tf.Tensor:
+    def _noisy_copies(self, inputs: tf.Tensor, first: tf.Tensor, copies: int) -> tf.Tensor:
         """Return copies `first .. first + copies - 1` of the batch, copy-major."""
         noisy = [
             noisy_copy(inputs, self.noise, self.seed, tf.cast(first + offset, tf.int64))
@@ -131,9 +127,7 @@ class SmoothGrad(Decorator):
         ]
         return tf.concat(noisy, axis=0)
 
-    def _chunk(
-        self, inputs: tf.Tensor, targets: Targets, first: tf.Tensor, copies: int
-    ) -> tuple:
+    def _chunk(self, inputs: tf.Tensor, targets: Targets, first: tf.Tensor, copies: int) -> tuple:
         """Statistics of `copies` noisy copies starting at copy `first`.
 
         Copies past `samples` (in the last chunk) get weight 0.
@@ -180,9 +174,7 @@ class SmoothGrad(Decorator):
             delta = part_mean - mean
             mean = mean + delta * (part_count / total)
             deviations = (
-                deviations
-                + part_deviations
-                + tf.square(delta) * (count * part_count / total)
+                deviations + part_deviations + tf.square(delta) * (count * part_count / total)
             )
             return chunk + 1, total, mean, deviations, score_sum + part_scores
 
@@ -273,8 +265,5 @@ def _sample_keys(inputs: tf.Tensor) -> tf.Tensor:
 def _split_copies(tensor: tf.Tensor, copies: int) -> tf.Tensor:
     """Reshape `(copies * N, ...)` to `(copies, N, ...)`, keeping known sizes."""
     dynamic = tf.shape(tensor)
-    shape = [
-        dynamic[axis] if size is None else size
-        for axis, size in enumerate(tensor.shape)
-    ]
+    shape = [dynamic[axis] if size is None else size for axis, size in enumerate(tensor.shape)]
     return tf.reshape(tensor, [copies, -1, *shape[1:]])

@@ -52,8 +52,7 @@ def _check_flips(instance: Any, attribute: attrs.Attribute, value: tuple) -> Non
     for flip in value:
         if flip not in _FLIPS:
             raise ValueError(
-                f"flips must name flips from {_FLIPS}; got {value!r}. Pass "
-                "flips=() for no flip."
+                f"flips must name flips from {_FLIPS}; got {value!r}. Pass flips=() for no flip."
             )
     if len(set(value)) != len(value):
         raise ValueError(f"flips has repeated values: {value!r}.")
@@ -136,9 +135,7 @@ class TTA(Decorator):
                     f"A {flip} flip needs {_FLIPS.index(flip) + 1} spatial axes; "
                     f"the model takes inputs of shape {shape}."
                 )
-        if any(scale != 1.0 for scale in self.scales) and any(
-            size is not None for size in spatial
-        ):
+        if any(scale != 1.0 for scale in self.scales) and any(size is not None for size in spatial):
             raise ValueError(
                 f"scales={self.scales} resize the input, but the model takes a fixed "
                 f"size {shape}. Use a model built on keras.Input((None, ..., C)), or "

@@ -16,10 +16,9 @@ import numpy as np
 
 __all__ = ["CLASS_NAMES", "CLASS_COLORS", "Shapes", "make_shapes"]
 
-#: The class names, in the order of the model's output units.
 CLASS_NAMES: tuple[str, ...] = ("circle", "square", "triangle", "cross")
+"""The class names, in the order of the demo model's output units."""
 
-#: The base RGB colour of each class (objects get a small random jitter).
 CLASS_COLORS = np.array(
     [
         [0.90, 0.15, 0.15],  # circle: red
@@ -29,6 +28,7 @@ CLASS_COLORS = np.array(
     ],
     dtype=np.float32,
 )
+"""The base RGB colour of each class, `(4, 3)` in [0, 1] (objects get a small jitter)."""
 
 # Radii as fractions of the image size: every main object is clearly larger
 # (at least 1.5x the area) than every secondary object, so "the class of the
@@ -167,9 +167,7 @@ def _draw_image(
         kind = int(rng.integers(len(CLASS_NAMES)))
         angle = rng.uniform(0, 2 * np.pi)
         mask = _shape_mask(kind, yy, xx, tuple(center), radius, angle)
-        color = np.clip(
-            CLASS_COLORS[kind] + rng.uniform(-_COLOR_JITTER, _COLOR_JITTER, 3), 0, 1
-        )
+        color = np.clip(CLASS_COLORS[kind] + rng.uniform(-_COLOR_JITTER, _COLOR_JITTER, 3), 0, 1)
         placed.append((center, radius))
         labels[slot], masks[slot], colors[slot] = kind, mask, color
     image = np.clip(image, 0, 1)

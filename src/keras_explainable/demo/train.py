@@ -39,9 +39,7 @@ def build_model(size: int = 64, classes: int = 4):
     import keras
 
     inputs = keras.Input((size, size, 3), name="image")
-    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1")(
-        inputs
-    )
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1")(inputs)
     x = keras.layers.MaxPooling2D(name="pool1")(x)
     x = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2")(x)
     x = keras.layers.MaxPooling2D(name="pool2")(x)

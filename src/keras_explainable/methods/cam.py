@@ -42,8 +42,10 @@ def _global_pooling_head(exposure: Exposure) -> tuple[LayerCall, LayerCall]:
     graph = exposure.graph
     dense = graph.producer(exposure.outputs)
     if dense is None or not isinstance(dense.layer, keras.layers.Dense):
-        name = "the output" if dense is None else (
-            f"{dense.layer.name!r} ({type(dense.layer).__name__})"
+        name = (
+            "the output"
+            if dense is None
+            else (f"{dense.layer.name!r} ({type(dense.layer).__name__})")
         )
         raise ModelStructureError(
             f"CAM needs a Dense output layer fed by global average pooling; {name} "

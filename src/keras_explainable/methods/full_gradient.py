@@ -54,9 +54,7 @@ class _Bias:
             # y = gamma (x - mean) / sqrt(var + eps) + beta: the part that does
             # not scale with x is beta - gamma * mean / sqrt(var + eps).
             mean = tf.cast(layer.moving_mean, tf.float32)
-            scale = tf.math.rsqrt(
-                tf.cast(layer.moving_variance, tf.float32) + layer.epsilon
-            )
+            scale = tf.math.rsqrt(tf.cast(layer.moving_variance, tf.float32) + layer.epsilon)
             if layer.scale:
                 scale = scale * tf.cast(layer.gamma, tf.float32)
             bias = -scale * mean
@@ -276,9 +274,7 @@ class FullGradient(Explainer):
             True
         """
         if isinstance(x, tf.data.Dataset):
-            raise TypeError(
-                "terms() takes an array or a tensor of inputs, not a dataset."
-            )
+            raise TypeError("terms() takes an array or a tensor of inputs, not a dataset.")
         source = make_source(x, self.exposure.input_shape, self.batch_size, y)
         plan = self._plan(source, y)
         dtype = self._input_dtype()
@@ -300,9 +296,7 @@ class FullGradient(Explainer):
         parts = []
         for start, batch, _ in source:
             indices = plan.batch(start, start + int(batch.shape[0]))
-            parts.append(
-                summed(tf.convert_to_tensor(batch), tf.constant(indices, tf.int64))
-            )
+            parts.append(summed(tf.convert_to_tensor(batch), tf.constant(indices, tf.int64)))
         joined = {
             name: np.concatenate(
                 [part[2].get(name, tf.zeros_like(part[0])).numpy() for part in parts]

@@ -41,9 +41,7 @@ def gradcam_plus_plus_weights(features: tf.Tensor, gradients: tf.Tensor) -> tf.T
     features = tf.cast(features, gradients.dtype)
     spatial = list(range(2, gradients.shape.rank - 1))
     # sum_ab A_abc, broadcast over targets and positions: (N, 1, 1.., C).
-    feature_sums = tf.reduce_sum(
-        features, axis=ops.spatial_axes(features), keepdims=True
-    )
+    feature_sums = tf.reduce_sum(features, axis=ops.spatial_axes(features), keepdims=True)
     feature_sums = tf.expand_dims(feature_sums, 1)
     squared = tf.square(gradients)
     denominator = 2.0 * squared + feature_sums * squared * gradients

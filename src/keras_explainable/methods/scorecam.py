@@ -80,9 +80,7 @@ class ScoreCAM(Explainer):
         Networks". <https://arxiv.org/abs/1910.01279>
     """
 
-    mask_batch_size: int = attrs.field(
-        default=16, kw_only=True, validator=_positive_int
-    )
+    mask_batch_size: int = attrs.field(default=16, kw_only=True, validator=_positive_int)
     max_channels: int | None = attrs.field(
         default=None, kw_only=True, validator=attrs.validators.optional(_positive_int)
     )
@@ -105,9 +103,7 @@ class ScoreCAM(Explainer):
             return tf.sigmoid(outputs)
         return tf.nn.softmax(outputs, axis=-1)
 
-    def _masked_scores(
-        self, inputs: tf.Tensor, channels: tf.Tensor, targets: Targets
-    ) -> tf.Tensor:
+    def _masked_scores(self, inputs: tf.Tensor, channels: tf.Tensor, targets: Targets) -> tf.Tensor:
         """`(N, L, K)` scores of the inputs masked by each of `K` channels."""
         size = inputs.shape[1:-1]
         masks = ops.normalize_maps(ops.resize_maps(channels, size))
@@ -141,16 +137,10 @@ class ScoreCAM(Explainer):
             # A gather keeps the chunk's size static, which XLA needs.
             part = tf.gather(padded, index * chunk + tf.range(chunk), axis=-1)
             part = tf.ensure_shape(part, [*features.shape[:-1], chunk])
-            return index + 1, scores.write(
-                index, self._masked_scores(inputs, part, targets)
-            )
+            return index + 1, scores.write(index, self._masked_scores(inputs, part, targets))
 
-        scores = tf.TensorArray(
-            tf.float32, size=chunks, element_shape=[None, count, chunk]
-        )
-        _, scores = tf.while_loop(
-            lambda index, _: index < chunks, body, (tf.constant(0), scores)
-        )
+        scores = tf.TensorArray(tf.float32, size=chunks, element_shape=[None, count, chunk])
+        _, scores = tf.while_loop(lambda index, _: index < chunks, body, (tf.constant(0), scores))
         # (chunks, N, L, chunk) -> (N, L, chunks * chunk), then drop the padding.
         scores = tf.transpose(scores.stack(), [1, 2, 0, 3])
         scores = tf.reshape(scores, [-1, count, chunks * chunk])

@@ -188,9 +188,7 @@ class Metric(abc.ABC):
     needs_masks: ClassVar[bool] = False
 
     batch_size: int = attrs.field(default=32, kw_only=True, validator=_positive_int)
-    verbose: str | int = attrs.field(
-        default="auto", kw_only=True, validator=_check_verbose
-    )
+    verbose: str | int = attrs.field(default="auto", kw_only=True, validator=_check_verbose)
     _steps: dict = attrs.field(factory=dict, init=False, repr=False)
     _exposures: list = attrs.field(factory=list, init=False, repr=False)
 
@@ -296,13 +294,10 @@ class Metric(abc.ABC):
         if not self.needs_masks and (masks is not None or boxes is not None):
             raise TypeError(f"{name} takes no ground truth (masks= or boxes=).")
         if self.needs_masks and (masks is None) == (boxes is None):
-            raise TypeError(
-                f"{name} compares maps with ground truth: pass masks= or boxes=."
-            )
+            raise TypeError(f"{name} compares maps with ground truth: pass masks= or boxes=.")
         if explainer is not None and (model is not None or output is not None):
             raise TypeError(
-                "With an explainer the explainer's model is scored; do not pass "
-                "model= or output=."
+                "With an explainer the explainer's model is scored; do not pass model= or output=."
             )
         if output is not None and model is None:
             raise TypeError("output= selects an output of model=; pass model= too.")
@@ -324,9 +319,7 @@ class Metric(abc.ABC):
         source = None
         if x is not None:
             expected = None if reference is None else reference.input_shape
-            source = make_source(
-                x, expected, self.batch_size, None if callable(y) else y
-            )
+            source = make_source(x, expected, self.batch_size, None if callable(y) else y)
 
         maps = None
         if explainer is None:
@@ -344,17 +337,14 @@ class Metric(abc.ABC):
         if explainer is not None or self.needs_model:
             plan = self._plan(explainer, explanation, source, y, reference)
         elif y is not None:
-            raise TypeError(
-                f"{name} with ready-made maps uses no targets; do not pass y."
-            )
+            raise TypeError(f"{name} with ready-made maps uses no targets; do not pass y.")
 
         counts = {len(a) for a in (maps, masks) if a is not None}
         if source is not None and source.count is not None:
             counts.add(source.count)
         if len(counts) > 1:
             raise InputError(
-                "The maps, inputs and masks have different numbers of samples: "
-                f"{sorted(counts)}."
+                f"The maps, inputs and masks have different numbers of samples: {sorted(counts)}."
             )
         count = counts.pop() if counts else None
         return _Job(explainer, y, maps, plan, source, masks, exposure, count)
@@ -371,9 +361,7 @@ class Metric(abc.ABC):
         self._exposures.append((model, output, exposure))
         return exposure
 
-    def _maps(
-        self, subject: Any, source: InputSource | None, masks: Any, boxes: Any
-    ) -> np.ndarray:
+    def _maps(self, subject: Any, source: InputSource | None, masks: Any, boxes: Any) -> np.ndarray:
         """Ready-made maps as float32 `(N, *spatial)`."""
         if isinstance(subject, Explanation):
             maps = subject.maps
@@ -386,11 +374,7 @@ class Metric(abc.ABC):
             raise TypeError(
                 f"Maps must be an explainer, an Explanation or an array: {error}"
             ) from error
-        if (
-            maps.dtype == object
-            or not np.issubdtype(maps.dtype, np.number)
-            or maps.dtype == bool
-        ):
+        if maps.dtype == object or not np.issubdtype(maps.dtype, np.number) or maps.dtype == bool:
             raise TypeError(
                 "The first argument must be an Explainer, an Explanation or a numeric "
                 f"array of maps; got {type(subject).__name__}."
@@ -421,12 +405,10 @@ class Metric(abc.ABC):
         spatial = maps.shape[1:]
         if inputs is not None and len(spatial) != len(inputs):
             raise InputError(
-                f"Maps of spatial size {spatial} do not fit inputs of spatial size "
-                f"{inputs}."
+                f"Maps of spatial size {spatial} do not fit inputs of spatial size {inputs}."
             )
         if inputs is not None and any(
-            want is not None and got != want
-            for got, want in zip(spatial, inputs, strict=True)
+            want is not None and got != want for got, want in zip(spatial, inputs, strict=True)
         ):
             raise InputError(
                 f"Maps of spatial size {spatial} do not match the inputs' {inputs}; "
@@ -478,9 +460,7 @@ class Metric(abc.ABC):
 
     def _walks_inputs(self, job: _Job) -> bool:
         """Whether the batches come from the inputs (else from the maps alone)."""
-        return job.source is not None and (
-            self.needs_inputs or job.explainer is not None
-        )
+        return job.source is not None and (self.needs_inputs or job.explainer is not None)
 
     def _batches(self, job: _Job) -> Iterator[tuple[int, int, Any, Any]]:
         """Yield `(start, size, x_batch or None, y_batch or None)` batches."""
@@ -524,22 +504,15 @@ class Metric(abc.ABC):
                 maps = job.maps[start:stop]
                 if self.needs_model:
                     kind = job.plan.kind
-                    from_dataset = (
-                        job.plan.indices is None and job.plan.constant is None
-                    )
+                    from_dataset = job.plan.indices is None and job.plan.constant is None
                     if y_batch is not None and from_dataset:
-                        y_batch = as_index_array(
-                            y_batch, size, job.exposure.output_units
-                        )
-                    indices = job.plan.batch(
-                        start, stop, y_batch if from_dataset else None
-                    )
+                        y_batch = as_index_array(y_batch, size, job.exposure.output_units)
+                    indices = job.plan.batch(start, stop, y_batch if from_dataset else None)
             feed: dict[str, Any] = {"maps": maps}
             if kind == INDEX:
                 if indices.shape[1] != 1:
                     raise TargetError(
-                        f"{self.name} scores one target per sample; got "
-                        f"{indices.shape[1]}."
+                        f"{self.name} scores one target per sample; got {indices.shape[1]}."
                     )
                 feed["indices"] = np.asarray(indices, np.int64)
             if self.needs_inputs:
@@ -560,8 +533,7 @@ class Metric(abc.ABC):
             raise InputError("The inputs are empty; nothing to score.")
         if job.count is not None and results.size != job.count:
             raise InputError(
-                f"The inputs have {results.size} samples but the maps or masks "
-                f"{job.count}."
+                f"The inputs have {results.size} samples but the maps or masks {job.count}."
             )
         return results.arrays()
 
@@ -574,9 +546,7 @@ class Metric(abc.ABC):
             for name, value in feed.items()
         }
         key = (
-            tuple(
-                (name, tuple(spec.shape), spec.dtype) for name, spec in specs.items()
-            ),
+            tuple((name, tuple(spec.shape), spec.dtype) for name, spec in specs.items()),
             kind,
             id(function),
             id(job.exposure),
@@ -592,9 +562,7 @@ class Metric(abc.ABC):
                     finite = tf.reduce_all(tf.math.is_finite(inputs))
                 targets = None
                 if kind is not None:
-                    targets = Targets(
-                        kind, indices=feed.get("indices"), function=function
-                    )
+                    targets = Targets(kind, indices=feed.get("indices"), function=function)
                     if kind == TOP:
                         targets = targets.fixed(scorer.outputs(inputs))
                 batch = Batch(
@@ -693,9 +661,7 @@ class ModelMetric(Metric):
         return _Scorer(exposure, self.use_probabilities)
 
 
-def progress_bar(
-    verbose: str | int, total: int | None, unit: str
-) -> keras.utils.Progbar | None:
+def progress_bar(verbose: str | int, total: int | None, unit: str) -> keras.utils.Progbar | None:
     """Return a progress bar as the explainers show it, or None when silent.
 
     'auto' shows one on a terminal when there is more than one step.
@@ -747,13 +713,9 @@ def boxes_to_masks(boxes: Any, spatial: tuple) -> np.ndarray:
     """
     boxes = np.asarray(boxes)
     if boxes.dtype == bool or not np.issubdtype(boxes.dtype, np.integer):
-        raise TypeError(
-            f"Boxes must be integer pixel coordinates; got dtype {boxes.dtype}."
-        )
+        raise TypeError(f"Boxes must be integer pixel coordinates; got dtype {boxes.dtype}.")
     if spatial is None or len(spatial) != 2 or any(s is None for s in spatial):
-        raise InputError(
-            f"Boxes need 2-D inputs of known size; got spatial size {spatial}."
-        )
+        raise InputError(f"Boxes need 2-D inputs of known size; got spatial size {spatial}.")
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise InputError(f"Boxes must have shape (N, 4); got {boxes.shape}.")
     height, width = spatial
@@ -776,9 +738,7 @@ def boxes_to_masks(boxes: Any, spatial: tuple) -> np.ndarray:
     )
 
 
-def _masks(
-    masks: Any, boxes: Any, spatial: tuple | None, count: int | None
-) -> np.ndarray:
+def _masks(masks: Any, boxes: Any, spatial: tuple | None, count: int | None) -> np.ndarray:
     """Validate ground truth; return bool masks `(N, *spatial)`."""
     if boxes is not None:
         masks = boxes_to_masks(boxes, spatial)
@@ -787,13 +747,8 @@ def _masks(
             masks = masks.numpy()
         masks = np.asarray(masks)
         if masks.dtype != bool:
-            if (
-                not np.issubdtype(masks.dtype, np.number)
-                or not np.isin(masks, (0, 1)).all()
-            ):
-                raise TypeError(
-                    f"Masks must be bool (or 0/1) arrays; got dtype {masks.dtype}."
-                )
+            if not np.issubdtype(masks.dtype, np.number) or not np.isin(masks, (0, 1)).all():
+                raise TypeError(f"Masks must be bool (or 0/1) arrays; got dtype {masks.dtype}.")
             masks = masks.astype(bool)
     if spatial is not None and (
         masks.ndim != len(spatial) + 1

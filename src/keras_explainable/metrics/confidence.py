@@ -58,8 +58,6 @@ class ConfidenceChange(ModelMetric, abc.ABC):
         """Map the scores on the images and on the map-weighted images to values."""
 
     def _measure(self, batch: Batch) -> tf.Tensor:
-        images = tf.concat(
-            [batch.inputs, explanation_images(batch.inputs, batch.maps)], 0
-        )
+        images = tf.concat([batch.inputs, explanation_images(batch.inputs, batch.maps)], 0)
         original, explained = tf.split(batch.score(images, copies=2), 2)
         return self._change(original, explained)

@@ -53,11 +53,7 @@ def _as_baseline(value: Any) -> Any:
         array = np.asarray(value)
     except (TypeError, ValueError):
         return value
-    if (
-        array.dtype == object
-        or array.dtype == bool
-        or not np.issubdtype(array.dtype, np.number)
-    ):
+    if array.dtype == object or array.dtype == bool or not np.issubdtype(array.dtype, np.number):
         return value
     return array.astype(np.float32)
 
@@ -66,13 +62,10 @@ def _check_baseline(instance: Any, attribute: attrs.Attribute, value: Any) -> No
     if isinstance(value, str):
         if value not in _BASELINES:
             raise ValueError(
-                f"baseline must be one of {_BASELINES}, a number or an array; "
-                f"got {value!r}."
+                f"baseline must be one of {_BASELINES}, a number or an array; got {value!r}."
             )
         return
-    if isinstance(value, bool) or not isinstance(
-        value, (int, float, np.number, np.ndarray)
-    ):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number, np.ndarray)):
         raise TypeError(
             f"baseline must be one of {_BASELINES}, a number or an array; got "
             f"{type(value).__name__}."
@@ -88,9 +81,7 @@ def _check_sigma(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         or not math.isfinite(value)
         or value <= 0
     ):
-        raise ValueError(
-            f"blur_sigma must be a positive number of pixels; got {value!r}."
-        )
+        raise ValueError(f"blur_sigma must be a positive number of pixels; got {value!r}.")
 
 
 def gaussian_blur(images: tf.Tensor, sigma: float) -> tf.Tensor:
@@ -180,9 +171,7 @@ class PixelCurve(ModelMetric):
         default="zeros", kw_only=True, converter=_as_baseline, validator=_check_baseline
     )
     blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=_check_sigma)
-    step_batch_size: int = attrs.field(
-        default=16, kw_only=True, validator=_positive_int
-    )
+    step_batch_size: int = attrs.field(default=16, kw_only=True, validator=_positive_int)
 
     def _baseline_images(self, inputs: tf.Tensor) -> tf.Tensor:
         """`(n, *spatial, C)` baseline images for `inputs`."""
@@ -246,17 +235,11 @@ class PixelCurve(ModelMetric):
             return index + 1, scores.write(index, part)
 
         scores = tf.TensorArray(tf.float32, size=chunks, element_shape=[chunk, None])
-        _, scores = tf.while_loop(
-            lambda index, _: index < chunks, body, (tf.constant(0), scores)
-        )
-        curves = tf.transpose(tf.reshape(scores.stack(), [chunks * chunk, size]))[
-            :, :points
-        ]
+        _, scores = tf.while_loop(lambda index, _: index < chunks, body, (tf.constant(0), scores))
+        curves = tf.transpose(tf.reshape(scores.stack(), [chunks * chunk, size]))[:, :points]
         return curve_area(curves), curves
 
     def _result(self, values: np.ndarray, *extras: np.ndarray) -> CurveResult:
         (curves,) = extras
         fractions = np.arange(self.steps + 1) / self.steps
-        return CurveResult(
-            self.name, values.astype(np.float64), curves=curves, fractions=fractions
-        )
+        return CurveResult(self.name, values.astype(np.float64), curves=curves, fractions=fractions)

@@ -15,9 +15,7 @@ from keras_explainable.metrics.pointing_game import PointingGame
 __all__ = ["default_metrics", "evaluate", "format_table"]
 
 
-def default_metrics(
-    *, localization: bool = True, steps: int = 100
-) -> dict[str, Metric]:
+def default_metrics(*, localization: bool = True, steps: int = 100) -> dict[str, Metric]:
     """Return the metrics `evaluate` uses by default, by column name.
 
     Args:
@@ -94,14 +92,11 @@ def evaluate(
         metrics = default_metrics(localization=truth)
     for name, metric in metrics.items():
         if not isinstance(metric, Metric):
-            raise TypeError(
-                f"metrics[{name!r}] must be a Metric; got {type(metric).__name__}."
-            )
+            raise TypeError(f"metrics[{name!r}] must be a Metric; got {type(metric).__name__}.")
     for name, explainer in explainers.items():
         if not isinstance(explainer, Explainer):
             raise TypeError(
-                f"explainers[{name!r}] must be an Explainer; got "
-                f"{type(explainer).__name__}."
+                f"explainers[{name!r}] must be an Explainer; got {type(explainer).__name__}."
             )
     rows = []
     for name, explainer in explainers.items():
@@ -186,15 +181,10 @@ def format_table(rows: list[dict[str, Any]], digits: int = 3) -> str:
         return ""
     columns = list(rows[0])
     cells = [
-        [
-            f"{row[c]:.{digits}f}" if isinstance(row[c], float) else str(row[c])
-            for c in columns
-        ]
+        [f"{row[c]:.{digits}f}" if isinstance(row[c], float) else str(row[c]) for c in columns]
         for row in rows
     ]
-    widths = [
-        max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)
-    ]
+    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
     lines = [
         "  ".join(
             c.ljust(w) if i == 0 else c.rjust(w)

@@ -82,9 +82,7 @@ class PointingGame(Metric):
         if self.tolerance == 0:
             hits = tf.gather(truth, peaks, batch_dims=1)
         else:
-            grid = np.stack(
-                np.meshgrid(*[np.arange(s) for s in spatial], indexing="ij"), -1
-            )
+            grid = np.stack(np.meshgrid(*[np.arange(s) for s in spatial], indexing="ij"), -1)
             grid = tf.constant(grid.reshape(-1, len(spatial)).astype(np.float32))
             distances = tf.reduce_sum(
                 tf.square(grid[None] - tf.gather(grid, peaks)[:, None]), axis=-1

@@ -54,9 +54,7 @@ class RandomizationResult:
         return len(self.values)
 
     def __repr__(self) -> str:
-        pairs = ", ".join(
-            f"{n}={m:.3g}" for n, m in zip(self.layers, self.mean, strict=True)
-        )
+        pairs = ", ".join(f"{n}={m:.3g}" for n, m in zip(self.layers, self.mean, strict=True))
         return f"RandomizationResult({pairs}; n={len(self)})"
 
 
@@ -66,9 +64,7 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
     order = np.argsort(values, axis=1, kind="stable")
     ordered = np.take_along_axis(values, order, axis=1)
     for row in range(len(values)):
-        _, inverse, counts = np.unique(
-            ordered[row], return_inverse=True, return_counts=True
-        )
+        _, inverse, counts = np.unique(ordered[row], return_inverse=True, return_counts=True)
         ends = np.cumsum(counts)
         ranks[row, order[row]] = ((ends - counts + ends - 1) / 2)[inverse]
     return ranks
@@ -90,9 +86,7 @@ def spearman(first: Any, second: Any) -> np.ndarray:
     first = np.asarray(first, np.float64).reshape(len(first), -1)
     second = np.asarray(second, np.float64).reshape(len(second), -1)
     if first.shape != second.shape:
-        raise ValueError(
-            f"Cannot correlate maps of shapes {first.shape} and {second.shape}."
-        )
+        raise ValueError(f"Cannot correlate maps of shapes {first.shape} and {second.shape}.")
     a = _average_ranks(first)
     b = _average_ranks(second)
     a -= a.mean(axis=1, keepdims=True)
@@ -139,8 +133,7 @@ def copy_model(model: Any) -> Any:
     originals = {id(variable) for variable in model.weights}
     if any(id(variable) in originals for variable in copy.weights):
         raise ModelStructureError(
-            f"The copy of {model.name!r} shares weights with it; cannot randomise "
-            "it safely."
+            f"The copy of {model.name!r} shares weights with it; cannot randomise it safely."
         )
     return copy
 
@@ -199,9 +192,7 @@ def rebuild(explainer: Explainer, model: Any) -> Explainer:
         The new explainer.
     """
     if isinstance(explainer, Decorator):
-        return attrs.evolve(
-            explainer, explainer=rebuild(explainer.explainer, model), verbose=0
-        )
+        return attrs.evolve(explainer, explainer=rebuild(explainer.explainer, model), verbose=0)
     changes: dict[str, Any] = {"model": model, "verbose": 0}
     if explainer.layer_name is not None and not isinstance(model, SplitModel):
         changes["layer"] = explainer.layer_name
@@ -269,18 +260,14 @@ class ModelRandomization:
     max_layers: int | None = attrs.field(
         default=None, kw_only=True, validator=attrs.validators.optional(_positive_int)
     )
-    verbose: str | int = attrs.field(
-        default="auto", kw_only=True, validator=_check_verbose
-    )
+    verbose: str | int = attrs.field(default="auto", kw_only=True, validator=_check_verbose)
 
     @property
     def name(self) -> str:
         """Return the check's name: the class name."""
         return type(self).__name__
 
-    def __call__(
-        self, explainer: Explainer, x: Any, y: Any = None
-    ) -> RandomizationResult:
+    def __call__(self, explainer: Explainer, x: Any, y: Any = None) -> RandomizationResult:
         """Run the check.
 
         Args:
@@ -307,9 +294,7 @@ class ModelRandomization:
         model = copy_model(explainer.model)
         layers = weighted_layers(model)[: self.max_layers]
         if not layers:
-            raise ModelStructureError(
-                "The model has no layer with weights to randomise."
-            )
+            raise ModelStructureError("The model has no layer with weights to randomise.")
         original = explainer.explain(x, y)
         fixed_y = y if callable(y) or _yields_targets(x) else original.targets
         rng = np.random.default_rng(self.seed)
