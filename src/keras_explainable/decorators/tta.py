@@ -23,7 +23,7 @@ from keras_explainable.base import Attribution
 from keras_explainable.decorators.base import Decorator
 from keras_explainable.errors import InputError, ModelStructureError
 from keras_explainable.exposure import Exposure
-from keras_explainable.targets import Targets
+from keras_explainable.targets import INDEX, TOP, Targets
 
 __all__ = ["TTA"]
 
@@ -148,7 +148,8 @@ class TTA(Decorator):
         return [(scale, flip) for scale in scales for flip in (None, *self.flips)]
 
     def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
-        targets = self._fixed_targets(inputs, targets)
+        # The first pass is the unaugmented input: it resolves top-class
+        # targets for the other passes, so no extra forward pass is needed.
         rank = inputs.shape.rank
         size = inputs.shape[1:-1]
         reference = None
@@ -183,6 +184,8 @@ class TTA(Decorator):
             scores = tf.cast(attribution.scores, tf.float32)
             if maps_sum is None:
                 maps_sum, scores_sum, indices = maps, scores, attribution.targets
+                if targets.kind == TOP:
+                    targets = Targets(INDEX, indices=indices)
             else:
                 maps_sum, scores_sum = maps_sum + maps, scores_sum + scores
         count = len(self._passes())
