@@ -257,7 +257,9 @@ PAGE = """# Performance
 
 Every method is timed against its *floor*: the model passes it cannot avoid,
 timed on the same batch in the same process by `benchmarks/benchmark.py`. A
-ratio of 1.00x means the method costs exactly its floor.
+ratio of 1.00x means the method costs exactly its floor; on a shared machine
+the timings vary by a few percent, so a ratio slightly above 1 means "at the
+floor". Score-CAM's floor is timed at the batch size of its own masked passes.
 
 {header}
 
