@@ -102,6 +102,7 @@ def test_pages_with_code_are_found():
 @pytest.mark.parametrize("page", CODE_PAGES, ids=[str(p.relative_to(ROOT)) for p in CODE_PAGES])
 def test_page_code_runs(page, tmp_path, monkeypatch):
     blocks = python_blocks(page.read_text(encoding="utf-8"))
+    assert blocks, "CODE_PAGES lists only pages with Python blocks"
     monkeypatch.chdir(tmp_path)
     keras.utils.set_random_seed(0)
     name = str(page.relative_to(ROOT))

@@ -242,16 +242,19 @@ class FullGradient(Explainer):
                 f"be known: got inputs of shape {tuple(inputs.shape)}."
             )
         scores, indices, terms = self._terms(inputs, targets)
-        maps = None
+        # Resizing is linear, so the terms of one spatial size are summed first
+        # and resized once: a handful of resizes instead of one per layer.
+        by_size: dict[tuple, tf.Tensor] = {}
         for _, term, axis in terms:
             if term.shape.rank != inputs.shape.rank + 1:
                 continue  # no spatial layout (Dense biases)
             term = tf.experimental.numpy.moveaxis(term, axis, -1)
             term = _normalized(tf.abs(term))
-            # (N, L, *spatial) -> (N, *spatial, L) at the input's size.
+            # (N, L, *spatial) -> (N, *spatial, L)
             term = tf.experimental.numpy.moveaxis(tf.reduce_sum(term, axis=-1), 1, -1)
-            term = ops.resize_maps(term, size)
-            maps = term if maps is None else maps + term
+            key = tuple(term.shape[1:-1])
+            by_size[key] = term if key not in by_size else by_size[key] + term
+        maps = tf.add_n([ops.resize_maps(term, size) for term in by_size.values()])
         return Attribution(maps, scores, indices)
 
     def terms(self, x: Any, y: Any = None) -> FullGradientTerms:
