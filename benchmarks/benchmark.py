@@ -19,7 +19,8 @@ A ratio of 1.0 means the method costs exactly its floor. It also times 1 and
     python benchmarks/benchmark.py                       # print the table
     python benchmarks/benchmark.py --write docs/performance.md
 
-Timings are the best of `--repeats` round-robin runs after a warm-up call.
+Throughputs are the best of `--repeats` round-robin rounds after a warm-up
+call; each ratio is the median over rounds of the ratio within a round.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ import tensorflow as tf  # noqa: E402
 import keras_explainable as ke  # noqa: E402
 
 
-def best_times(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Best wall time of each function over `repeats` rounds, after a warm-up.
+def round_times(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Wall times of each function in each of `repeats` rounds, after a warm-up.
 
     The functions are timed round-robin (one call of each per round), so a
     slow spell of a shared machine hits them all alike instead of whichever
@@ -55,7 +56,25 @@ def best_times(functions: dict[str, Callable[[], object]], repeats: int) -> dict
             start = time.perf_counter()
             function()
             times[name].append(time.perf_counter() - start)
+    return times
+
+
+def best(times: dict[str, list[float]]) -> dict[str, float]:
+    """The best (smallest) time of each function."""
     return {name: min(values) for name, values in times.items()}
+
+
+def paired_ratio(
+    times: dict[str, list[float]], floor: str, method: str, factor: float = 1
+) -> float:
+    """Median over rounds of `factor * floor time / method time` in that round.
+
+    Both times of a pair are taken seconds apart, so the ratio cancels the
+    slow and fast spells of a shared machine that a ratio of best times keeps.
+    """
+    return float(
+        np.median([factor * f / m for f, m in zip(times[floor], times[method], strict=True)])
+    )
 
 
 def raw_passes(model: keras.Model) -> tuple[Callable, Callable]:
@@ -119,15 +138,18 @@ def resnet_cases(batch: int, size: int, repeats: int) -> tuple[list[dict], list[
     functions["GradCAM, 1 target"] = lambda: gradcam.explain(x, 0)
     functions["Saliency, 10 targets"] = lambda: saliency.explain(x, ten)
     functions["Saliency, 1 target"] = lambda: saliency.explain(x, 0)
-    seconds = best_times(functions, repeats)
+    times = round_times(functions, repeats)
+    seconds = best(times)
     label = f"ResNet50V2 {size}x{size}"
     rows = [
-        _row(label, f"raw {kind}", seconds[kind], kind, 1, seconds[kind], batch)
+        _row(label, f"raw {kind}", seconds[kind], kind, 1, seconds[kind], batch, 1.0)
         for kind in ("forward", "forward+backward")
     ]
     for name, _, floor, passes in cases:
-        floor_seconds = seconds[f"{passes} x {floor}"] / passes if passes > 1 else seconds[floor]
-        rows.append(_row(label, name, seconds[name], floor, passes, floor_seconds, batch))
+        key = f"{passes} x {floor}" if passes > 1 else floor
+        floor_seconds = seconds[key] / passes
+        ratio = paired_ratio(times, key, name)
+        rows.append(_row(label, name, seconds[name], floor, passes, floor_seconds, batch, ratio))
     targets = [
         {
             "method": method,
@@ -154,7 +176,7 @@ def scorecam_cases(batch: int, size: int, repeats: int) -> list[dict]:
     masked = np.repeat(x, scorecam.mask_batch_size, axis=0)
     forward, _ = raw_passes(model)
     calls = -(-channels // scorecam.mask_batch_size)
-    seconds = best_times(
+    times = round_times(
         {
             # the floor's passes back to back, as long a stretch as Score-CAM's run
             "forward": lambda: [forward(masked) for _ in range(calls)],
@@ -162,10 +184,15 @@ def scorecam_cases(batch: int, size: int, repeats: int) -> list[dict]:
         },
         repeats,
     )
+    seconds = best(times)
     per_pass = seconds["forward"] / calls / scorecam.mask_batch_size
+    # the floor block covers calls * mask_batch_size channels; Score-CAM needs `channels`
+    ratio = paired_ratio(
+        times, "forward", "ScoreCAM", channels / (calls * scorecam.mask_batch_size)
+    )
     label = f"MobileNetV3Small {size}x{size}"
     return [
-        _row(label, "raw forward", per_pass, "forward", 1, per_pass, batch),
+        _row(label, "raw forward", per_pass, "forward", 1, per_pass, batch, 1.0),
         _row(
             label,
             f"ScoreCAM ({channels} channels)",
@@ -174,6 +201,7 @@ def scorecam_cases(batch: int, size: int, repeats: int) -> list[dict]:
             channels,
             per_pass,
             batch,
+            ratio,
         ),
     ]
 
@@ -186,6 +214,7 @@ def _row(
     passes: int,
     floor_seconds: float,
     batch: int,
+    ratio: float,
 ) -> dict:
     floor_total = floor_seconds * passes
     return {
@@ -194,7 +223,7 @@ def _row(
         "images_per_s": batch / seconds,
         "floor": f"{passes} x {floor}" if passes != 1 else floor,
         "floor_images_per_s": batch / floor_total,
-        "ratio": floor_total / seconds,
+        "ratio": ratio,
     }
 
 
@@ -243,7 +272,7 @@ def main() -> None:
     )
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--scorecam-batch", type=int, default=4)
     parser.add_argument("--scorecam-size", type=int, default=96)
     parser.add_argument(
@@ -256,7 +285,7 @@ def main() -> None:
     header = (
         f"Measured {datetime.date.today().isoformat()} on {machine()}; ResNet50V2 batch "
         f"{args.batch}, Score-CAM batch {args.scorecam_batch}; best of {args.repeats} "
-        "round-robin runs after a warm-up."
+        "round-robin rounds after a warm-up; ratios are medians of per-round ratios."
     )
     print(header)
     print(table(rows))
