@@ -146,7 +146,7 @@ MEMORY_SCRIPT = textwrap.dedent(
     features = keras.layers.Conv2D(4, 3, padding="same", name="features")(inputs)
     outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(features))
     model = keras.Model(inputs, outputs)
-    dataset = tf.data.Dataset.range(2400).map(
+    dataset = tf.data.Dataset.range(4800).map(
         lambda i: tf.random.stateless_uniform((192, 192, 1), seed=tf.stack([i, i]))
     ).batch(40)
     explainer = ke.GradCAM(model, batch_size=40, verbose=0)
@@ -169,7 +169,8 @@ def test_streaming_memory_stays_bounded(tmp_path):
     import json
 
     measured = json.loads(result.stdout.strip().splitlines()[-1])
-    assert measured["rows"] == 2400
-    assert measured["output"] > 300  # MiB of maps written
+    assert measured["rows"] == 4800
+    assert measured["output"] > 600  # MiB of maps written
     # the resident memory at the end is about what it was after the first batches
-    assert measured["growth"] < 0.1 * measured["output"], measured
+    # (allocator and tf.data buffers move it by tens of MiB either way)
+    assert measured["growth"] < 0.2 * measured["output"], measured
