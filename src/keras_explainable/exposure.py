@@ -39,7 +39,7 @@ OutputSpec = str | int | None
 _PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
 # Layers whose `activation` is applied last, to the output of a linear map: the
 # only ones `split_activations` may rebuild as linear twin + activation.
-_FUSED_ACTIVATION_LAYERS = (
+LINEAR_MAP_LAYERS = (
     keras.layers.Dense,
     keras.layers.EinsumDense,
     keras.layers.Conv1D,
@@ -298,7 +298,7 @@ def _call_layer(
 def _has_fused_activation(layer: Any) -> bool:
     activation = getattr(layer, "activation", None)
     return (
-        isinstance(layer, _FUSED_ACTIVATION_LAYERS)
+        isinstance(layer, LINEAR_MAP_LAYERS)
         and activation is not None
         and activation is not keras.activations.linear
     )

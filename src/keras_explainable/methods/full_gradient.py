@@ -16,25 +16,16 @@ import tensorflow as tf
 from keras_explainable import ops
 from keras_explainable.base import Attribution, Explainer
 from keras_explainable.errors import InputError, ModelStructureError
-from keras_explainable.exposure import Exposure, LayerCall, ModelGraph, expose
+from keras_explainable.exposure import LINEAR_MAP_LAYERS, Exposure, LayerCall, ModelGraph, expose
 from keras_explainable.inputs import make_source
 from keras_explainable.targets import INDEX, Targets
 
 __all__ = ["FullGradient", "FullGradientTerms"]
 
-# Layers with an explicit bias added to their (pre-activation) output.
-_BIASED_LAYERS = (
-    keras.layers.Dense,
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-    keras.layers.Conv1DTranspose,
-    keras.layers.Conv2DTranspose,
-    keras.layers.Conv3DTranspose,
-    keras.layers.SeparableConv1D,
-    keras.layers.SeparableConv2D,
-    keras.layers.DepthwiseConv1D,
-    keras.layers.DepthwiseConv2D,
+# Layers with an explicit bias added to their (pre-activation) output: the
+# linear maps, except EinsumDense, whose bias need not match its output axes.
+_BIASED_LAYERS = tuple(
+    layer for layer in LINEAR_MAP_LAYERS if layer is not keras.layers.EinsumDense
 )
 
 
