@@ -4,32 +4,46 @@ Example:
     >>> import keras_explainable as ke
     >>> expl = ke.GradCAM(model).explain(x, y)
     >>> expl.maps.shape   # (N, H, W, L)
+
+The public names are imported on first use, so `import keras_explainable`
+does not import TensorFlow by itself: the command line quiets TensorFlow's
+start-up logging before anything imports it.
 """
 
-from keras_explainable import metrics
-from keras_explainable.base import Attribution, Explainer, FeatureGradients, InputGradients
-from keras_explainable.decorators import TTA, Decorator, SmoothGrad
-from keras_explainable.errors import (
-    ExplainerError,
-    InputError,
-    LayerError,
-    ModelStructureError,
-    TargetError,
-)
-from keras_explainable.explanation import Explanation
-from keras_explainable.exposure import SplitModel
-from keras_explainable.methods import (
-    CAM,
-    FullGradient,
-    FullGradientTerms,
-    GradCAM,
-    GradCAMPlusPlus,
-    Saliency,
-    ScoreCAM,
-)
-from keras_explainable.targets import Targets
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "Attribution": "keras_explainable.base",
+    "Explainer": "keras_explainable.base",
+    "FeatureGradients": "keras_explainable.base",
+    "InputGradients": "keras_explainable.base",
+    "Decorator": "keras_explainable.decorators",
+    "SmoothGrad": "keras_explainable.decorators",
+    "TTA": "keras_explainable.decorators",
+    "ExplainerError": "keras_explainable.errors",
+    "InputError": "keras_explainable.errors",
+    "LayerError": "keras_explainable.errors",
+    "ModelStructureError": "keras_explainable.errors",
+    "TargetError": "keras_explainable.errors",
+    "Explanation": "keras_explainable.explanation",
+    "SplitModel": "keras_explainable.exposure",
+    "CAM": "keras_explainable.methods",
+    "FullGradient": "keras_explainable.methods",
+    "FullGradientTerms": "keras_explainable.methods",
+    "GradCAM": "keras_explainable.methods",
+    "GradCAMPlusPlus": "keras_explainable.methods",
+    "Saliency": "keras_explainable.methods",
+    "ScoreCAM": "keras_explainable.methods",
+    "Targets": "keras_explainable.targets",
+}
+# Public submodules reached as attributes (`ke.metrics.Deletion`).
+_SUBMODULES = ("metrics",)
 
 __all__ = [
     "CAM",
@@ -57,3 +71,43 @@ __all__ = [
     "__version__",
     "metrics",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from keras_explainable import metrics
+    from keras_explainable.base import Attribution, Explainer, FeatureGradients, InputGradients
+    from keras_explainable.decorators import TTA, Decorator, SmoothGrad
+    from keras_explainable.errors import (
+        ExplainerError,
+        InputError,
+        LayerError,
+        ModelStructureError,
+        TargetError,
+    )
+    from keras_explainable.explanation import Explanation
+    from keras_explainable.exposure import SplitModel
+    from keras_explainable.methods import (
+        CAM,
+        FullGradient,
+        FullGradientTerms,
+        GradCAM,
+        GradCAMPlusPlus,
+        Saliency,
+        ScoreCAM,
+    )
+    from keras_explainable.targets import Targets

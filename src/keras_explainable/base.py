@@ -11,16 +11,15 @@ assembling the `Explanation`.
 from __future__ import annotations
 
 import abc
-import sys
 from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
 import attrs
-import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_explainable import ops
+from keras_explainable.engine import progress_bar
 from keras_explainable.errors import InputError, LayerError, TargetError
 from keras_explainable.explanation import Explanation
 from keras_explainable.exposure import Exposure, SplitModel, expose
@@ -32,6 +31,7 @@ from keras_explainable.targets import (
     as_index_array,
     plan_targets,
 )
+from keras_explainable.validators import check_postprocess, check_verbose, positive_int
 
 __all__ = ["Explainer", "Attribution", "FeatureGradients", "InputGradients"]
 
@@ -115,23 +115,6 @@ class InputGradients(NamedTuple):
         return Attribution(maps, self.scores, self.targets)
 
 
-def _positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{attribute.name} must be a positive integer; got {value!r}.")
-
-
-def _check_postprocess(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if value is None or value == "auto" or callable(value):
-        return
-    raise ValueError(f"postprocess must be 'auto', None (raw maps) or a callable; got {value!r}.")
-
-
-def _check_verbose(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if value == "auto" or value in (0, 1, 2):
-        return
-    raise ValueError(f"verbose must be 'auto', 0, 1 or 2; got {value!r}.")
-
-
 @attrs.define(eq=False)
 class Explainer(abc.ABC):
     """Base class of all explanation methods.
@@ -201,14 +184,14 @@ class Explainer(abc.ABC):
     logits: bool = attrs.field(
         default=True, kw_only=True, validator=attrs.validators.instance_of(bool)
     )
-    batch_size: int = attrs.field(default=32, kw_only=True, validator=_positive_int)
+    batch_size: int = attrs.field(default=32, kw_only=True, validator=positive_int)
     postprocess: str | Callable | None = attrs.field(
-        default="auto", kw_only=True, validator=_check_postprocess
+        default="auto", kw_only=True, validator=check_postprocess
     )
     resize: bool = attrs.field(
         default=True, kw_only=True, validator=attrs.validators.instance_of(bool)
     )
-    verbose: str | int = attrs.field(default="auto", kw_only=True, validator=_check_verbose)
+    verbose: str | int = attrs.field(default="auto", kw_only=True, validator=check_verbose)
     jit_compile: bool = attrs.field(
         default=False, kw_only=True, validator=attrs.validators.instance_of(bool)
     )
@@ -389,14 +372,6 @@ class Explainer(abc.ABC):
         self._check_targets(plan)
         return plan
 
-    def _progress_bar(self, batches: int | None) -> keras.utils.Progbar | None:
-        verbose = self.verbose
-        if verbose == "auto":
-            verbose = 1 if (batches is None or batches > 1) and sys.stdout.isatty() else 0
-        if not verbose:
-            return None
-        return keras.utils.Progbar(batches, verbose=verbose, unit_name="batch")
-
     def explain(self, x: Any, y: Any = None) -> Explanation:
         """Explain the model's predictions on `x`.
 
@@ -509,7 +484,7 @@ class Explainer(abc.ABC):
         else:
             batches = self._local_batches(source, plan, skip_batches)
         total = None if source.batches is None else source.batches - skip_batches
-        progress = self._progress_bar(total)
+        progress = progress_bar(self.verbose, total)
         for start, maps, scores, targets in batches:
             writer.write(start, maps, scores, targets)
             if progress is not None:
@@ -522,6 +497,10 @@ class Explainer(abc.ABC):
         units = self._exposure.output_units
         for start, batch, batch_targets in source.iterate(skip_batches):
             size = int(batch.shape[0])
+            if size == 0:
+                # A dataset may yield an empty batch; the model must not see
+                # one (see `distribute._replica_slices`).
+                continue
             if batch_targets is not None:
                 batch_targets = as_index_array(batch_targets, size, units)
             indices = plan.batch(start, start + size, batch_targets)

@@ -1,12 +1,13 @@
 """Explaining under a `tf.distribute.Strategy`.
 
 Every global batch of `batch_size` samples is cut into one contiguous slice
-per replica (the last, uneven batch included: a replica may get an empty
-slice). Each replica runs the explainer's ordinary step on its slice, and the
-results of all replicas, on all workers, are gathered with `strategy.gather`
-together with the samples' positions, so they are written back in the input's
-order. Every worker walks through the same global batches, so the collective
-gathers stay in step even when the data does not divide evenly.
+per replica (the last, uneven batch included: a replica that would get an
+empty slice explains a stand-in sample, whose result is dropped). Each
+replica runs the explainer's ordinary step on its slice, and the results of
+all replicas, on all workers, are gathered with `strategy.gather` together
+with the samples' positions, so they are written back in the input's order.
+Every worker walks through the same global batches, so the collective gathers
+stay in step even when the data does not divide evenly.
 """
 
 from __future__ import annotations
@@ -43,23 +44,41 @@ def _target_columns(
 
 
 def _replica_slices(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset) -> Any:
-    """Distribute global batches as one contiguous slice per replica."""
+    """Distribute global batches of `(positions, x, y)` as one slice per replica.
+
+    Every replica gets a non-empty slice. When a batch has fewer samples than
+    there are replicas (the last, uneven batch), a replica left without
+    samples gets a copy of the batch's first sample with position -1, which
+    `distributed_batches` drops after the gather. The model never sees an
+    empty batch: TensorFlow's oneDNN CPU convolutions return a zero-size input
+    unchanged instead of computing its output shape (a `(0, 32, 32, 3)` image
+    batch comes out of `Conv2D(8, 3)` as `(0, 32, 32, 3)`), so the next
+    layer fails, and other kernels may mishandle empty batches too.
+    """
     replicas = strategy.num_replicas_in_sync
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
         local = replicas // context.num_input_pipelines
         first = context.input_pipeline_id * local
 
-        def slices(*batch: tf.Tensor) -> tf.data.Dataset:
-            size = tf.shape(batch[0])[0]
+        def slices(positions: tf.Tensor, *batch: tf.Tensor) -> tf.data.Dataset:
+            size = tf.shape(positions)[0]
             per_replica = (size + replicas - 1) // replicas
             starts = tf.minimum(tf.range(first, first + local) * per_replica, size)
             stops = tf.minimum(starts + per_replica, size)
-            return tf.data.Dataset.from_tensor_slices((starts, stops)).map(
-                lambda start, stop: tuple(part[start:stop] for part in batch)
-            )
 
-        return dataset.flat_map(slices)
+            def replica_slice(start: tf.Tensor, stop: tf.Tensor) -> tuple:
+                empty = stop <= start
+                begin = tf.where(empty, 0, start)
+                end = tf.where(empty, 1, stop)
+                kept = tf.where(empty, tf.constant(-1, positions.dtype), positions[begin:end])
+                return (kept, *(part[begin:end] for part in batch))
+
+            return tf.data.Dataset.from_tensor_slices((starts, stops)).map(replica_slice)
+
+        # A global batch without samples (a dataset may yield one) has nothing
+        # to copy to its replicas; it is skipped on every worker alike.
+        return dataset.filter(lambda positions, *_: tf.size(positions) > 0).flat_map(slices)
 
     options = tf.distribute.InputOptions(experimental_fetch_to_device=False)
     return strategy.distribute_datasets_from_function(dataset_fn, options)
@@ -103,18 +122,17 @@ def distributed_batches(
         return tuple(strategy.gather(value, axis=0) for value in per_replica)
 
     for batch in distributed:
-        positions_local = strategy.experimental_local_results(batch[0])
         if plan.kind == INDEX and source.has_targets:
             for targets in strategy.experimental_local_results(batch[2]):
                 as_index_array(targets.numpy(), None, units)
         maps, scores, targets, positions, finite = (t.numpy() for t in global_step(batch))
-        if positions.size == 0:
-            continue
         if not finite.all():
-            start = int(min(p.numpy().min(initial=positions.min()) for p in positions_local))
+            start = int(positions[positions >= 0].min())
             raise InputError(
                 f"Inputs contain NaN or Inf values in the batch starting at sample "
                 f"{start}; clean or drop them before explaining."
             )
+        # Rows of position -1 are the copies given to replicas without samples.
         order = np.argsort(positions, kind="stable")
+        order = order[positions[order] >= 0]
         yield int(positions[order[0]]), maps[order], scores[order], targets[order]

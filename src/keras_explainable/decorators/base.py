@@ -13,9 +13,10 @@ from typing import Any
 import attrs
 import tensorflow as tf
 
-from keras_explainable.base import Explainer, _check_verbose, _positive_int
+from keras_explainable.base import Explainer
 from keras_explainable.exposure import Exposure
 from keras_explainable.targets import TOP, TargetPlan, Targets
+from keras_explainable.validators import check_verbose, positive_int
 
 __all__ = ["Decorator"]
 
@@ -86,10 +87,10 @@ class Decorator(Explainer):
     resize: bool = attrs.field(init=False, repr=False)
     jit_compile: bool = attrs.field(init=False, repr=False)
     batch_size: int | None = attrs.field(
-        default=None, kw_only=True, validator=attrs.validators.optional(_positive_int)
+        default=None, kw_only=True, validator=attrs.validators.optional(positive_int)
     )
     verbose: str | int | None = attrs.field(
-        default=None, kw_only=True, validator=attrs.validators.optional(_check_verbose)
+        default=None, kw_only=True, validator=attrs.validators.optional(check_verbose)
     )
 
     def __attrs_post_init__(self) -> None:

@@ -13,40 +13,20 @@ https://arxiv.org/abs/1810.03307
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import attrs
 import numpy as np
 import tensorflow as tf
 
-from keras_explainable.base import Attribution, _positive_int
+from keras_explainable.base import Attribution
 from keras_explainable.decorators.base import Decorator
 from keras_explainable.targets import Targets
+from keras_explainable.validators import check_seed, non_negative_number, positive_int
 
 __all__ = ["SmoothGrad"]
 
 _VARIANTS = ("mean", "squared", "variance")
-
-
-def _check_noise(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise ValueError(
-            f"noise must be a finite number >= 0 (a fraction of each sample's value "
-            f"range, e.g. 0.15); got {value!r}."
-        )
-
-
-def _check_seed(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"seed must be an integer; got {type(value).__name__}.")
-    if not -(2**63) <= value < 2**63:
-        raise ValueError(f"seed must fit in 64 bits; got {value}.")
 
 
 @attrs.define(eq=False)
@@ -111,13 +91,13 @@ class SmoothGrad(Decorator):
         Values". <https://arxiv.org/abs/1810.03307>
     """
 
-    samples: int = attrs.field(default=50, kw_only=True, validator=_positive_int)
-    noise: float = attrs.field(default=0.15, kw_only=True, validator=_check_noise)
-    seed: int = attrs.field(default=0, kw_only=True, validator=_check_seed)
+    samples: int = attrs.field(default=50, kw_only=True, validator=positive_int)
+    noise: float = attrs.field(default=0.15, kw_only=True, validator=non_negative_number)
+    seed: int = attrs.field(default=0, kw_only=True, validator=check_seed)
     variant: str = attrs.field(
         default="mean", kw_only=True, validator=attrs.validators.in_(_VARIANTS)
     )
-    noise_batch_size: int = attrs.field(default=1, kw_only=True, validator=_positive_int)
+    noise_batch_size: int = attrs.field(default=1, kw_only=True, validator=positive_int)
 
     def _noisy_copies(self, inputs: tf.Tensor, first: tf.Tensor, copies: int) -> tf.Tensor:
         """Return copies `first .. first + copies - 1` of the batch, copy-major."""

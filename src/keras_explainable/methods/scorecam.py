@@ -14,9 +14,10 @@ import attrs
 import tensorflow as tf
 
 from keras_explainable import ops
-from keras_explainable.base import Attribution, Explainer, _positive_int
+from keras_explainable.base import Attribution, Explainer
 from keras_explainable.errors import InputError
 from keras_explainable.targets import Targets
+from keras_explainable.validators import positive_int
 
 __all__ = ["ScoreCAM"]
 
@@ -80,9 +81,9 @@ class ScoreCAM(Explainer):
         Networks". <https://arxiv.org/abs/1910.01279>
     """
 
-    mask_batch_size: int = attrs.field(default=16, kw_only=True, validator=_positive_int)
+    mask_batch_size: int = attrs.field(default=16, kw_only=True, validator=positive_int)
     max_channels: int | None = attrs.field(
-        default=None, kw_only=True, validator=attrs.validators.optional(_positive_int)
+        default=None, kw_only=True, validator=attrs.validators.optional(positive_int)
     )
     use_probabilities: bool = attrs.field(
         default=True, kw_only=True, validator=attrs.validators.instance_of(bool)

@@ -16,17 +16,16 @@ on perturbed inputs) and implements one hook, `_measure(batch)`, which maps a
 from __future__ import annotations
 
 import abc
-import sys
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import attrs
-import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_explainable.base import Explainer, _check_verbose, _positive_int, _Results
+from keras_explainable.base import Explainer, _Results
+from keras_explainable.engine import progress_bar
 from keras_explainable.errors import InputError, TargetError
 from keras_explainable.explanation import Explanation
 from keras_explainable.exposure import Exposure, expose
@@ -40,6 +39,7 @@ from keras_explainable.targets import (
     as_index_array,
     plan_targets,
 )
+from keras_explainable.validators import check_verbose, positive_int
 
 __all__ = ["Batch", "Metric", "MetricResult", "ModelMetric"]
 
@@ -187,8 +187,8 @@ class Metric(abc.ABC):
     #: Whether the metric compares maps with ground truth (`masks=`/`boxes=`).
     needs_masks: ClassVar[bool] = False
 
-    batch_size: int = attrs.field(default=32, kw_only=True, validator=_positive_int)
-    verbose: str | int = attrs.field(default="auto", kw_only=True, validator=_check_verbose)
+    batch_size: int = attrs.field(default=32, kw_only=True, validator=positive_int)
+    verbose: str | int = attrs.field(default="auto", kw_only=True, validator=check_verbose)
     _steps: dict = attrs.field(factory=dict, init=False, repr=False)
     _exposures: list = attrs.field(factory=list, init=False, repr=False)
 
@@ -659,18 +659,6 @@ class ModelMetric(Metric):
 
     def _scorer(self, exposure: Exposure) -> _Scorer:
         return _Scorer(exposure, self.use_probabilities)
-
-
-def progress_bar(verbose: str | int, total: int | None, unit: str) -> keras.utils.Progbar | None:
-    """Return a progress bar as the explainers show it, or None when silent.
-
-    'auto' shows one on a terminal when there is more than one step.
-    """
-    if verbose == "auto":
-        verbose = 1 if (total is None or total > 1) and sys.stdout.isatty() else 0
-    if not verbose:
-        return None
-    return keras.utils.Progbar(total, verbose=verbose, unit_name=unit)
 
 
 def _single_map(maps: np.ndarray, has_channel: bool) -> np.ndarray:

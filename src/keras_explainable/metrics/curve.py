@@ -13,9 +13,9 @@ import attrs
 import numpy as np
 import tensorflow as tf
 
-from keras_explainable.base import _positive_int
 from keras_explainable.errors import InputError
 from keras_explainable.metrics.base import Batch, MetricResult, ModelMetric
+from keras_explainable.validators import positive_int
 
 __all__ = ["CurveResult", "PixelCurve"]
 
@@ -166,12 +166,12 @@ class PixelCurve(ModelMetric):
     #: False: from the baseline to the image (insertion).
     deletes: ClassVar[bool] = True
 
-    steps: int = attrs.field(default=100, kw_only=True, validator=_positive_int)
+    steps: int = attrs.field(default=100, kw_only=True, validator=positive_int)
     baseline: Any = attrs.field(
         default="zeros", kw_only=True, converter=_as_baseline, validator=_check_baseline
     )
     blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=_check_sigma)
-    step_batch_size: int = attrs.field(default=16, kw_only=True, validator=_positive_int)
+    step_batch_size: int = attrs.field(default=16, kw_only=True, validator=positive_int)
 
     def _baseline_images(self, inputs: tf.Tensor) -> tf.Tensor:
         """`(n, *spatial, C)` baseline images for `inputs`."""

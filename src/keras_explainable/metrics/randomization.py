@@ -13,11 +13,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_explainable.base import Explainer, _check_verbose, _positive_int
+from keras_explainable.base import Explainer
 from keras_explainable.decorators.base import Decorator
+from keras_explainable.engine import progress_bar
 from keras_explainable.errors import ModelStructureError
 from keras_explainable.exposure import SplitModel
-from keras_explainable.metrics.base import progress_bar
+from keras_explainable.validators import check_seed, check_verbose, positive_int
 
 __all__ = ["ModelRandomization", "RandomizationResult", "spearman"]
 
@@ -199,13 +200,6 @@ def rebuild(explainer: Explainer, model: Any) -> Explainer:
     return attrs.evolve(explainer, **changes)
 
 
-def _check_seed(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"seed must be an integer; got {type(value).__name__}.")
-    if value < 0:
-        raise ValueError(f"seed must be >= 0; got {value}.")
-
-
 @attrs.define(eq=False)
 class ModelRandomization:
     """Model randomisation sanity check: whether the maps depend on the weights.
@@ -256,11 +250,11 @@ class ModelRandomization:
     cascading: bool = attrs.field(
         default=True, kw_only=True, validator=attrs.validators.instance_of(bool)
     )
-    seed: int = attrs.field(default=0, kw_only=True, validator=_check_seed)
+    seed: int = attrs.field(default=0, kw_only=True, validator=check_seed)
     max_layers: int | None = attrs.field(
-        default=None, kw_only=True, validator=attrs.validators.optional(_positive_int)
+        default=None, kw_only=True, validator=attrs.validators.optional(positive_int)
     )
-    verbose: str | int = attrs.field(default="auto", kw_only=True, validator=_check_verbose)
+    verbose: str | int = attrs.field(default="auto", kw_only=True, validator=check_verbose)
 
     @property
     def name(self) -> str:
@@ -297,7 +291,7 @@ class ModelRandomization:
             raise ModelStructureError("The model has no layer with weights to randomise.")
         original = explainer.explain(x, y)
         fixed_y = y if callable(y) or _yields_targets(x) else original.targets
-        rng = np.random.default_rng(self.seed)
+        rng = np.random.default_rng(self.seed % 2**64)
         values = np.empty((len(original), len(layers)), np.float64)
         progress = progress_bar(self.verbose, len(layers), "layer")
         for column, (_, layer) in enumerate(layers):

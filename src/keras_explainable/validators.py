@@ -1,0 +1,87 @@
+"""Validators for the options of explainers, decorators and metrics.
+
+Each is an `attrs` field validator, `validator(instance, attribute, value)`,
+that raises a `ValueError` (or `TypeError`) naming the option, what it got and
+what it expects, when the object is constructed.
+
+Example:
+    >>> @attrs.define(eq=False)
+    ... class MyCAM(ke.GradCAM):
+    ...     samples: int = attrs.field(default=8, kw_only=True, validator=positive_int)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+import numpy as np
+
+__all__ = [
+    "non_negative_number",
+    "positive_int",
+    "check_postprocess",
+    "check_seed",
+    "check_verbose",
+]
+
+
+def positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """Accept an integer >= 1 (not a bool).
+
+    Raises:
+        ValueError: `value` is not a positive integer.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{attribute.name} must be a positive integer; got {value!r}.")
+
+
+def non_negative_number(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """Accept a finite real number >= 0 (not a bool).
+
+    Raises:
+        ValueError: `value` is not a finite number >= 0.
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"{attribute.name} must be a finite number >= 0; got {value!r}.")
+
+
+def check_seed(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """Accept an integer seed that fits in 64 bits (signed).
+
+    Raises:
+        TypeError: `value` is not an integer.
+        ValueError: `value` does not fit in 64 bits.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{attribute.name} must be an integer; got {type(value).__name__}.")
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"{attribute.name} must fit in 64 bits; got {value}.")
+
+
+def check_postprocess(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """Accept 'auto', None or a callable.
+
+    Raises:
+        ValueError: anything else.
+    """
+    if value is None or value == "auto" or callable(value):
+        return
+    raise ValueError(f"postprocess must be 'auto', None (raw maps) or a callable; got {value!r}.")
+
+
+def check_verbose(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """Accept 'auto', 0, 1 or 2.
+
+    Raises:
+        ValueError: anything else.
+    """
+    if value == "auto" or value in (0, 1, 2):
+        return
+    raise ValueError(f"verbose must be 'auto', 0, 1 or 2; got {value!r}.")
