@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import keras_explainable as ke
+from conftest import make_body_head
 
 BUILDERS = {
     "Saliency": lambda model, **kw: ke.Saliency(model, **kw),
@@ -57,3 +59,32 @@ def test_multi_target_equals_separate_calls(image_model, images, name):
         np.testing.assert_allclose(
             together.scores[:, column], alone.scores[:, 0], rtol=1e-5, atol=1e-6
         )
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_explainer_follows_weight_changes_without_retracing(images, name):
+    # A model of its own: the test changes its weights. The softmax output
+    # makes the exposure build a logits head, which must share the weights.
+    _, _, model = make_body_head(seed=5)
+    labels = np.array([0, 1, 2, 2, 1, 0, 1])
+    explainer = BUILDERS[name](model)
+    before = explainer.explain(images, labels)
+    traces = explainer.trace_count
+
+    dense = model.get_layer("dense")
+    kernel, bias = dense.get_weights()
+    dense.set_weights([-kernel, bias])
+    after_set = explainer.explain(images, labels)
+    fresh = BUILDERS[name](model).explain(images, labels)
+    assert not np.allclose(after_set.scores, before.scores)
+    np.testing.assert_allclose(after_set.scores, fresh.scores, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(after_set.maps, fresh.maps, atol=1e-5)
+
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="sparse_categorical_crossentropy")
+    model.fit(images, labels, batch_size=7, epochs=1, verbose=0)
+    after_fit = explainer.explain(images, labels)
+    fresh = BUILDERS[name](model).explain(images, labels)
+    assert not np.allclose(after_fit.scores, after_set.scores)
+    np.testing.assert_allclose(after_fit.scores, fresh.scores, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(after_fit.maps, fresh.maps, atol=1e-5)
+    assert explainer.trace_count == traces

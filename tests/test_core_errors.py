@@ -168,3 +168,53 @@ def test_dataset_with_targets_and_y(explainer, images):
 def test_errors_are_value_errors():
     assert issubclass(ke.InputError, ValueError)
     assert issubclass(ke.LayerError, ke.ExplainerError)
+
+
+def test_token_sequence_layer_on_image_input_is_a_layer_error():
+    # A patch embedding and a token mixer, as in a vision transformer.
+    inputs = keras.Input((16, 16, 3))
+    patches = keras.layers.Conv2D(8, 4, strides=4)(inputs)
+    tokens = keras.layers.Reshape((16, 8), name="tokens")(patches)
+    mixed = keras.layers.Dense(8, name="mixer")(tokens)
+    outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling1D()(mixed))
+    model = fix_weights(keras.Model(inputs, outputs))
+    for name in ("tokens", "mixer"):
+        with pytest.raises(ke.LayerError, match=r"\(None, 16, 8\).*2 spatial axes.*token"):
+            ke.GradCAM(model, layer=name)
+    with pytest.raises(ke.LayerError, match="token"):
+        ke.ScoreCAM(model, layer="mixer")
+    # the automatic choice keeps to layers with the input's spatial axes
+    explanation = ke.GradCAM(model).explain(np.ones((2, 16, 16, 3), "float32"))
+    assert explanation.layer == model.layers[1].name
+    assert explanation.maps.shape == (2, 16, 16, 1)
+
+
+def _text_model():
+    tokens = keras.Input((10,), dtype="int32")
+    embedded = keras.layers.Embedding(50, 8, name="embedding")(tokens)
+    hidden = keras.layers.Conv1D(4, 3, name="conv")(embedded)
+    outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling1D()(hidden))
+    return fix_weights(keras.Model(tokens, outputs))
+
+
+@pytest.mark.parametrize("method", [ke.Saliency, ke.GradCAM, ke.ScoreCAM, ke.FullGradient])
+def test_text_model_says_what_is_supported(method):
+    with pytest.raises(
+        ke.ModelStructureError,
+        match=r"integer token ids.*'embedding'.*text model.*\(N, \*spatial, C\).*not supported",
+    ):
+        method(_text_model())
+
+
+def test_integer_image_input_has_no_input_gradient():
+    inputs = keras.Input((8, 8, 3), dtype="uint8")
+    scaled = keras.layers.Rescaling(1 / 255)(inputs)
+    features = keras.layers.Conv2D(4, 3, name="features")(scaled)
+    outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(features))
+    model = fix_weights(keras.Model(inputs, outputs))
+    images = np.random.default_rng(0).integers(0, 255, (3, 8, 8, 3)).astype("uint8")
+    # layer methods work on integer images ...
+    assert np.isfinite(ke.GradCAM(model).explain(images).maps).all()
+    # ... input-gradient methods say why they cannot
+    with pytest.raises(ke.ModelStructureError, match=r"integer dtype uint8.*float input"):
+        ke.Saliency(model).explain(images)

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from keras_explainable import ops
 from keras_explainable.engine import progress_bar
-from keras_explainable.errors import InputError, LayerError, TargetError
+from keras_explainable.errors import InputError, LayerError, ModelStructureError, TargetError
 from keras_explainable.explanation import Explanation
 from keras_explainable.exposure import Exposure, SplitModel, expose
 from keras_explainable.inputs import InputSource, make_source
@@ -254,6 +254,15 @@ class Explainer(abc.ABC):
         return self._exposure.layer_name
 
     @property
+    def trace_count(self) -> int:
+        """How many times this explainer's compiled steps were traced.
+
+        Each input signature and target form is traced once; later calls,
+        and changes of the model's weights, reuse the compiled step.
+        """
+        return sum(int(step.experimental_get_tracing_count()) for step in self._steps.values())
+
+    @property
     def method_name(self) -> str:
         """The name recorded as `Explanation.method`: the class name.
 
@@ -279,6 +288,14 @@ class Explainer(abc.ABC):
         for column in range(count):
             (gradient,) = tf.gradients(tf.reduce_sum(scores[:, column]), source)
             if gradient is None:
+                dtype = self._exposure.input_dtype
+                if what == "the input" and dtype is not None and not tf.as_dtype(dtype).is_floating:
+                    raise ModelStructureError(
+                        f"The model's input has integer dtype {dtype}, so no gradient "
+                        "reaches it and input-gradient maps would be all zeros. Build "
+                        "the model on a float input (keras.Input(..., dtype='float32')) "
+                        "and cast inside it if needed."
+                    )
                 raise LayerError(
                     f"The explained score does not depend on {what} (no gradient path): "
                     "the map would be all zeros. Choose a layer that feeds the output."
@@ -415,22 +432,24 @@ class Explainer(abc.ABC):
         done. An interrupted run, started again with the same `directory`,
         continues after the last completed batch (the inputs must come in the
         same order: do not shuffle), and produces the same files as an
-        uninterrupted run.
+        uninterrupted run. Calling it again on a finished run with the same
+        options returns that run's results without recomputing them.
 
         Args:
             x: inputs, as for `explain`.
             directory: the folder to write to (created if missing).
             y: targets, as for `explain`.
-            resume: continue a previous, unfinished run in `directory`
-                (default True). With False an existing run there is an error.
+            resume: continue a previous, unfinished run in `directory`, or
+                read back a finished one (default True). With False an
+                existing run there is an error.
 
         Returns:
             An `Explanation` whose arrays are read-only memory maps of the files.
 
         Raises:
             InputError, TargetError, TypeError: as `explain`.
-            FileExistsError: `directory` holds a run and `resume` is False, or
-                a finished run.
+            FileExistsError: `directory` holds a run (finished or not) and
+                `resume` is False, or `.npy` files of another origin.
             ValueError: `directory` holds a run of different inputs or options.
 
         Example:
@@ -441,8 +460,9 @@ class Explainer(abc.ABC):
 
         source, plan = self._inputs(x, y)
         writer = NpyWriter.open(directory, resume=resume, signature=self._run_signature(source))
-        self._run(source, plan, writer, skip_batches=writer.completed_batches)
-        writer.finish()
+        if not writer.finished:
+            self._run(source, plan, writer, skip_batches=writer.completed_batches)
+            writer.finish()
         return Explanation(*writer.arrays(), method=self.method_name, layer=self.layer_name)
 
     def _run_signature(self, source: InputSource) -> dict:

@@ -14,7 +14,7 @@ and can be made an output.
 With `split_activations=True` the replay also exposes pre-activation tensors:
 a layer that applies its activation last (Dense, EinsumDense and the
 convolutions) and has a non-linear activation is replayed as a linear twin
-(same config with `activation="linear"`, weights copied at replay time)
+(same config with `activation="linear"`, sharing the layer's variables)
 followed by the activation, so methods that need the pre-activation output
 (FullGradient's bias-gradients) can read it. The model computes the same
 values either way.
@@ -304,12 +304,36 @@ def _has_fused_activation(layer: Any) -> bool:
     )
 
 
-def _linear_twin(layer: keras.layers.Layer, name: str) -> keras.layers.Layer:
-    """Build a new layer with `layer`'s config but a linear activation."""
+def _linear_twin(layer: keras.layers.Layer, name: str, *args: Any, **kwargs: Any) -> tuple:
+    """Call a twin of `layer` without its activation; returns `(twin, outputs)`.
+
+    The twin has `layer`'s config with a linear activation, and it *shares*
+    `layer`'s variables instead of copying them: while the twin builds, each
+    weight it asks for is answered with `layer`'s weight of the same name. So
+    the exposure follows the model's weights after `fit` or `set_weights`, and
+    a compiled step never reads stale values.
+    """
     config = dict(layer.get_config())
     config["activation"] = "linear"
     config["name"] = name
-    return layer.__class__.from_config(config)
+    twin = layer.__class__.from_config(config)
+    variables = {variable.name: variable for variable in layer.weights}
+
+    def shared_weight(*_: Any, name: str | None = None, shape: Any = None, **__: Any) -> Any:
+        variable = variables.get(name)
+        if variable is None or tuple(variable.shape) != tuple(shape):
+            raise ValueError(
+                f"the twin asks for weight {name!r} of shape {shape}; the layer has "
+                f"{[(v.name, tuple(v.shape)) for v in layer.weights]}"
+            )
+        return variable
+
+    twin.add_weight = shared_weight
+    try:
+        outputs = twin(*args, **kwargs)
+    finally:
+        del twin.add_weight
+    return twin, outputs
 
 
 def _call_split(
@@ -317,9 +341,7 @@ def _call_split(
 ) -> Any:
     """Replay `layer` as its linear twin followed by its activation."""
     try:
-        twin = _linear_twin(layer, f"{layer.name}_linear")
-        pre_activation = twin(*args, **kwargs)
-        twin.set_weights(layer.get_weights())
+        twin, pre_activation = _linear_twin(layer, f"{layer.name}_linear", *args, **kwargs)
     except Exception as error:  # noqa: BLE001 - any failure means we cannot clone
         raise ModelStructureError(
             f"The layer {layer.name!r} applies its activation inside the layer and "
@@ -416,12 +438,7 @@ def _strip_probability(graph: ModelGraph, tensor: Any) -> tuple[Any, str | None]
     if call.linear_call is not None:
         return call.linear_call.outputs[0], activation
     try:
-        config = dict(layer.get_config())
-        config["activation"] = "linear"
-        config["name"] = f"{layer.name}_logits"
-        linear = layer.__class__.from_config(config)
-        logits = linear(*call.args, **call.kwargs)
-        linear.set_weights(layer.get_weights())
+        linear, logits = _linear_twin(layer, f"{layer.name}_logits", *call.args, **call.kwargs)
     except Exception as error:  # noqa: BLE001 - any failure means we cannot clone
         raise ModelStructureError(
             f"The output layer {layer.name!r} applies {activation} inside the layer "
@@ -669,6 +686,7 @@ def expose(
         )
     input_tensor = flat_inputs[0]
     input_rank = len(input_tensor.shape)
+    _refuse_token_ids(graph, input_tensor)
 
     feature_call = None
     if needs_layer:
@@ -680,7 +698,7 @@ def expose(
             feature_call = _auto_layer(graph, outputs, input_rank)
         else:
             feature_call = _resolve_layer(model, graph, layer)
-        _check_feature_call(graph, feature_call, outputs, output_name)
+        _check_feature_call(graph, feature_call, outputs, output_name, input_rank)
         features = split_features if split_features is not None else feature_call.outputs[0]
         exposed = keras.Model(graph.inputs, [features, outputs])
     else:
@@ -697,7 +715,26 @@ def expose(
     )
 
 
-def _check_feature_call(graph: ModelGraph, call: LayerCall, outputs: Any, output_name: str) -> None:
+def _refuse_token_ids(graph: ModelGraph, input_tensor: Any) -> None:
+    """Reject text models (integer token ids into an Embedding) with a clear error."""
+    if not keras.backend.is_int_dtype(input_tensor.dtype):
+        return
+    for call in graph.calls:
+        if isinstance(call.layer, keras.layers.Embedding) and any(
+            tensor is input_tensor for tensor in call.inputs
+        ):
+            raise ModelStructureError(
+                f"The model takes integer token ids (input shape {tuple(input_tensor.shape)}, "
+                f"dtype {input_tensor.dtype}) into the Embedding layer {call.name!r}: a text "
+                "model. keras-explainable explains models whose input is a float array "
+                "(N, *spatial, C): images (N, H, W, C), sequences such as time series "
+                "(N, T, C), and volumes (N, D, H, W, C). Text models are not supported yet."
+            )
+
+
+def _check_feature_call(
+    graph: ModelGraph, call: LayerCall, outputs: Any, output_name: str, input_rank: int
+) -> None:
     if len(call.outputs) != 1:
         raise LayerError(
             f"Layer {call.name!r} has {len(call.outputs)} outputs; choose a layer with one."
@@ -707,6 +744,14 @@ def _check_feature_call(graph: ModelGraph, call: LayerCall, outputs: Any, output
         raise LayerError(
             f"Layer {call.name!r} outputs shape {tuple(tensor.shape)}, which has no spatial "
             "axes to explain; choose a convolutional (or other spatial) layer."
+        )
+    if len(tensor.shape) != input_rank:
+        raise LayerError(
+            f"Layer {call.name!r} outputs shape {tuple(tensor.shape)}, which does not keep "
+            f"the input's {input_rank - 2} spatial axes (expected a layer output of rank "
+            f"{input_rank}: (N, *spatial, C)). A token sequence (N, T, C) from a transformer "
+            "block on image inputs is not supported yet; choose a convolutional layer, or "
+            "a layer whose output has the input's spatial axes."
         )
     if not graph.depends_on(outputs, tensor):
         raise LayerError(

@@ -47,20 +47,32 @@ class NpyWriter:
         directory: the output folder.
         size: the number of samples written so far.
         completed_batches: the number of batches written so far.
+        finished: whether the run in the folder is complete (a re-opened
+            finished run has nothing left to write).
     """
 
     def __init__(
-        self, directory: Path, signature: dict, size: int, completed_batches: int, rows: dict
+        self,
+        directory: Path,
+        signature: dict,
+        size: int,
+        completed_batches: int,
+        rows: dict,
+        finished: bool = False,
     ) -> None:
         self.directory = directory
         self.signature = signature
         self.size = size
         self.completed_batches = completed_batches
+        self.finished = finished
         self._rows = rows  # name -> (dtype str, row shape) once known
 
     @classmethod
     def open(cls, directory: Any, *, resume: bool, signature: dict) -> NpyWriter:
-        """Open `directory` for a new run, or to resume an unfinished one.
+        """Open `directory` for a new run, to resume an unfinished one, or to read a finished one.
+
+        A finished run made with the same `signature` is opened as it is
+        (`finished` is True): its files are the results.
 
         Raises:
             NotADirectoryError: `directory` is a file.
@@ -79,20 +91,30 @@ class NpyWriter:
                     "run; choose an empty folder."
                 )
             return cls(directory, signature, 0, 0, {})
-        if not resume:
-            raise FileExistsError(
-                f"{str(directory)!r} already holds a run; pass resume=True to continue it, "
-                "or choose another folder."
-            )
         progress = json.loads(progress_path.read_text())
+        if not resume:
+            state = "a finished run" if progress.get("finished") else "an unfinished run"
+            raise FileExistsError(
+                f"{str(directory)!r} already holds {state}; pass resume=True to continue "
+                "it (a finished run is then read back, not recomputed), or choose another "
+                "folder."
+            )
         if progress["signature"] != json.loads(json.dumps(signature)):
             raise ValueError(
                 f"The run in {str(directory)!r} was made with other inputs or options "
                 f"({progress['signature']}); it cannot be resumed with {signature}."
             )
         rows = {name: (dtype, tuple(shape)) for name, (dtype, shape) in progress["rows"].items()}
-        writer = cls(directory, signature, progress["size"], progress["completed_batches"], rows)
-        writer._truncate()
+        writer = cls(
+            directory,
+            signature,
+            progress["size"],
+            progress["completed_batches"],
+            rows,
+            finished=bool(progress.get("finished")),
+        )
+        if not writer.finished:
+            writer._truncate()
         return writer
 
     def _path(self, name: str) -> Path:
@@ -155,6 +177,7 @@ class NpyWriter:
 
     def finish(self) -> None:
         """Mark the run as finished."""
+        self.finished = True
         self._save_progress(finished=True)
 
     def arrays(self) -> list[np.ndarray]:

@@ -294,13 +294,15 @@ class ModelRandomization:
         rng = np.random.default_rng(self.seed % 2**64)
         values = np.empty((len(original), len(layers)), np.float64)
         progress = progress_bar(self.verbose, len(layers), "layer")
+        # Exposures share the model's variables, so one explainer on the copy
+        # sees every randomisation.
+        randomized = rebuild(explainer, model)
         for column, (_, layer) in enumerate(layers):
             variables = [v for v in layer.weights if tf.as_dtype(v.dtype).is_floating]
             saved = [v.numpy() for v in variables]
             for variable, value in zip(variables, saved, strict=True):
                 variable.assign(rng.permutation(value.ravel()).reshape(value.shape))
-            # Rebuilt each time: exposures copy some weights (logits heads).
-            maps = rebuild(explainer, model).explain(x, fixed_y).maps
+            maps = randomized.explain(x, fixed_y).maps
             values[:, column] = spearman(original.maps, maps)
             if not self.cascading:
                 for variable, value in zip(variables, saved, strict=True):
