@@ -26,8 +26,7 @@ def test_one_trace_per_signature_last_batch_included(image_model, images):
     explainer = ke.GradCAM(model, batch_size=3)  # batches of 3, 3 and 1
     explainer.explain(images, 0)
     explainer.explain(images[:5], 2)
-    (step,) = explainer._steps.values()
-    assert step.experimental_get_tracing_count() == 1
+    assert explainer.trace_count == 1
 
 
 @pytest.mark.parametrize("method", METHODS)

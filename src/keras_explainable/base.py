@@ -3,116 +3,40 @@
 A method subclasses `Explainer` and implements one hook, `_attribute(inputs,
 targets)`, which maps one batch of inputs to raw maps inside a compiled
 `tf.function`. The base owns the rest: exposing the explained layer and the
-pre-softmax scores, validating inputs and targets, batching, compiling once per
-input signature, post-processing and resizing the maps, the progress bar, and
-assembling the `Explanation`.
+pre-softmax scores (`keras_explainable.exposure`), validating inputs and
+targets, post-processing and resizing the maps, and assembling the
+`Explanation`; batching, compiling, distribution and writing results run
+through `keras_explainable.engine`.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
-from typing import Any, ClassVar, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import attrs
-import numpy as np
 import tensorflow as tf
 
 from keras_explainable import ops
-from keras_explainable.engine import progress_bar
-from keras_explainable.errors import InputError, LayerError, ModelStructureError, TargetError
+from keras_explainable.attribution import Attribution, FeatureGradients, InputGradients
+from keras_explainable.distribute import distributed_batches
+from keras_explainable.engine import (
+    ArrayWriter,
+    ResultWriter,
+    StepCache,
+    local_batches,
+    progress_bar,
+    run_steps,
+)
+from keras_explainable.errors import LayerError, ModelStructureError, TargetError
 from keras_explainable.explanation import Explanation
 from keras_explainable.exposure import Exposure, SplitModel, expose
 from keras_explainable.inputs import InputSource, make_source
-from keras_explainable.targets import (
-    INDEX,
-    TargetPlan,
-    Targets,
-    as_index_array,
-    plan_targets,
-)
+from keras_explainable.targets import INDEX, TargetPlan, Targets, plan_targets
 from keras_explainable.validators import check_postprocess, check_verbose, positive_int
 
 __all__ = ["Explainer", "Attribution", "FeatureGradients", "InputGradients"]
-
-
-class Attribution(NamedTuple):
-    """What `_attribute` returns for one batch.
-
-    Attributes:
-        maps: `(N, *spatial, L)` raw maps (before post-processing and resizing).
-        scores: `(N, L)` explained scores.
-        targets: `(N, L)` explained unit indices.
-
-    Example:
-        A method's `_attribute` returns one (CAM's, here):
-
-        >>> def _attribute(self, inputs, targets):
-        ...     features, outputs = self._forward(inputs)
-        ...     scores, indices = targets.select(outputs)
-        ...     weights = tf.gather(tf.transpose(kernel), indices)   # (N, L, C)
-        ...     maps = tf.einsum("nhwc,nlc->nhwl", features, weights)
-        ...     return Attribution(maps, scores, indices)
-    """
-
-    maps: tf.Tensor
-    scores: tf.Tensor
-    targets: tf.Tensor
-
-
-class FeatureGradients(NamedTuple):
-    """Activations of the explained layer and the gradients of each score.
-
-    Attributes:
-        features: `(N, *spatial, C)` activations of the explained layer.
-        gradients: `(N, L, *spatial, C)` gradient of score `l` w.r.t. features.
-        scores: `(N, L)` explained scores.
-        targets: `(N, L)` explained unit indices.
-
-    Example:
-        Grad-CAM's `_attribute`, for 2-D inputs:
-
-        >>> def _attribute(self, inputs, targets):
-        ...     result = self._feature_gradients(inputs, targets)
-        ...     weights = tf.reduce_mean(result.gradients, axis=[2, 3])   # (N, L, C)
-        ...     maps = tf.einsum("nhwc,nlc->nhwl", result.features, weights)
-        ...     return result.attribution(maps)
-    """
-
-    features: tf.Tensor
-    gradients: tf.Tensor
-    scores: tf.Tensor
-    targets: tf.Tensor
-
-    def attribution(self, maps: tf.Tensor) -> Attribution:
-        """Pair `maps` with these scores and targets."""
-        return Attribution(maps, self.scores, self.targets)
-
-
-class InputGradients(NamedTuple):
-    """Gradients of each explained score with respect to the input.
-
-    Attributes:
-        gradients: `(N, L, *spatial, C)` gradient of score `l` w.r.t. the input.
-        scores: `(N, L)` explained scores.
-        targets: `(N, L)` explained unit indices.
-
-    Example:
-        The `_attribute` of gradient times input:
-
-        >>> def _attribute(self, inputs, targets):
-        ...     result = self._input_gradients(inputs, targets)
-        ...     maps = tf.reduce_sum(result.gradients * inputs[:, None], axis=-1)
-        ...     return result.attribution(tf.experimental.numpy.moveaxis(maps, 1, -1))
-    """
-
-    gradients: tf.Tensor
-    scores: tf.Tensor
-    targets: tf.Tensor
-
-    def attribution(self, maps: tf.Tensor) -> Attribution:
-        """Pair `maps` with these scores and targets."""
-        return Attribution(maps, self.scores, self.targets)
 
 
 @attrs.define(eq=False)
@@ -201,7 +125,7 @@ class Explainer(abc.ABC):
         validator=attrs.validators.optional(attrs.validators.instance_of(tf.distribute.Strategy)),
     )
     _exposure: Exposure | None = attrs.field(default=None, init=False, repr=False)
-    _steps: dict = attrs.field(factory=dict, init=False, repr=False)
+    _steps: StepCache = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.needs_layer and self.layer is not None:
@@ -211,6 +135,7 @@ class Explainer(abc.ABC):
             )
         self._exposure = self._expose()
         self._prepare(self._exposure)
+        self._steps = StepCache(jit_compile=self.jit_compile)
 
     # ------------------------------------------------------------------ hooks
     def _expose(self) -> Exposure:
@@ -260,7 +185,7 @@ class Explainer(abc.ABC):
         Each input signature and target form is traced once; later calls,
         and changes of the model's weights, reuse the compiled step.
         """
-        return sum(int(step.experimental_get_tracing_count()) for step in self._steps.values())
+        return self._steps.trace_count
 
     @property
     def method_name(self) -> str:
@@ -317,8 +242,40 @@ class Explainer(abc.ABC):
         gradients = self._gradients(scores, inputs, "the input")
         return InputGradients(gradients, scores, indices)
 
-    def _finish_maps(self, maps: tf.Tensor, spatial_size: tuple) -> tf.Tensor:
-        """Rectify, resize and normalise raw `(N, *spatial, L)` maps."""
+    def _plan(self, source: InputSource, y: Any) -> TargetPlan:
+        exposure = self._exposure
+        if source.has_targets:
+            plan = TargetPlan(INDEX, count=None)
+        else:
+            plan = plan_targets(y, source.count, exposure.output_units, exposure.output_shape)
+        self.check_targets(plan)
+        return plan
+
+    # ------------------------------------------------- the decorator protocol
+    # What a `Decorator` (or any code running a method inside its own
+    # compiled step) calls on the explainer it wraps.
+    def attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
+        """Raw maps of one batch: the method's `_attribute`, inside a compiled step.
+
+        Args:
+            inputs: `(N, *spatial, C)` float inputs.
+            targets: the batch's `Targets`.
+
+        Returns:
+            The `Attribution`, maps before post-processing.
+        """
+        return self._attribute(inputs, targets)
+
+    def finish_maps(self, maps: tf.Tensor, spatial_size: Sequence) -> tf.Tensor:
+        """Post-process raw `(N, *spatial, L)` maps: rectify, resize, normalise.
+
+        Args:
+            maps: raw maps, as `attribute` returns them.
+            spatial_size: the input's spatial size (ints or scalar tensors).
+
+        Returns:
+            float32 maps, as `explain` returns them.
+        """
         maps = tf.cast(maps, tf.float32)
         if self.postprocess == "auto" and self.rectify:
             maps = tf.nn.relu(maps)
@@ -330,12 +287,15 @@ class Explainer(abc.ABC):
             maps = self.postprocess(maps)
         return maps
 
-    def _input_dtype(self) -> tf.DType:
-        dtype = self._exposure.input_dtype
-        if dtype is None or not tf.as_dtype(dtype).is_floating:
-            return tf.float32
-        return tf.as_dtype(dtype)
+    def check_targets(self, plan: TargetPlan) -> None:
+        """Reject target forms this method cannot explain (see `_check_targets`).
 
+        Raises:
+            TypeError: the method cannot take this form of targets.
+        """
+        self._check_targets(plan)
+
+    # ------------------------------------------------------------------ running
     def _step_function(self, spec: tf.TensorSpec, plan: TargetPlan) -> Callable:
         """The uncompiled step: `(inputs, target indices) -> (maps, scores, targets, finite)`."""
         # The data's static size, else the model's, else the size at run time.
@@ -344,50 +304,65 @@ class Explainer(abc.ABC):
             data if data is not None else model
             for data, model in zip(spec.shape[1:-1], model_shape[1:-1], strict=True)
         ]
-        input_dtype = self._input_dtype()
+        compute_dtype = self._exposure.compute_dtype
 
         def step(inputs: tf.Tensor, indices: tf.Tensor) -> tuple:
             spatial_size = [
                 size if size is not None else tf.shape(inputs)[axis]
                 for axis, size in enumerate(static_size, start=1)
             ]
-            as_float = tf.cast(inputs, tf.float32)
-            finite = tf.reduce_all(tf.math.is_finite(as_float))
-            targets = Targets(
-                plan.kind,
-                indices=indices if plan.kind == INDEX else None,
-                function=plan.function,
-            )
-            attribution = self._attribute(tf.cast(inputs, input_dtype), targets)
-            maps = self._finish_maps(attribution.maps, spatial_size)
+            finite = tf.reduce_all(tf.math.is_finite(tf.cast(inputs, tf.float32)))
+            attribution = self.attribute(tf.cast(inputs, compute_dtype), plan.targets(indices))
+            maps = self.finish_maps(attribution.maps, spatial_size)
             scores = tf.cast(attribution.scores, tf.float32)
             return maps, scores, tf.cast(attribution.targets, tf.int64), finite
 
         return step
 
-    def _step(self, spec: tf.TensorSpec, plan: TargetPlan, count: int) -> Callable:
-        """The compiled step for this input signature and target form (cached)."""
-        key = (tuple(spec.shape), spec.dtype, plan.kind, count, id(plan.function))
-        if key not in self._steps:
-            signature = [spec, tf.TensorSpec((None, count), tf.int64)]
-            self._steps[key] = tf.function(
-                self._step_function(spec, plan),
-                input_signature=signature,
-                jit_compile=self.jit_compile,
-                # The step uses TensorFlow ops for its control flow; AutoGraph
-                # would only re-read (and re-parse) the source of every method.
-                autograph=False,
-            )
-        return self._steps[key]
-
-    def _plan(self, source: InputSource, y: Any) -> TargetPlan:
-        exposure = self._exposure
-        if source.has_targets:
-            plan = TargetPlan(INDEX, count=None)
+    def _run(
+        self, source: InputSource, plan: TargetPlan, writer: ResultWriter, skip: int = 0
+    ) -> None:
+        """Explain every batch of `source` (after `skip` batches) into `writer`."""
+        units = self._exposure.output_units
+        strategy = self._distribution()
+        if strategy is not None:
+            step = self._step_function(source.spec, plan)
+            batches = distributed_batches(step, strategy, source, plan, units, skip)
         else:
-            plan = plan_targets(y, source.count, exposure.output_units, exposure.output_shape)
-        self._check_targets(plan)
-        return plan
+
+            def step_for(count: int) -> Callable:
+                key = (
+                    tuple(source.spec.shape),
+                    source.spec.dtype,
+                    plan.kind,
+                    count,
+                    id(plan.function),
+                )
+                signature = [source.spec, tf.TensorSpec((None, count), tf.int64)]
+                return self._steps.get(
+                    key, lambda: self._step_function(source.spec, plan), signature
+                )
+
+            batches = local_batches(source, plan, units, step_for, skip)
+        total = None if source.batches is None else source.batches - skip
+        run_steps(batches, writer, progress_bar(self.verbose, total))
+
+    def _distribution(self) -> tf.distribute.Strategy | None:
+        """The strategy to run under, or None for a plain single-device loop."""
+        strategy = self.strategy
+        if strategy is None:
+            model = self.model
+            if isinstance(model, SplitModel):
+                model = model.feature_extractor
+            strategy = getattr(model, "distribute_strategy", None)
+        if strategy is None or strategy.num_replicas_in_sync <= 1:
+            return None
+        return strategy
+
+    def _inputs(self, x: Any, y: Any) -> tuple[InputSource, TargetPlan]:
+        """Validate the inputs and targets of a run."""
+        source = make_source(x, self._exposure.input_shape, self.batch_size, y)
+        return source, self._plan(source, y)
 
     def explain(self, x: Any, y: Any = None) -> Explanation:
         """Explain the model's predictions on `x`.
@@ -417,9 +392,9 @@ class Explainer(abc.ABC):
             (16, 224, 224, 1)
         """
         source, plan = self._inputs(x, y)
-        results = _Results(source.count)
-        self._run(source, plan, results)
-        return Explanation(*results.arrays(), method=self.method_name, layer=self.layer_name)
+        writer = ArrayWriter(source.count)
+        self._run(source, plan, writer)
+        return Explanation(*writer.arrays(), method=self.method_name, layer=self.layer_name)
 
     def explain_to_disk(
         self, x: Any, directory: Any, y: Any = None, *, resume: bool = True
@@ -461,7 +436,7 @@ class Explainer(abc.ABC):
         source, plan = self._inputs(x, y)
         writer = NpyWriter.open(directory, resume=resume, signature=self._run_signature(source))
         if not writer.finished:
-            self._run(source, plan, writer, skip_batches=writer.completed_batches)
+            self._run(source, plan, writer, skip=writer.completed_batches)
             writer.finish()
         return Explanation(*writer.arrays(), method=self.method_name, layer=self.layer_name)
 
@@ -475,98 +450,6 @@ class Explainer(abc.ABC):
             "count": source.count,
         }
 
-    def _inputs(self, x: Any, y: Any) -> tuple[InputSource, TargetPlan]:
-        """Validate the inputs and targets of a run."""
-        source = make_source(x, self._exposure.input_shape, self.batch_size, y)
-        return source, self._plan(source, y)
-
-    def _distribution(self) -> tf.distribute.Strategy | None:
-        """The strategy to run under, or None for a plain single-device loop."""
-        strategy = self.strategy
-        if strategy is None:
-            model = self.model
-            if isinstance(model, SplitModel):
-                model = model.feature_extractor
-            strategy = getattr(model, "distribute_strategy", None)
-        if strategy is None or strategy.num_replicas_in_sync <= 1:
-            return None
-        return strategy
-
-    def _run(
-        self, source: InputSource, plan: TargetPlan, writer: Any, skip_batches: int = 0
-    ) -> None:
-        """Explain every batch of `source` and hand the results to `writer`."""
-        strategy = self._distribution()
-        if strategy is not None:
-            from keras_explainable.distribute import distributed_batches
-
-            batches = distributed_batches(self, strategy, source, plan, skip_batches)
-        else:
-            batches = self._local_batches(source, plan, skip_batches)
-        total = None if source.batches is None else source.batches - skip_batches
-        progress = progress_bar(self.verbose, total)
-        for start, maps, scores, targets in batches:
-            writer.write(start, maps, scores, targets)
-            if progress is not None:
-                progress.add(1)
-        if writer.size == 0:
-            raise InputError("The dataset is empty; nothing to explain.")
-
-    def _local_batches(self, source: InputSource, plan: TargetPlan, skip_batches: int) -> Any:
-        """Yield `(start, maps, scores, targets)` numpy results batch by batch."""
-        units = self._exposure.output_units
-        for start, batch, batch_targets in source.iterate(skip_batches):
-            size = int(batch.shape[0])
-            if size == 0:
-                # A dataset may yield an empty batch; the model must not see
-                # one (see `distribute._replica_slices`).
-                continue
-            if batch_targets is not None:
-                batch_targets = as_index_array(batch_targets, size, units)
-            indices = plan.batch(start, start + size, batch_targets)
-            step = self._step(source.spec, plan, indices.shape[1])
-            maps, scores, targets, finite = step(batch, indices)
-            if not bool(finite):
-                raise InputError(
-                    f"Inputs contain NaN or Inf values in the batch starting at sample "
-                    f"{start}; clean or drop them before explaining."
-                )
-            yield start, maps.numpy(), scores.numpy(), targets.numpy()
-
     def __call__(self, x: Any, y: Any = None) -> Explanation:
         """Same as `explain(x, y)`."""
         return self.explain(x, y)
-
-
-class _Results:
-    """Maps, scores and targets written batch by batch into preallocated arrays.
-
-    With a known sample count the arrays are allocated once; for a dataset of
-    unknown length they grow by doubling (amortised linear copying).
-    """
-
-    def __init__(self, count: int | None) -> None:
-        self.count = count
-        self.size = 0
-        self.buffers: list[np.ndarray] | None = None
-
-    def write(self, start: int, *parts: np.ndarray) -> None:
-        stop = start + len(parts[0])
-        if self.buffers is None:
-            capacity = self.count if self.count is not None else max(stop, 64)
-            self.buffers = [np.empty((capacity, *p.shape[1:]), p.dtype) for p in parts]
-        elif stop > len(self.buffers[0]):
-            capacity = max(stop, 2 * len(self.buffers[0]))
-            self.buffers = [_grown(b, capacity) for b in self.buffers]
-        for buffer, part in zip(self.buffers, parts, strict=True):
-            buffer[start:stop] = part
-        self.size = max(self.size, stop)
-
-    def arrays(self) -> list[np.ndarray]:
-        return [b[: self.size] for b in self.buffers]
-
-
-def _grown(buffer: np.ndarray, capacity: int) -> np.ndarray:
-    grown = np.empty((capacity, *buffer.shape[1:]), buffer.dtype)
-    grown[: len(buffer)] = buffer
-    return grown

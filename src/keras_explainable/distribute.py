@@ -12,31 +12,27 @@ stay in step even when the data does not divide evenly.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from keras_explainable.errors import InputError
+from keras_explainable.inputs import InputSource
 from keras_explainable.targets import INDEX, TargetPlan, as_index_array
-
-if TYPE_CHECKING:
-    from keras_explainable.base import Explainer
-    from keras_explainable.inputs import InputSource
 
 __all__ = ["distributed_batches"]
 
 
 def _target_columns(
-    explainer: Explainer, source: InputSource, plan: TargetPlan
+    source: InputSource, plan: TargetPlan, units: int | None
 ) -> tuple[np.ndarray | None, int]:
     """The `(N, L)` target array for array inputs (or None) and L."""
     if plan.kind != INDEX:
         return None, 0
     if source.has_targets:
         _, _, first = next(iter(source.iterate()))
-        first = as_index_array(first, None, explainer.exposure.output_units)
+        first = as_index_array(first, None, units)
         return None, first.shape[1]
     if plan.indices is not None:
         return plan.indices, plan.indices.shape[1]
@@ -85,32 +81,32 @@ def _replica_slices(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset) 
 
 
 def distributed_batches(
-    explainer: Explainer,
+    step: Callable,
     strategy: tf.distribute.Strategy,
     source: InputSource,
     plan: TargetPlan,
+    units: int | None,
     skip_batches: int = 0,
-) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
-    """Yield `(start, maps, scores, targets)` per global batch, in input order.
+) -> Iterator[tuple[int, tuple]]:
+    """Run `step` on every replica; yield each global batch's results in input order.
 
     Args:
-        explainer: the explainer whose step every replica runs.
+        step: the uncompiled step `(inputs, indices) -> (maps, scores,
+            targets, finite)` that every replica runs on its slice.
         strategy: the distribution strategy.
         source: the validated inputs.
         plan: the validated targets.
+        units: the explained output's number of units, to check targets.
         skip_batches: global batches already done (a resumed run).
 
     Yields:
-        The start position and numpy results of each global batch.
-
-    Raises:
-        InputError: a batch holds NaN or Inf values.
+        `(start, (maps, scores, targets, finite))` per global batch, numpy
+        arrays in the input's order; `finite` is False when any replica's
+        slice held NaN or Inf.
     """
-    indices, count = _target_columns(explainer, source, plan)
+    indices, count = _target_columns(source, plan, units)
     dataset = source.as_dataset(indices, count).skip(skip_batches)
     distributed = _replica_slices(strategy, dataset)
-    units = explainer.exposure.output_units
-    step = explainer._step_function(source.spec, plan)
 
     def replica_step(positions: tf.Tensor, inputs: tf.Tensor, targets: tf.Tensor) -> tuple:
         maps, scores, explained, finite = step(inputs, targets)
@@ -126,13 +122,8 @@ def distributed_batches(
             for targets in strategy.experimental_local_results(batch[2]):
                 as_index_array(targets.numpy(), None, units)
         maps, scores, targets, positions, finite = (t.numpy() for t in global_step(batch))
-        if not finite.all():
-            start = int(positions[positions >= 0].min())
-            raise InputError(
-                f"Inputs contain NaN or Inf values in the batch starting at sample "
-                f"{start}; clean or drop them before explaining."
-            )
         # Rows of position -1 are the copies given to replicas without samples.
         order = np.argsort(positions, kind="stable")
         order = order[positions[order] >= 0]
-        yield int(positions[order[0]]), maps[order], scores[order], targets[order]
+        start = int(positions[order[0]])
+        yield start, (maps[order], scores[order], targets[order], bool(finite.all()))

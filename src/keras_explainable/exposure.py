@@ -1,414 +1,40 @@
-"""Model exposure: re-wire a Keras model so its hidden layers can be explained.
+"""Model exposure: choose the layer and output to explain, and wire them out.
 
 An explainer needs two tensors from one forward pass: the activations of the
 layer it explains (the *features*) and the scores it explains (the *outputs*,
-pre-softmax when the model ends in a softmax or sigmoid). Keras gives neither
-directly when the layer sits inside a nested model, whose tensors are not
-connected to the outer model's inputs. This module replays the model's graph on
-fresh symbolic inputs with the public `keras.models.clone_model` hook
-(`call_function`), calling the *same* layer objects (so weights are shared, not
-copied) and descending into nested `Functional` and `Sequential` models. The
-result is one flat graph in which every layer call, at any depth, is recorded
-and can be made an output.
-
-With `split_activations=True` the replay also exposes pre-activation tensors:
-a layer that applies its activation last (Dense, EinsumDense and the
-convolutions) and has a non-linear activation is replayed as a linear twin
-(same config with `activation="linear"`, sharing the layer's variables)
-followed by the activation, so methods that need the pre-activation output
-(FullGradient's bias-gradients) can read it. The model computes the same
-values either way.
+pre-softmax when the model ends in a softmax or sigmoid). `expose` replays the
+model (`keras_explainable.graph`), selects the layer (by name, path, index,
+object, or automatically) and the output, strips a final softmax or sigmoid,
+checks that the layer feeds the output, and builds one Keras model that
+returns both.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 import keras
+import tensorflow as tf
 
 from keras_explainable.errors import LayerError, ModelStructureError, did_you_mean
+from keras_explainable.graph import (
+    LayerCall,
+    ModelGraph,
+    SplitModel,
+    is_replayable,
+    linear_twin,
+    trace_model,
+    trace_split,
+)
 
-__all__ = ["SplitModel", "LayerCall", "ModelGraph", "Exposure", "expose"]
+__all__ = ["SplitModel", "Exposure", "expose"]
 
 LayerSpec = str | int | keras.layers.Layer | Sequence[str] | None
 OutputSpec = str | int | None
 
 _PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
-# Layers whose `activation` is applied last, to the output of a linear map: the
-# only ones `split_activations` may rebuild as linear twin + activation.
-LINEAR_MAP_LAYERS = (
-    keras.layers.Dense,
-    keras.layers.EinsumDense,
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-    keras.layers.Conv1DTranspose,
-    keras.layers.Conv2DTranspose,
-    keras.layers.Conv3DTranspose,
-    keras.layers.SeparableConv1D,
-    keras.layers.SeparableConv2D,
-    keras.layers.DepthwiseConv1D,
-    keras.layers.DepthwiseConv2D,
-)
-
-
-@attrs.frozen
-class SplitModel:
-    """A model given as two halves: a feature extractor and a head.
-
-    Use it for models Keras cannot split into layers (subclassed models), or to
-    choose the split point yourself. The explained layer is the feature
-    extractor's output; the explained scores are the head's output.
-
-    Args:
-        feature_extractor: maps inputs `(N, *spatial, C_in)` to features
-            `(N, *spatial', C)`. A Keras model or layer.
-        head: maps features to scores `(N, K)`. A Keras model or layer.
-        input_shape: the shape of one input without the batch axis. Needed
-            only when `feature_extractor` does not define its inputs
-            (a subclassed model).
-
-    Raises:
-        TypeError: a half is not callable.
-        ModelStructureError: (when an explainer is built on it) the feature
-            extractor does not define its inputs and `input_shape` is None.
-
-    Example:
-        >>> split = ke.SplitModel(backbone, classifier_head)
-        >>> ke.GradCAM(split).explain(x)
-        >>> # the halves of a subclassed model, which defines no inputs:
-        >>> split = ke.SplitModel(model.features, model.head, input_shape=(224, 224, 3))
-    """
-
-    feature_extractor: Callable = attrs.field()
-    head: Callable = attrs.field()
-    input_shape: tuple[int | None, ...] | None = attrs.field(
-        default=None, converter=attrs.converters.optional(tuple)
-    )
-
-    @feature_extractor.validator
-    @head.validator
-    def _check_callable(self, attribute: attrs.Attribute, value: Any) -> None:
-        if not callable(value):
-            raise TypeError(
-                f"SplitModel.{attribute.name} must be a Keras model or layer; "
-                f"got {type(value).__name__}."
-            )
-
-
-@attrs.define(eq=False)
-class LayerCall:
-    """One call of a layer in a replayed graph.
-
-    Attributes:
-        layer: the layer object that was called (the user's own object).
-        path: names from the outermost model down to the layer.
-        args: positional arguments of the call (symbolic tensors).
-        kwargs: keyword arguments of the call.
-        inputs: the symbolic tensors the call consumed, flattened.
-        outputs: the symbolic tensors the call produced, flattened.
-        nested: whether the call is a nested model that was replayed through.
-        linear_call: with `split_activations`, the call of the layer's linear
-            twin whose output is this call's pre-activation output (the
-            call's `outputs` are the activation applied to it); else None.
-    """
-
-    layer: keras.layers.Layer
-    path: tuple[str, ...]
-    args: tuple
-    kwargs: dict
-    inputs: tuple
-    outputs: tuple
-    nested: bool = False
-    linear_call: LayerCall | None = None
-
-    @property
-    def name(self) -> str:
-        """The path joined with '/', as users write it."""
-        return "/".join(self.path)
-
-
-def _flat_tensors(structure: Any) -> tuple:
-    return tuple(t for t in keras.tree.flatten(structure) if isinstance(t, keras.KerasTensor))
-
-
-@attrs.define(eq=False)
-class ModelGraph:
-    """A model replayed on fresh inputs, with every layer call recorded.
-
-    Attributes:
-        inputs: the fresh symbolic inputs (same structure as the model's).
-        outputs: the symbolic outputs (same structure as the model's).
-        calls: every layer call in execution order, nested models included.
-    """
-
-    inputs: Any
-    outputs: Any
-    calls: list[LayerCall]
-    _producers: dict[int, LayerCall] = attrs.field(factory=dict, init=False)
-
-    def __attrs_post_init__(self) -> None:
-        for call in self.calls:
-            self.record(call)
-
-    def record(self, call: LayerCall) -> None:
-        """Register a call added after the replay (for example a logits head)."""
-        if call not in self.calls:
-            self.calls.append(call)
-        if not call.nested:
-            for tensor in call.outputs:
-                self._producers[id(tensor)] = call
-        if call.linear_call is not None:
-            for tensor in call.linear_call.outputs:
-                self._producers[id(tensor)] = call.linear_call
-
-    def producer(self, tensor: Any) -> LayerCall | None:
-        """The innermost layer call that produced `tensor`, or None for an input."""
-        return self._producers.get(id(tensor))
-
-    def depends_on(self, tensor: Any, source: Any) -> bool:
-        """Whether `tensor` is computed from `source` in this graph."""
-        seen: set[int] = set()
-        stack = [tensor]
-        while stack:
-            current = stack.pop()
-            if current is source:
-                return True
-            if id(current) in seen:
-                continue
-            seen.add(id(current))
-            call = self.producer(current)
-            if call is not None:
-                # A split call's outputs are computed from its pre-activation.
-                linear = call.linear_call
-                stack.extend(call.inputs if linear is None else linear.outputs)
-        return False
-
-
-def _is_replayable(model: Any) -> bool:
-    """Sequential models and functional models can be replayed layer by layer."""
-    if isinstance(model, keras.Sequential):
-        return True
-    if not isinstance(model, keras.Model):
-        return False
-    try:
-        return bool(model.inputs) and bool(model.outputs)
-    except (AttributeError, ValueError):
-        return False
-
-
-def _replay(
-    model: keras.Model,
-    inputs: Any,
-    prefix: tuple[str, ...],
-    calls: list,
-    split_activations: bool = False,
-) -> Any:
-    call_layer = functools.partial(
-        _call_layer, prefix=prefix, calls=calls, split_activations=split_activations
-    )
-    if isinstance(model, keras.Sequential):
-        outputs = inputs
-        for layer in model.layers:
-            outputs = call_layer(layer, outputs)
-        return outputs
-    if isinstance(_model_input(model), (list, tuple)) and not isinstance(inputs, (list, tuple)):
-        inputs = [inputs]
-    # `clone_model` rebuilds a Functional from its outputs; when the inputs are
-    # intermediate tensors of an outer graph, Keras copies the graph and its
-    # `output` is no longer connected to them. So the outputs are located by
-    # position (call number, output number) in a first replay on fresh inputs,
-    # and picked by the same position from the replay on the real inputs
-    # (both replays visit the layers in the same order).
-    reference_calls: list[list] = []
-    reference = keras.models.clone_model(
-        model,
-        clone_function=lambda layer: layer,
-        call_function=functools.partial(_collect, call=_plain_call, collected=reference_calls),
-    )
-    positions = {
-        id(tensor): (number, index)
-        for number, produced in enumerate(reference_calls)
-        for index, tensor in enumerate(produced)
-    }
-    replayed_calls: list[list] = []
-    keras.models.clone_model(
-        model,
-        input_tensors=inputs,
-        clone_function=lambda layer: layer,
-        call_function=functools.partial(_collect, call=call_layer, collected=replayed_calls),
-    )
-
-    def replayed(tensor: Any) -> Any:
-        if id(tensor) not in positions:
-            raise ModelStructureError(
-                f"Model {model.name!r} returns one of its inputs unchanged; "
-                "keras-explainable cannot replay it."
-            )
-        number, index = positions[id(tensor)]
-        return replayed_calls[number][index]
-
-    return keras.tree.map_structure(replayed, reference.output)
-
-
-def _plain_call(layer: Any, *args: Any, **kwargs: Any) -> Any:
-    return layer(*args, **kwargs)
-
-
-def _collect(layer: Any, *args: Any, call: Callable, collected: list, **kwargs: Any) -> Any:
-    outputs = call(layer, *args, **kwargs)
-    collected.append(keras.tree.flatten(outputs))
-    return outputs
-
-
-def _call_layer(
-    layer: Any,
-    *args: Any,
-    prefix: tuple[str, ...],
-    calls: list,
-    split_activations: bool = False,
-    **kwargs: Any,
-) -> Any:
-    path = (*prefix, layer.name)
-    if _is_replayable(layer):
-        outputs = _replay(layer, args[0], path, calls, split_activations)
-        calls.append(
-            LayerCall(
-                layer,
-                path,
-                args,
-                kwargs,
-                _flat_tensors(args[0]),
-                _flat_tensors(outputs),
-                nested=True,
-            )
-        )
-        return outputs
-    inputs = _flat_tensors((args, kwargs))
-    if split_activations and _has_fused_activation(layer):
-        return _call_split(layer, args, kwargs, path, inputs, calls)
-    outputs = layer(*args, **kwargs)
-    calls.append(LayerCall(layer, path, args, kwargs, inputs, _flat_tensors(outputs)))
-    return outputs
-
-
-def _has_fused_activation(layer: Any) -> bool:
-    activation = getattr(layer, "activation", None)
-    return (
-        isinstance(layer, LINEAR_MAP_LAYERS)
-        and activation is not None
-        and activation is not keras.activations.linear
-    )
-
-
-def _linear_twin(layer: keras.layers.Layer, name: str, *args: Any, **kwargs: Any) -> tuple:
-    """Call a twin of `layer` without its activation; returns `(twin, outputs)`.
-
-    The twin has `layer`'s config with a linear activation, and it *shares*
-    `layer`'s variables instead of copying them: while the twin builds, each
-    weight it asks for is answered with `layer`'s weight of the same name. So
-    the exposure follows the model's weights after `fit` or `set_weights`, and
-    a compiled step never reads stale values.
-    """
-    config = dict(layer.get_config())
-    config["activation"] = "linear"
-    config["name"] = name
-    twin = layer.__class__.from_config(config)
-    variables = {variable.name: variable for variable in layer.weights}
-
-    def shared_weight(*_: Any, name: str | None = None, shape: Any = None, **__: Any) -> Any:
-        variable = variables.get(name)
-        if variable is None or tuple(variable.shape) != tuple(shape):
-            raise ValueError(
-                f"the twin asks for weight {name!r} of shape {shape}; the layer has "
-                f"{[(v.name, tuple(v.shape)) for v in layer.weights]}"
-            )
-        return variable
-
-    twin.add_weight = shared_weight
-    try:
-        outputs = twin(*args, **kwargs)
-    finally:
-        del twin.add_weight
-    return twin, outputs
-
-
-def _call_split(
-    layer: Any, args: tuple, kwargs: dict, path: tuple, inputs: tuple, calls: list
-) -> Any:
-    """Replay `layer` as its linear twin followed by its activation."""
-    try:
-        twin, pre_activation = _linear_twin(layer, f"{layer.name}_linear", *args, **kwargs)
-    except Exception as error:  # noqa: BLE001 - any failure means we cannot clone
-        raise ModelStructureError(
-            f"The layer {layer.name!r} applies its activation inside the layer and "
-            f"could not be rebuilt without it ({type(error).__name__}: {error})."
-        ) from error
-    activation = keras.layers.Activation(layer.activation, name=f"{layer.name}_activation")
-    outputs = activation(pre_activation)
-    twin_path = (*path[:-1], twin.name)
-    linear = LayerCall(twin, twin_path, args, kwargs, inputs, _flat_tensors(pre_activation))
-    call = LayerCall(layer, path, args, kwargs, inputs, _flat_tensors(outputs), linear_call=linear)
-    calls.append(call)
-    return outputs
-
-
-def _model_input(model: keras.Model) -> Any:
-    """The model's input structure (a Sequential model only lists `inputs`)."""
-    if isinstance(model, keras.Sequential):
-        inputs = model.inputs
-        return inputs[0] if len(inputs) == 1 else inputs
-    return model.input
-
-
-def _fresh_inputs(model: keras.Model) -> Any:
-    return keras.tree.map_structure(
-        lambda t: keras.Input(batch_shape=t.shape, dtype=t.dtype), _model_input(model)
-    )
-
-
-def trace_model(model: keras.Model, *, split_activations: bool = False) -> ModelGraph:
-    """Replay a functional or Sequential model, recording every layer call.
-
-    Args:
-        model: a functional or `Sequential` Keras model with defined inputs.
-        split_activations: replay layers that apply a non-linear activation
-            last (Dense, EinsumDense, convolutions) as a linear twin followed
-            by the activation, recording the twin's call as the call's
-            `linear_call` (default False).
-
-    Returns:
-        The replayed `ModelGraph`.
-    """
-    calls: list[LayerCall] = []
-    inputs = _fresh_inputs(model)
-    outputs = _replay(model, inputs, (), calls, split_activations)
-    return ModelGraph(inputs, outputs, calls)
-
-
-def _trace_split(split: SplitModel, split_activations: bool = False) -> tuple[ModelGraph, Any]:
-    """Replay a SplitModel; returns the graph and the feature tensor."""
-    extractor = split.feature_extractor
-    if _is_replayable(extractor):
-        inputs = _fresh_inputs(extractor)
-    elif split.input_shape is not None:
-        inputs = keras.Input(shape=split.input_shape)
-    else:
-        raise ModelStructureError(
-            "SplitModel: the feature extractor does not define its inputs (it is "
-            "a subclassed model or a bare layer); pass input_shape=(...) without "
-            "the batch axis, e.g. SplitModel(extractor, head, input_shape=(224, 224, 3))."
-        )
-    calls: list[LayerCall] = []
-    call_layer = functools.partial(
-        _call_layer, prefix=(), calls=calls, split_activations=split_activations
-    )
-    features = call_layer(extractor, inputs)
-    outputs = call_layer(split.head, features)
-    return ModelGraph(inputs, outputs, calls), features
 
 
 def _activation_name(layer: keras.layers.Layer) -> str | None:
@@ -438,7 +64,7 @@ def _strip_probability(graph: ModelGraph, tensor: Any) -> tuple[Any, str | None]
     if call.linear_call is not None:
         return call.linear_call.outputs[0], activation
     try:
-        linear, logits = _linear_twin(layer, f"{layer.name}_logits", *call.args, **call.kwargs)
+        linear, logits = linear_twin(layer, f"{layer.name}_logits", *call.args, **call.kwargs)
     except Exception as error:  # noqa: BLE001 - any failure means we cannot clone
         raise ModelStructureError(
             f"The output layer {layer.name!r} applies {activation} inside the layer "
@@ -602,6 +228,42 @@ class Exposure:
         """Path of the explained layer, or None."""
         return None if self.feature_call is None else self.feature_call.name
 
+    @property
+    def compute_dtype(self) -> tf.DType:
+        """The float dtype inputs are cast to before the model runs.
+
+        The model's input dtype when it is a float, else float32 (integer
+        images are cast; the model casts them back where it needs to).
+        """
+        dtype = self.input_dtype
+        if dtype is None or not tf.as_dtype(dtype).is_floating:
+            return tf.float32
+        return tf.as_dtype(dtype)
+
+    def confidence(self, outputs: tf.Tensor, probabilities: bool = True) -> tf.Tensor:
+        """The explained outputs as float32 probabilities (or logits).
+
+        Args:
+            outputs: `(N, K)` explained outputs, as the exposure returns them.
+            probabilities: turn logits into probabilities (default True): the
+                sigmoid when the model's output ends in a sigmoid, else the
+                softmax (a model that ends in neither is taken to output
+                logits). False returns the outputs as they are.
+
+        Returns:
+            float32 `(N, K)` probabilities (or the outputs).
+
+        Example:
+            >>> _, outputs = exposure(images)
+            >>> exposure.confidence(outputs)[:, k]   # probability of class k
+        """
+        outputs = tf.cast(outputs, tf.float32)
+        if not probabilities:
+            return outputs
+        if self.stripped_activation == "sigmoid":
+            return tf.sigmoid(outputs)
+        return tf.nn.softmax(outputs, axis=-1)
+
     def __call__(self, inputs: Any) -> tuple[Any, Any]:
         """Run the exposed model in inference mode; returns (features, outputs)."""
         if self.feature_call is None:
@@ -653,9 +315,9 @@ def expose(
                 "With a SplitModel the explained layer is the feature extractor's "
                 "output; do not pass layer=."
             )
-        graph, split_features = _trace_split(model, split_activations)
+        graph, split_features = trace_split(model, split_activations)
         owner: Any = model.head
-    elif _is_replayable(model):
+    elif is_replayable(model):
         graph = trace_model(model, split_activations=split_activations)
         split_features = None
         owner = model

@@ -115,6 +115,17 @@ class TargetPlan:
     count: int | None = 1
     function: Callable | None = None
 
+    def targets(self, indices: tf.Tensor) -> Targets:
+        """The `Targets` of one batch inside a compiled step.
+
+        Args:
+            indices: the batch's `(n, L)` int64 indices (`(n, 0)` when the
+                targets are not indices).
+        """
+        return Targets(
+            self.kind, indices=indices if self.kind == INDEX else None, function=self.function
+        )
+
     def batch(self, start: int, stop: int, batch_targets: Any = None) -> np.ndarray:
         """The `(n, L)` int64 indices for samples `start:stop` of the input."""
         n = stop - start

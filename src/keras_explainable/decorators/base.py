@@ -8,6 +8,7 @@ same `explain` / `__call__` / `Explanation`, and decorators nest in any order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -30,11 +31,11 @@ class Decorator(Explainer):
     - the model and its exposure (no second replay): `model`, `layer`,
       `output` and `logits` are the wrapped explainer's, read-only;
     - post-processing: the combined raw maps go through the wrapped
-      explainer's own `_finish_maps`, so its `rectify`, `postprocess` and
+      explainer's own `finish_maps`, so its `rectify`, `postprocess` and
       `resize` hold for the final maps (ReLU, resize and normalisation apply
       once, after averaging, never to each pass);
     - `jit_compile`: the wrapped explainer's;
-    - target rules: the wrapped explainer's `_check_targets`.
+    - target rules: the wrapped explainer's `check_targets`.
 
     `batch_size`, `verbose` and `strategy` default to the wrapped
     explainer's, and can be set on the decorator: the decorator's compiled
@@ -44,7 +45,7 @@ class Decorator(Explainer):
     (`Targets.fixed`), so every transformed pass explains the same units.
 
     Subclasses implement `_attribute(inputs, targets)` by calling
-    `self.explainer._attribute` on transformed inputs and returning raw maps
+    `self.explainer.attribute` on transformed inputs and returning raw maps
     in the geometry of the wrapped explainer's raw maps on `inputs`.
 
     Args:
@@ -68,8 +69,8 @@ class Decorator(Explainer):
         ... class Negated(ke.Decorator):
         ...     def _attribute(self, inputs, targets):
         ...         targets = self._fixed_targets(inputs, targets)
-        ...         plain = self.explainer._attribute(inputs, targets)
-        ...         negated = self.explainer._attribute(-inputs, targets)
+        ...         plain = self.explainer.attribute(inputs, targets)
+        ...         negated = self.explainer.attribute(-inputs, targets)
         ...         return ke.Attribution(
         ...             (plain.maps + negated.maps) / 2, plain.scores, plain.targets
         ...         )
@@ -130,10 +131,11 @@ class Decorator(Explainer):
         return self.explainer.exposure
 
     def _check_targets(self, plan: TargetPlan) -> None:
-        self.explainer._check_targets(plan)
+        self.explainer.check_targets(plan)
 
-    def _finish_maps(self, maps: tf.Tensor, spatial_size: tuple) -> tf.Tensor:
-        return self.explainer._finish_maps(maps, spatial_size)
+    def finish_maps(self, maps: tf.Tensor, spatial_size: Sequence) -> tf.Tensor:
+        """The wrapped explainer's post-processing (see `Explainer.finish_maps`)."""
+        return self.explainer.finish_maps(maps, spatial_size)
 
     def _fixed_targets(self, inputs: tf.Tensor, targets: Targets) -> Targets:
         """Resolve top-class targets on the clean inputs (one forward pass)."""

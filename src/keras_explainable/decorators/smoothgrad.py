@@ -19,7 +19,7 @@ import attrs
 import numpy as np
 import tensorflow as tf
 
-from keras_explainable.base import Attribution
+from keras_explainable.attribution import Attribution
 from keras_explainable.decorators.base import Decorator
 from keras_explainable.targets import Targets
 from keras_explainable.validators import check_seed, non_negative_number, positive_int
@@ -115,7 +115,7 @@ class SmoothGrad(Decorator):
         Returns:
             `(count, mean, squared_deviations, score_sum, targets)`.
         """
-        attribution = self.explainer._attribute(
+        attribution = self.explainer.attribute(
             self._noisy_copies(inputs, first, copies), targets.tiled(copies)
         )
         maps = _split_copies(tf.cast(attribution.maps, tf.float32), copies)

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_explainable import ops
-from keras_explainable.base import Attribution
+from keras_explainable.attribution import Attribution
 from keras_explainable.decorators.base import Decorator
 from keras_explainable.errors import InputError, ModelStructureError
 from keras_explainable.exposure import Exposure
@@ -167,7 +167,7 @@ class TTA(Decorator):
             axis = None if flip is None else rank - 2 - _FLIPS.index(flip)
             if axis is not None:
                 augmented = tf.reverse(augmented, [axis])
-            attribution = self.explainer._attribute(augmented, targets)
+            attribution = self.explainer.attribute(augmented, targets)
             maps = tf.cast(attribution.maps, tf.float32)
             if maps.shape.rank != rank:
                 raise ModelStructureError(

@@ -13,7 +13,8 @@ import tensorflow as tf
 from keras_explainable import ops
 from keras_explainable.base import Attribution, Explainer
 from keras_explainable.errors import ModelStructureError
-from keras_explainable.exposure import Exposure, LayerCall, expose
+from keras_explainable.exposure import Exposure, expose
+from keras_explainable.graph import LayerCall
 from keras_explainable.targets import FUNCTION, TargetPlan, Targets
 
 __all__ = ["CAM"]

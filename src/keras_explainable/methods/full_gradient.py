@@ -6,6 +6,7 @@ Visualization". https://arxiv.org/abs/1905.00780
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -15,10 +16,12 @@ import tensorflow as tf
 
 from keras_explainable import ops
 from keras_explainable.base import Attribution, Explainer
+from keras_explainable.engine import ArrayWriter, local_batches, run_steps
 from keras_explainable.errors import InputError, ModelStructureError
-from keras_explainable.exposure import LINEAR_MAP_LAYERS, Exposure, LayerCall, ModelGraph, expose
+from keras_explainable.exposure import Exposure, expose
+from keras_explainable.graph import LINEAR_MAP_LAYERS, LayerCall, ModelGraph
 from keras_explainable.inputs import make_source
-from keras_explainable.targets import INDEX, Targets
+from keras_explainable.targets import Targets
 
 __all__ = ["FullGradient", "FullGradientTerms"]
 
@@ -271,35 +274,35 @@ class FullGradient(Explainer):
             raise TypeError("terms() takes an array or a tensor of inputs, not a dataset.")
         source = make_source(x, self.exposure.input_shape, self.batch_size, y)
         plan = self._plan(source, y)
-        dtype = self._input_dtype()
+        names = ["input", *(bias.name for bias in self._bias_list)]
+        compute_dtype = self.exposure.compute_dtype
 
-        @tf.function
-        def summed(inputs: tf.Tensor, indices: tf.Tensor) -> tuple:
-            targets = Targets(
-                plan.kind,
-                indices=indices if plan.kind == INDEX else None,
-                function=plan.function,
-            )
-            scores, indices, terms = self._terms(tf.cast(inputs, dtype), targets)
-            sums = {
-                name: tf.reduce_sum(term, axis=list(range(2, term.shape.rank)))
-                for name, term, _ in terms
-            }
-            return scores, indices, sums
+        def build() -> Callable:
+            def summed(inputs: tf.Tensor, indices: tf.Tensor) -> tuple:
+                finite = tf.reduce_all(tf.math.is_finite(tf.cast(inputs, tf.float32)))
+                scores, indices, terms = self._terms(
+                    tf.cast(inputs, compute_dtype), plan.targets(indices)
+                )
+                sums = {
+                    name: tf.reduce_sum(term, axis=list(range(2, term.shape.rank)))
+                    for name, term, _ in terms
+                }
+                # A bias the score does not depend on contributes zeros.
+                columns = [sums.get(name, tf.zeros_like(scores)) for name in names]
+                return (scores, indices, *columns, finite)
 
-        parts = []
-        for start, batch, _ in source:
-            indices = plan.batch(start, start + int(batch.shape[0]))
-            parts.append(summed(tf.convert_to_tensor(batch), tf.constant(indices, tf.int64)))
-        joined = {
-            name: np.concatenate(
-                [part[2].get(name, tf.zeros_like(part[0])).numpy() for part in parts]
-            )
-            for name in ["input", *(bias.name for bias in self._bias_list)]
-        }
+            return summed
+
+        def step_for(count: int) -> Callable:
+            spec = source.spec
+            key = ("terms", tuple(spec.shape), spec.dtype, plan.kind, count, id(plan.function))
+            signature = [spec, tf.TensorSpec((None, count), tf.int64)]
+            return self._steps.get(key, build, signature)
+
+        writer = ArrayWriter(source.count)
+        run_steps(local_batches(source, plan, self.exposure.output_units, step_for), writer)
+        scores, targets, *columns = writer.arrays()
+        joined = dict(zip(names, columns, strict=True))
         return FullGradientTerms(
-            input=joined.pop("input"),
-            biases=joined,
-            scores=np.concatenate([part[0].numpy() for part in parts]),
-            targets=np.concatenate([part[1].numpy() for part in parts]),
+            input=joined.pop("input"), biases=joined, scores=scores, targets=targets
         )

@@ -97,12 +97,8 @@ class ScoreCAM(Explainer):
 
     def _confidence(self, outputs: tf.Tensor) -> tf.Tensor:
         """Turn outputs into what the masked inputs are scored on."""
-        outputs = tf.cast(outputs, tf.float32)
-        if not self.use_probabilities or not self.logits:
-            return outputs
-        if self.exposure.stripped_activation == "sigmoid":
-            return tf.sigmoid(outputs)
-        return tf.nn.softmax(outputs, axis=-1)
+        # With logits=False the outputs are the model's own probabilities.
+        return self.exposure.confidence(outputs, self.use_probabilities and self.logits)
 
     def _masked_scores(self, inputs: tf.Tensor, channels: tf.Tensor, targets: Targets) -> tf.Tensor:
         """`(N, L, K)` scores of the inputs masked by each of `K` channels."""

@@ -24,12 +24,13 @@ import attrs
 import numpy as np
 import tensorflow as tf
 
-from keras_explainable.base import Explainer, _Results
-from keras_explainable.engine import progress_bar
+from keras_explainable.base import Explainer
+from keras_explainable.engine import ArrayWriter, StepCache, batch_indices, progress_bar, run_steps
 from keras_explainable.errors import InputError, TargetError
 from keras_explainable.explanation import Explanation
 from keras_explainable.exposure import Exposure, expose
 from keras_explainable.inputs import InputSource, make_source
+from keras_explainable.metrics.truth import ground_truth_masks, single_map
 from keras_explainable.targets import (
     FUNCTION,
     INDEX,
@@ -189,7 +190,9 @@ class Metric(abc.ABC):
 
     batch_size: int = attrs.field(default=32, kw_only=True, validator=positive_int)
     verbose: str | int = attrs.field(default="auto", kw_only=True, validator=check_verbose)
-    _steps: dict = attrs.field(factory=dict, init=False, repr=False)
+    _steps: StepCache = attrs.field(
+        factory=lambda: StepCache(autograph=True), init=False, repr=False
+    )
     _exposures: list = attrs.field(factory=list, init=False, repr=False)
 
     @property
@@ -331,7 +334,7 @@ class Metric(abc.ABC):
             )
         spatial = self._spatial(maps, source)
         if masks is not None or boxes is not None:
-            masks = _masks(masks, boxes, spatial, None if maps is None else len(maps))
+            masks = ground_truth_masks(masks, boxes, spatial, None if maps is None else len(maps))
 
         plan = None
         if explainer is not None or self.needs_model:
@@ -365,7 +368,7 @@ class Metric(abc.ABC):
         """Ready-made maps as float32 `(N, *spatial)`."""
         if isinstance(subject, Explanation):
             maps = subject.maps
-            return _single_map(np.asarray(maps, np.float32), has_channel=True)
+            return single_map(np.asarray(maps, np.float32), has_channel=True)
         if isinstance(subject, (tf.Tensor, tf.Variable)):
             subject = subject.numpy()
         try:
@@ -391,7 +394,7 @@ class Metric(abc.ABC):
                 f"Maps of shape {maps.shape} do not fit {spatial_rank}-D inputs: "
                 "expected (N, *spatial) or (N, *spatial, 1)."
             )
-        maps = _single_map(maps, has_channel=maps.ndim == spatial_rank + 2)
+        maps = single_map(maps, has_channel=maps.ndim == spatial_rank + 2)
         if not np.isfinite(maps).all():
             raise InputError("The maps contain NaN or Inf values.")
         return maps
@@ -455,7 +458,7 @@ class Metric(abc.ABC):
                 "sample. Score each target column separately."
             )
         if explainer is not None:
-            explainer._check_targets(plan)
+            explainer.check_targets(plan)
         return plan
 
     def _walks_inputs(self, job: _Job) -> bool:
@@ -478,8 +481,17 @@ class Metric(abc.ABC):
 
     def _run(self, job: _Job) -> list[np.ndarray]:
         """Score every batch; returns the per-sample arrays of `_measure`."""
-        results = _Results(job.count)
+        writer = ArrayWriter(job.count)
         progress = progress_bar(self.verbose, self._batch_count(job), "batch")
+        run_steps(self._scored_batches(job), writer, progress)
+        if job.count is not None and writer.size != job.count:
+            raise InputError(
+                f"The inputs have {writer.size} samples but the maps or masks {job.count}."
+            )
+        return writer.arrays()
+
+    def _scored_batches(self, job: _Job) -> Iterator[tuple[int, tuple]]:
+        """Yield `(start, step outputs)` per batch: maps made (or taken) and scored."""
         for start, size, x_batch, y_batch in self._batches(job):
             stop = start + size
             if job.count is not None and stop > job.count:
@@ -491,7 +503,7 @@ class Metric(abc.ABC):
                 explanation = job.explainer.explain(
                     x_batch, _batch_y(job.explainer_y, start, stop, y_batch)
                 )
-                maps = _single_map(explanation.maps, has_channel=True)
+                maps = single_map(explanation.maps, has_channel=True)
                 if job.masks is not None and maps.shape[1:] != job.masks.shape[1:]:
                     raise InputError(
                         f"Maps of spatial size {maps.shape[1:]} do not match the "
@@ -505,9 +517,8 @@ class Metric(abc.ABC):
                 if self.needs_model:
                     kind = job.plan.kind
                     from_dataset = job.plan.indices is None and job.plan.constant is None
-                    if y_batch is not None and from_dataset:
-                        y_batch = as_index_array(y_batch, size, job.exposure.output_units)
-                    indices = job.plan.batch(start, stop, y_batch if from_dataset else None)
+                    own = y_batch if from_dataset else None
+                    indices = batch_indices(job.plan, start, size, own, job.exposure.output_units)
             feed: dict[str, Any] = {"maps": maps}
             if kind == INDEX:
                 if indices.shape[1] != 1:
@@ -520,22 +531,7 @@ class Metric(abc.ABC):
             if job.masks is not None:
                 feed["masks"] = job.masks[start:stop]
             function = None if job.plan is None else job.plan.function
-            *parts, finite = self._step(feed, kind, function, job)(feed)
-            if not bool(finite):
-                raise InputError(
-                    f"Inputs contain NaN or Inf values in the batch starting at sample "
-                    f"{start}; clean or drop them first."
-                )
-            results.write(start, *(part.numpy() for part in parts))
-            if progress is not None:
-                progress.add(1)
-        if results.size == 0:
-            raise InputError("The inputs are empty; nothing to score.")
-        if job.count is not None and results.size != job.count:
-            raise InputError(
-                f"The inputs have {results.size} samples but the maps or masks {job.count}."
-            )
-        return results.arrays()
+            yield start, self._step(feed, kind, function, job)(feed)
 
     def _step(self, feed: dict, kind: str | None, function: Any, job: _Job) -> Callable:
         """Return the compiled step for this feed signature and target form."""
@@ -551,7 +547,8 @@ class Metric(abc.ABC):
             id(function),
             id(job.exposure),
         )
-        if key not in self._steps:
+
+        def build() -> Callable:
             scorer = None if job.exposure is None else self._scorer(job.exposure)
 
             def step(feed: dict) -> tuple:
@@ -577,12 +574,10 @@ class Metric(abc.ABC):
                     values = (values,)
                 return (*values, finite)
 
-            # The step holds the exposure, so the id in its key stays unique.
-            self._steps[key] = (
-                tf.function(step, input_signature=[specs]),
-                job.exposure,
-            )
-        return self._steps[key][0]
+            return step
+
+        # The step keeps the exposure alive, so the id in its key stays unique.
+        return self._steps.get(key, build, [specs], keep=job.exposure)
 
 
 @attrs.define(eq=False)
@@ -594,19 +589,8 @@ class _Scorer:
 
     def outputs(self, images: tf.Tensor) -> tf.Tensor:
         """`(m, K)` float32 probabilities (or logits) of `images`."""
-        dtype = self.exposure.input_dtype
-        dtype = (
-            tf.float32
-            if dtype is None or not tf.as_dtype(dtype).is_floating
-            else tf.as_dtype(dtype)
-        )
-        _, outputs = self.exposure(tf.cast(images, dtype))
-        outputs = tf.cast(outputs, tf.float32)
-        if not self.use_probabilities:
-            return outputs
-        if self.exposure.stripped_activation == "sigmoid":
-            return tf.sigmoid(outputs)
-        return tf.nn.softmax(outputs, axis=-1)
+        _, outputs = self.exposure(tf.cast(images, self.exposure.compute_dtype))
+        return self.exposure.confidence(outputs, self.use_probabilities)
 
     def score(self, images: tf.Tensor, targets: Targets) -> tf.Tensor:
         """`(m,)` score of each image on its target."""
@@ -661,20 +645,6 @@ class ModelMetric(Metric):
         return _Scorer(exposure, self.use_probabilities)
 
 
-def _single_map(maps: np.ndarray, has_channel: bool) -> np.ndarray:
-    """`(N, *spatial)` from maps with (or without) a trailing target axis."""
-    maps = np.asarray(maps, np.float32)
-    if not has_channel:
-        return maps
-    if maps.shape[-1] != 1:
-        raise TargetError(
-            f"Metrics score one map per sample; got {maps.shape[-1]} maps per sample "
-            f"(shape {maps.shape}). Score each target separately: maps[..., [l]] with "
-            "y = targets[:, l]."
-        )
-    return maps[..., 0]
-
-
 def _batch_y(y: Any, start: int, stop: int, y_batch: Any) -> Any:
     """Return the targets of samples `start:stop`, to explain one batch."""
     if y_batch is not None:
@@ -683,79 +653,3 @@ def _batch_y(y: Any, start: int, stop: int, y_batch: Any) -> Any:
         return y
     y = y.numpy() if isinstance(y, tf.Tensor) else np.asarray(y)
     return y if y.ndim == 0 else y[start:stop]
-
-
-def boxes_to_masks(boxes: Any, spatial: tuple) -> np.ndarray:
-    """Bool masks `(N, H, W)` of boxes `(y_min, x_min, y_max, x_max)`, max exclusive.
-
-    Args:
-        boxes: integer `(N, 4)` boxes.
-        spatial: the image size `(H, W)`.
-
-    Returns:
-        Bool masks `(N, H, W)`, True inside each box.
-
-    Raises:
-        InputError: boxes of the wrong shape, empty, or outside the image.
-        TypeError: boxes that are not integers.
-    """
-    boxes = np.asarray(boxes)
-    if boxes.dtype == bool or not np.issubdtype(boxes.dtype, np.integer):
-        raise TypeError(f"Boxes must be integer pixel coordinates; got dtype {boxes.dtype}.")
-    if spatial is None or len(spatial) != 2 or any(s is None for s in spatial):
-        raise InputError(f"Boxes need 2-D inputs of known size; got spatial size {spatial}.")
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise InputError(f"Boxes must have shape (N, 4); got {boxes.shape}.")
-    height, width = spatial
-    y0, x0, y1, x1 = boxes.T
-    bad = (y0 < 0) | (x0 < 0) | (y1 > height) | (x1 > width) | (y0 >= y1) | (x0 >= x1)
-    if bad.any():
-        index = int(np.flatnonzero(bad)[0])
-        raise InputError(
-            f"Box {index} {tuple(int(v) for v in boxes[index])} is empty or outside "
-            f"the {height}x{width} image; boxes are (y_min, x_min, y_max, x_max), "
-            "max exclusive."
-        )
-    rows = np.arange(height)[None, :, None]
-    cols = np.arange(width)[None, None, :]
-    return (
-        (rows >= y0[:, None, None])
-        & (rows < y1[:, None, None])
-        & (cols >= x0[:, None, None])
-        & (cols < x1[:, None, None])
-    )
-
-
-def _masks(masks: Any, boxes: Any, spatial: tuple | None, count: int | None) -> np.ndarray:
-    """Validate ground truth; return bool masks `(N, *spatial)`."""
-    if boxes is not None:
-        masks = boxes_to_masks(boxes, spatial)
-    else:
-        if isinstance(masks, (tf.Tensor, tf.Variable)):
-            masks = masks.numpy()
-        masks = np.asarray(masks)
-        if masks.dtype != bool:
-            if not np.issubdtype(masks.dtype, np.number) or not np.isin(masks, (0, 1)).all():
-                raise TypeError(f"Masks must be bool (or 0/1) arrays; got dtype {masks.dtype}.")
-            masks = masks.astype(bool)
-    if spatial is not None and (
-        masks.ndim != len(spatial) + 1
-        or any(
-            want is not None and got != want
-            for got, want in zip(masks.shape[1:], spatial, strict=True)
-        )
-    ):
-        raise InputError(
-            f"Masks of shape {masks.shape} do not match maps of spatial size "
-            f"{spatial}; masks are (N, *spatial)."
-        )
-    if count is not None and len(masks) != count:
-        raise InputError(f"Got {len(masks)} masks for {count} maps.")
-    empty = ~masks.reshape(len(masks), -1).any(axis=1)
-    if empty.any():
-        raise InputError(
-            f"{int(empty.sum())} mask(s) are empty (first at index "
-            f"{int(np.flatnonzero(empty)[0])}): "
-            "the object is absent, so the metric is undefined. Drop those samples."
-        )
-    return masks
