@@ -16,6 +16,7 @@ import tensorflow as tf
 from keras_explainable import ops
 from keras_explainable.base import Attribution, Explainer
 from keras_explainable.errors import InputError
+from keras_explainable.perturbation import evaluate_perturbations
 from keras_explainable.targets import Targets
 from keras_explainable.validators import positive_int
 
@@ -100,48 +101,32 @@ class ScoreCAM(Explainer):
         # With logits=False the outputs are the model's own probabilities.
         return self.exposure.confidence(outputs, self.use_probabilities and self.logits)
 
-    def _masked_scores(self, inputs: tf.Tensor, channels: tf.Tensor, targets: Targets) -> tf.Tensor:
-        """`(N, L, K)` scores of the inputs masked by each of `K` channels."""
-        size = inputs.shape[1:-1]
-        masks = ops.normalize_maps(ops.resize_maps(channels, size))
-        count = channels.shape[-1]
-        # (K, N, *spatial, 1) masks times (1, N, *spatial, C_in) inputs.
-        masks = tf.expand_dims(tf.experimental.numpy.moveaxis(masks, -1, 0), -1)
-        masked = tf.cast(masks, inputs.dtype) * inputs[None]
-        masked = tf.reshape(masked, [-1, *inputs.shape[1:]])
-        _, outputs = self._forward(masked)
-        scores, _ = targets.tiled(count).select(self._confidence(outputs))
-        scores = tf.reshape(scores, [count, -1, scores.shape[1]])
-        return tf.transpose(scores, [1, 2, 0])
-
     def _channel_scores(
         self, inputs: tf.Tensor, features: tf.Tensor, targets: Targets, count: int
     ) -> tf.Tensor:
         """Score the inputs masked by each channel: `(N, L, C)` for `count` targets.
 
-        The masked inputs are computed `mask_batch_size` channels per pass.
+        The masked inputs are built and scored `mask_batch_size` channels per
+        pass, by the lazy perturbation evaluator.
         """
+        size = inputs.shape[1:-1]
+
+        def masked(channels: tf.Tensor) -> tf.Tensor:
+            # (N, *spatial, k) channels -> (k, N, *size, 1) masks in [0, 1].
+            masks = ops.normalize_maps(
+                ops.resize_maps(tf.gather(features, channels, axis=-1), size)
+            )
+            masks = tf.expand_dims(tf.experimental.numpy.moveaxis(masks, -1, 0), -1)
+            return tf.cast(masks, inputs.dtype) * inputs[None]
+
+        def score(images: tf.Tensor, copies: int) -> tf.Tensor:
+            _, outputs = self._forward(images)
+            scores, _ = targets.tiled(copies).select(self._confidence(outputs))
+            return scores
+
         channels = features.shape[-1]
-        chunk = min(self.mask_batch_size, channels)
-        chunks = -(-channels // chunk)
-        # Zero channels pad the last chunk: their masks are all zero.
-        padded = tf.pad(
-            features,
-            [[0, 0]] * (features.shape.rank - 1) + [[0, chunks * chunk - channels]],
-        )
-
-        def body(index: tf.Tensor, scores: tf.TensorArray) -> tuple:
-            # A gather keeps the chunk's size static, which XLA needs.
-            part = tf.gather(padded, index * chunk + tf.range(chunk), axis=-1)
-            part = tf.ensure_shape(part, [*features.shape[:-1], chunk])
-            return index + 1, scores.write(index, self._masked_scores(inputs, part, targets))
-
-        scores = tf.TensorArray(tf.float32, size=chunks, element_shape=[None, count, chunk])
-        _, scores = tf.while_loop(lambda index, _: index < chunks, body, (tf.constant(0), scores))
-        # (chunks, N, L, chunk) -> (N, L, chunks * chunk), then drop the padding.
-        scores = tf.transpose(scores.stack(), [1, 2, 0, 3])
-        scores = tf.reshape(scores, [-1, count, chunks * chunk])
-        return scores[..., :channels]
+        scores = evaluate_perturbations(masked, score, channels, self.mask_batch_size, [count])
+        return tf.transpose(scores, [1, 2, 0])
 
     def _selected_channels(self, features: tf.Tensor) -> tf.Tensor:
         """Keep the `max_channels` channels of largest spatial variance, per sample."""

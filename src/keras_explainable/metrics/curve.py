@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from keras_explainable.errors import InputError
 from keras_explainable.metrics.base import Batch, MetricResult, ModelMetric
+from keras_explainable.perturbation import evaluate_perturbations
 from keras_explainable.validators import positive_int
 
 __all__ = ["CurveResult", "PixelCurve"]
@@ -219,24 +220,18 @@ class PixelCurve(ModelMetric):
         baseline = self._baseline_images(inputs)
         start, end = (inputs, baseline) if self.deletes else (baseline, inputs)
 
-        points = self.steps + 1
-        chunks = -(-points // self.step_batch_size)
-        chunk = -(-points // chunks)
-        counts = pixel_counts(pixels, self.steps)
-        # The last chunk repeats the final point; the extra columns are dropped.
-        counts = np.concatenate([counts, np.full(chunks * chunk - points, counts[-1])])
-        counts = tf.constant(counts.reshape(chunks, chunk, 1, *[1] * len(spatial), 1))
+        counts = tf.constant(pixel_counts(pixels, self.steps))
+        # (k,) curve points -> (k, 1, 1.., 1) pixel counts against the ranks.
+        count_shape = [-1, 1, *[1] * len(spatial), 1]
 
-        def body(index: tf.Tensor, scores: tf.TensorArray) -> tuple:
-            changed = ranks < tf.gather(counts, index)
-            images = tf.where(changed, end[None], start[None])
-            images = tf.reshape(images, [-1, *inputs.shape[1:]])
-            part = tf.reshape(batch.score(images, copies=chunk), [chunk, size])
-            return index + 1, scores.write(index, part)
+        def changed_images(points: tf.Tensor) -> tf.Tensor:
+            changed = ranks < tf.reshape(tf.gather(counts, points), count_shape)
+            return tf.where(changed, end[None], start[None])
 
-        scores = tf.TensorArray(tf.float32, size=chunks, element_shape=[chunk, None])
-        _, scores = tf.while_loop(lambda index, _: index < chunks, body, (tf.constant(0), scores))
-        curves = tf.transpose(tf.reshape(scores.stack(), [chunks * chunk, size]))[:, :points]
+        scores = evaluate_perturbations(
+            changed_images, batch.score, self.steps + 1, self.step_batch_size
+        )
+        curves = tf.transpose(scores)
         return curve_area(curves), curves
 
     def _result(self, values: np.ndarray, *extras: np.ndarray) -> CurveResult:
