@@ -17,7 +17,6 @@ import numpy as np
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from keras_explainable.explanation import Explanation
 
 __all__ = ["overlay", "plot_grid"]
 
@@ -187,11 +186,10 @@ def overlay(
     return out[0] if single else out
 
 
-def _columns(explanations: Any, target: int) -> list[tuple[str, Explanation, int]]:
+def _columns(explanations: Any, target: int) -> list[tuple[str, Any, int]]:
     """(title, explanation, target index) for each column of the grid."""
-    from keras_explainable.explanation import Explanation
-
-    if isinstance(explanations, Explanation):
+    # Any object with `maps` and `method` (an `Explanation`) is one explanation.
+    if hasattr(explanations, "maps") and hasattr(explanations, "method"):
         count = explanations.maps.shape[-1]
         name = explanations.method or "map"
         return [(name, explanations, index) for index in range(count)]
@@ -215,7 +213,7 @@ def _class_label(unit: int, class_names: Sequence[str] | None) -> str:
 
 def plot_grid(
     images: Any,
-    explanations: Explanation | Sequence[Explanation] | Mapping[str, Explanation],
+    explanations: Any,
     path: str | Path | None = None,
     *,
     target: int = 0,

@@ -44,7 +44,7 @@ class CurveResult(MetricResult):
     fractions: np.ndarray = attrs.field(kw_only=True)
 
 
-def _as_baseline(value: Any) -> Any:
+def as_baseline(value: Any) -> Any:
     """Keep names and numbers; turn arrays and tensors into float32 arrays."""
     if isinstance(value, (str, bool, int, float, np.number)):
         return value
@@ -59,7 +59,7 @@ def _as_baseline(value: Any) -> Any:
     return array.astype(np.float32)
 
 
-def _check_baseline(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def check_baseline(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if isinstance(value, str):
         if value not in _BASELINES:
             raise ValueError(
@@ -169,7 +169,7 @@ class PixelCurve(ModelMetric):
 
     steps: int = attrs.field(default=100, kw_only=True, validator=positive_int)
     baseline: Any = attrs.field(
-        default="zeros", kw_only=True, converter=_as_baseline, validator=_check_baseline
+        default="zeros", kw_only=True, converter=as_baseline, validator=check_baseline
     )
     blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=_check_sigma)
     step_batch_size: int = attrs.field(default=16, kw_only=True, validator=positive_int)

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from keras_explainable.metrics.curve import PixelCurve, _as_baseline, _check_baseline
+from keras_explainable.metrics.curve import PixelCurve, as_baseline, check_baseline
 
 __all__ = ["Insertion"]
 
@@ -56,5 +56,5 @@ class Insertion(PixelCurve):
     deletes: ClassVar[bool] = False
 
     baseline: Any = attrs.field(
-        default="blur", kw_only=True, converter=_as_baseline, validator=_check_baseline
+        default="blur", kw_only=True, converter=as_baseline, validator=check_baseline
     )
