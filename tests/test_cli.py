@@ -410,11 +410,9 @@ def test_explain_streams_a_folder_and_resumes(capsys, work, shapes):
     assert maps.shape == (len(paths), 64, 64, 1)
     np.testing.assert_array_equal(np.load(result / "targets.npy"), 1)
     # the same maps as explaining the decoded images directly
-    from keras_explainable.cli import _read_image
+    from keras_explainable.cli.io import read_image
 
-    images = (
-        np.stack([_read_image(str(folder / name), 3) for name in names]).astype("float32") / 255
-    )
+    images = np.stack([read_image(str(folder / name), 3) for name in names]).astype("float32") / 255
     expected = ke.GradCAM(demo.load_demo_model()).explain(images, 1).maps
     np.testing.assert_allclose(maps, expected, atol=1e-5)
     # a finished run is resumed (nothing to do) and gives the same files
