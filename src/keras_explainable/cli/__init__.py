@@ -16,15 +16,15 @@ lines). `--traceback` shows the full traceback instead, for bug reports.
 
 Each command is a module with its parser and its run (`demo`, `explain`);
 `methods` holds the methods by command-line name and `io` the reading of
-models and images. The names below are imported on first use, so that
-importing this package does not import TensorFlow.
+models and images. The names below are imported on first use, so that `main`
+quiets TensorFlow's start-up logging (`quiet`) before anything imports
+TensorFlow.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from keras_explainable import __version__
 from keras_explainable.cli.arguments import ArgumentParser
 from keras_explainable.cli.errors import PROG, CommandError, error_line
+from keras_explainable.cli.quiet import quiet_tensorflow
 
 __all__ = [
     "METHODS",
@@ -43,7 +44,8 @@ __all__ = [
     "preprocess",
 ]
 
-# Public name -> the module that defines it (modules that import TensorFlow).
+# Public name -> the module that defines it, imported on first use (methods imports
+# TensorFlow).
 _EXPORTS = {
     "load_model": "keras_explainable.cli.io",
     "preprocess": "keras_explainable.cli.io",
@@ -74,12 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         >>> main(["demo", "--images", "8"])
         0
     """
+    quiet_tensorflow()  # first: building the parser imports TensorFlow
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
-    _quiet_tensorflow()
     try:
         return args.run(args)
     except (CommandError, ValueError, TypeError, OSError) as error:
@@ -116,17 +118,6 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (demo, explain):
         command.add_parser(commands)
     return parser
-
-
-def _quiet_tensorflow() -> None:
-    """Keep TensorFlow's Python warnings out of the command's output.
-
-    Each method compiles its own step, which TensorFlow reports as retracing
-    after a few methods; for a one-shot command that is noise.
-    """
-    import tensorflow as tf
-
-    tf.get_logger().setLevel(logging.ERROR)
 
 
 def __getattr__(name: str) -> Any:
