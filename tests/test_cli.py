@@ -1,8 +1,9 @@
 """The command line, end to end: outputs, values, exit codes and error lines.
 
 Successful runs go through a subprocess (the installed entry point, as a user
-runs it); each is started once per module and shared by several tests. Error
-cases call `main()` in-process, which takes the same path to stderr.
+runs it: without the TF_CPP_MIN_LOG_LEVEL that conftest.py sets); each is
+started once per module and shared by several tests. Error cases call `main()`
+in-process, which takes the same path to stderr.
 """
 
 from __future__ import annotations
@@ -21,16 +22,24 @@ from PIL import Image
 
 import keras_explainable as ke
 from keras_explainable import cli, demo
+from keras_explainable.cli.quiet import filtered_stderr
 
 ERROR = "keras-explainable: error: "
+# TensorFlow's and absl's C++ log lines, which a user of the command must not see.
+TENSORFLOW_LOG = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|oneDNN|cuda|cpu_feature_guard")
+
+
+def user_env(**variables):
+    """The environment of a user's shell: no TF_CPP_MIN_LOG_LEVEL unless given."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return {**env, **variables}
 
 
 def run_cli(*args, cwd):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     return subprocess.run(
         [sys.executable, "-m", "keras_explainable", *map(str, args)],
         cwd=cwd,
-        env=env,
+        env=user_env(),
         capture_output=True,
         text=True,
         timeout=300,
@@ -107,6 +116,13 @@ def small_run(work, small_model, user_images):
     out = work / "small"
     args = ["explain", path, *user_images[1], "--method", "cam", "--target", "0,2"]
     return run_cli(*args, "--preprocess", "scale01", "--out", out, cwd=work), out
+
+
+@pytest.fixture(scope="module")
+def corrupt_run(work, user_images):
+    bad = work / "corrupt.h5"
+    bad.write_bytes(b"\x89HDF garbage")
+    return run_cli("explain", bad, user_images[1][0], "--out", work / "x", cwd=work)
 
 
 def call(capsys, *args):
@@ -208,16 +224,64 @@ def test_existing_outputs_need_overwrite(capsys, work, small_model, user_images)
     assert np.load(out / "a_cam.npy").shape == (16, 16, 1)
 
 
-def test_subprocess_error_is_one_line_without_traceback(work, user_images):
-    bad = work / "corrupt.h5"
-    bad.write_bytes(b"\x89HDF garbage")
-    result = run_cli("explain", bad, user_images[1][0], "--out", work / "x", cwd=work)
+def test_subprocess_error_is_one_line_without_traceback(corrupt_run, work):
+    result = corrupt_run
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert len(error_lines(result.stderr)) == 1
     assert error_lines(result.stderr)[0].startswith(f"{ERROR}cannot load model")
     assert result.stderr.strip().splitlines()[-1].startswith(ERROR)
     assert not (work / "x").exists()
+
+
+@pytest.mark.parametrize("run", ["demo_run", "bundled_run", "small_run", "corrupt_run"])
+def test_subprocess_prints_no_tensorflow_log_lines(request, run):
+    result = request.getfixturevalue(run)
+    if isinstance(result, tuple):
+        result, _ = result
+    noise = [line for line in result.stderr.splitlines() if TENSORFLOW_LOG.search(line)]
+    assert noise == [], result.stderr
+    if run == "corrupt_run":  # only our own line
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert result.stderr.startswith(f"{ERROR}cannot load model")
+
+
+def test_user_log_level_is_left_alone(work):
+    code = (
+        "import contextlib, os\n"
+        "from keras_explainable.cli import quiet\n"
+        "filtered = []\n"
+        "quiet.filtered_stderr = lambda: filtered.append(1) or contextlib.nullcontext()\n"
+        "quiet.quiet_tensorflow()\n"
+        "print(os.environ['TF_CPP_MIN_LOG_LEVEL'], len(filtered))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=work,
+        env=user_env(TF_CPP_MIN_LOG_LEVEL="0"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "0"]  # unchanged, and stderr not filtered
+
+
+def test_filtered_stderr_passes_on_all_but_tensorflow_lines(capfd):
+    with filtered_stderr():
+        os.write(
+            2,
+            b"WARNING: All log messages before absl::InitializeLog() is called are "
+            b"written to STDERR\n"
+            b"I0000 00:00:1795652411.972528 2732 port.cc:153] oneDNN custom operations\n"
+            b"To enable the following instructions: AVX2 FMA, in other operations, "
+            b"rebuild TensorFlow with the appropriate compiler flags.\n"
+            b"2024-03-10 12:34:56.789012: I tensorflow/core/util/port.cc:113] oneDNN\n"
+            b"a genuine message\n"
+            b"E0000 00:00:1795652414.501487 2732 cuda_platform.cc:52] failed call to cuInit\n"
+            b"another one, without a newline",
+        )
+    assert capfd.readouterr().err == "a genuine message\nanother one, without a newline"
 
 
 # ------------------------------------------------------------------ errors
@@ -410,11 +474,9 @@ def test_explain_streams_a_folder_and_resumes(capsys, work, shapes):
     assert maps.shape == (len(paths), 64, 64, 1)
     np.testing.assert_array_equal(np.load(result / "targets.npy"), 1)
     # the same maps as explaining the decoded images directly
-    from keras_explainable.cli import _read_image
+    from keras_explainable.cli.io import read_image
 
-    images = (
-        np.stack([_read_image(str(folder / name), 3) for name in names]).astype("float32") / 255
-    )
+    images = np.stack([read_image(str(folder / name), 3) for name in names]).astype("float32") / 255
     expected = ke.GradCAM(demo.load_demo_model()).explain(images, 1).maps
     np.testing.assert_allclose(maps, expected, atol=1e-5)
     # a finished run is resumed (nothing to do) and gives the same files
