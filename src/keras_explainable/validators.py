@@ -21,6 +21,7 @@ import numpy as np
 __all__ = [
     "non_negative_number",
     "positive_int",
+    "positive_number",
     "check_postprocess",
     "check_seed",
     "check_verbose",
@@ -37,19 +38,32 @@ def positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         raise ValueError(f"{attribute.name} must be a positive integer; got {value!r}.")
 
 
+def _is_finite_number(value: Any) -> bool:
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float, np.integer, np.floating))
+        and math.isfinite(value)
+    )
+
+
 def non_negative_number(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     """Accept a finite real number >= 0 (not a bool).
 
     Raises:
         ValueError: `value` is not a finite number >= 0.
     """
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not math.isfinite(value)
-        or value < 0
-    ):
+    if not _is_finite_number(value) or value < 0:
         raise ValueError(f"{attribute.name} must be a finite number >= 0; got {value!r}.")
+
+
+def positive_number(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """Accept a finite real number > 0 (not a bool).
+
+    Raises:
+        ValueError: `value` is not a finite number > 0.
+    """
+    if not _is_finite_number(value) or value <= 0:
+        raise ValueError(f"{attribute.name} must be a finite number > 0; got {value!r}.")
 
 
 def check_seed(instance: Any, attribute: attrs.Attribute, value: Any) -> None:

@@ -16,7 +16,6 @@ on perturbed inputs) and implements one hook, `_measure(batch)`, which maps a
 from __future__ import annotations
 
 import abc
-import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -24,126 +23,22 @@ import attrs
 import numpy as np
 import tensorflow as tf
 
-from keras_explainable.base import Explainer
 from keras_explainable.engine import ArrayWriter, StepCache, batch_indices, progress_bar, run_steps
 from keras_explainable.errors import InputError, TargetError
-from keras_explainable.explanation import Explanation
 from keras_explainable.exposure import Exposure, expose
-from keras_explainable.inputs import InputSource, make_source
-from keras_explainable.metrics.truth import ground_truth_masks, single_map
+from keras_explainable.metrics.batch import Batch
+from keras_explainable.metrics.job import Job, make_job
+from keras_explainable.metrics.result import MetricResult
+from keras_explainable.metrics.truth import single_map
 from keras_explainable.targets import (
     FUNCTION,
     INDEX,
     TOP,
-    TargetPlan,
     Targets,
-    as_index_array,
-    plan_targets,
 )
 from keras_explainable.validators import check_verbose, positive_int
 
 __all__ = ["Batch", "Metric", "MetricResult", "ModelMetric"]
-
-
-@attrs.frozen(eq=False, repr=False)
-class MetricResult:
-    """The values of a metric, one per sample.
-
-    Attributes:
-        metric: the metric's name (its class name).
-        values: float64 array `(N,)`: the metric's value for each sample.
-
-    Example:
-        >>> result = ke.metrics.Deletion()(ke.GradCAM(model), x, y)
-        >>> result.values.shape, result.mean   # ((N,), 0.12)
-    """
-
-    metric: str
-    values: np.ndarray
-
-    @property
-    def mean(self) -> float:
-        """The mean over samples, leaving out undefined (NaN) values."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return float(np.nanmean(self.values))
-
-    def __float__(self) -> float:
-        """Return the mean, so `float(result)` is the summary."""
-        return self.mean
-
-    def __len__(self) -> int:
-        """Return the number of samples."""
-        return len(self.values)
-
-    def __repr__(self) -> str:
-        name = type(self).__name__
-        return f"{name}(metric={self.metric!r}, mean={self.mean:.4g}, n={len(self)})"
-
-
-@attrs.define(eq=False)
-class Batch:
-    """One batch of maps, as a metric's `_measure` hook sees it.
-
-    All tensors have the batch size `n` first. Maps have one channel per
-    sample: the metric scores one map (one target) per sample.
-
-    Attributes:
-        inputs: `(n, *spatial, C)` float32 inputs, or None when the metric
-            does not read its inputs (`needs_inputs` is False).
-        maps: `(n, *spatial)` float32 maps.
-        masks: `(n, *spatial)` bool ground-truth masks, or None when the
-            metric takes none (`needs_masks` is False).
-        targets: the explained units; 'top' targets are already resolved on
-            `inputs`, so perturbed inputs are scored on the same units.
-
-    Example:
-        A metric's `_measure` maps a batch to per-sample values:
-
-        >>> def _measure(self, batch):   # the score left after blacking out the map
-        ...     kept = batch.inputs * (1.0 - batch.maps[..., None])
-        ...     return batch.score(kept)
-    """
-
-    inputs: tf.Tensor | None
-    maps: tf.Tensor
-    masks: tf.Tensor | None
-    targets: Targets | None
-    _scorer: Callable[[tf.Tensor, Targets], tf.Tensor] | None = None
-
-    def score(self, images: tf.Tensor, copies: int = 1) -> tf.Tensor:
-        """Score images on each sample's explained unit (metrics with a model).
-
-        Args:
-            images: `(copies * n, *spatial, C)` images: `copies` variants of
-                the batch stacked copy-major (all samples of copy 0, then all
-                samples of copy 1, ...), as `tf.concat(variants, axis=0)` gives.
-            copies: how many variants of the batch `images` holds.
-
-        Returns:
-            `(copies * n,)` float32 scores: the probability (or logit, see
-            `ModelMetric.use_probabilities`) of row `i`'s sample's target.
-
-        Raises:
-            TypeError: the metric runs no model.
-        """
-        if self._scorer is None:
-            raise TypeError("This metric runs no model (needs_model is False).")
-        return self._scorer(images, self.targets.tiled(copies))
-
-
-@attrs.frozen
-class _Job:
-    """One validated call of a metric: where maps, targets and truth come from."""
-
-    explainer: Explainer | None
-    explainer_y: Any
-    maps: np.ndarray | None
-    plan: TargetPlan | None
-    source: InputSource | None
-    masks: np.ndarray | None
-    exposure: Exposure | None
-    count: int | None
 
 
 @attrs.define(eq=False)
@@ -274,85 +169,11 @@ class Metric(abc.ABC):
             >>> deletion(expl, images, model=model).values          # ready-made maps
             >>> ke.metrics.PointingGame()(expl, masks=masks).mean   # no inputs needed
         """
-        job = self._job(explainer_or_maps, x, y, model, output, masks, boxes)
+        job = make_job(self, explainer_or_maps, x, y, model, output, masks, boxes)
         return self._result(*self._run(job))
 
     # --------------------------------------------------------------- machinery
-    def _job(
-        self,
-        subject: Any,
-        x: Any,
-        y: Any,
-        model: Any,
-        output: Any,
-        masks: Any,
-        boxes: Any,
-    ) -> _Job:
-        """Validate a call before any heavy work."""
-        name = self.name
-        explainer = subject if isinstance(subject, Explainer) else None
-        explanation = subject if isinstance(subject, Explanation) else None
-        if not self.needs_model and (model is not None or output is not None):
-            raise TypeError(f"{name} runs no model; it takes no model= or output=.")
-        if not self.needs_masks and (masks is not None or boxes is not None):
-            raise TypeError(f"{name} takes no ground truth (masks= or boxes=).")
-        if self.needs_masks and (masks is None) == (boxes is None):
-            raise TypeError(f"{name} compares maps with ground truth: pass masks= or boxes=.")
-        if explainer is not None and (model is not None or output is not None):
-            raise TypeError(
-                "With an explainer the explainer's model is scored; do not pass model= or output=."
-            )
-        if output is not None and model is None:
-            raise TypeError("output= selects an output of model=; pass model= too.")
-
-        exposure = None
-        if self.needs_model:
-            if explainer is not None:
-                model, output = explainer.model, explainer.output
-            elif model is None:
-                raise TypeError(
-                    f"{name} scores the maps with the model: pass model=, or pass "
-                    "the explainer instead of its maps."
-                )
-            exposure = self._exposure(model, output)
-
-        reference = exposure or (explainer.exposure if explainer is not None else None)
-        if x is None and (self.needs_inputs or explainer is not None):
-            raise TypeError(f"{name} needs the explained inputs x.")
-        source = None
-        if x is not None:
-            expected = None if reference is None else reference.input_shape
-            source = make_source(x, expected, self.batch_size, None if callable(y) else y)
-
-        maps = None
-        if explainer is None:
-            maps = self._maps(
-                explanation if explanation is not None else subject,
-                source,
-                masks,
-                boxes,
-            )
-        spatial = self._spatial(maps, source)
-        if masks is not None or boxes is not None:
-            masks = ground_truth_masks(masks, boxes, spatial, None if maps is None else len(maps))
-
-        plan = None
-        if explainer is not None or self.needs_model:
-            plan = self._plan(explainer, explanation, source, y, reference)
-        elif y is not None:
-            raise TypeError(f"{name} with ready-made maps uses no targets; do not pass y.")
-
-        counts = {len(a) for a in (maps, masks) if a is not None}
-        if source is not None and source.count is not None:
-            counts.add(source.count)
-        if len(counts) > 1:
-            raise InputError(
-                f"The maps, inputs and masks have different numbers of samples: {sorted(counts)}."
-            )
-        count = counts.pop() if counts else None
-        return _Job(explainer, y, maps, plan, source, masks, exposure, count)
-
-    def _exposure(self, model: Any, output: Any) -> Exposure:
+    def exposure_of(self, model: Any, output: Any) -> Exposure:
         """Return the model re-wired to its logits (one per model and output).
 
         Reusing the exposure across calls lets them reuse the compiled steps.
@@ -364,108 +185,11 @@ class Metric(abc.ABC):
         self._exposures.append((model, output, exposure))
         return exposure
 
-    def _maps(self, subject: Any, source: InputSource | None, masks: Any, boxes: Any) -> np.ndarray:
-        """Ready-made maps as float32 `(N, *spatial)`."""
-        if isinstance(subject, Explanation):
-            maps = subject.maps
-            return single_map(np.asarray(maps, np.float32), has_channel=True)
-        if isinstance(subject, (tf.Tensor, tf.Variable)):
-            subject = subject.numpy()
-        try:
-            maps = np.asarray(subject)
-        except (TypeError, ValueError) as error:
-            raise TypeError(
-                f"Maps must be an explainer, an Explanation or an array: {error}"
-            ) from error
-        if maps.dtype == object or not np.issubdtype(maps.dtype, np.number) or maps.dtype == bool:
-            raise TypeError(
-                "The first argument must be an Explainer, an Explanation or a numeric "
-                f"array of maps; got {type(subject).__name__}."
-            )
-        maps = maps.astype(np.float32)
-        if source is not None:
-            spatial_rank = len(source.spec.shape) - 2
-        elif masks is not None:
-            spatial_rank = np.ndim(masks) - 1
-        else:
-            spatial_rank = 2
-        if maps.ndim not in (spatial_rank + 1, spatial_rank + 2):
-            raise InputError(
-                f"Maps of shape {maps.shape} do not fit {spatial_rank}-D inputs: "
-                "expected (N, *spatial) or (N, *spatial, 1)."
-            )
-        maps = single_map(maps, has_channel=maps.ndim == spatial_rank + 2)
-        if not np.isfinite(maps).all():
-            raise InputError("The maps contain NaN or Inf values.")
-        return maps
-
-    @staticmethod
-    def _spatial(maps: np.ndarray | None, source: InputSource | None) -> tuple:
-        """Return the spatial size; check maps against inputs where both are known."""
-        inputs = None if source is None else tuple(source.spec.shape[1:-1])
-        if maps is None:
-            return inputs
-        spatial = maps.shape[1:]
-        if inputs is not None and len(spatial) != len(inputs):
-            raise InputError(
-                f"Maps of spatial size {spatial} do not fit inputs of spatial size {inputs}."
-            )
-        if inputs is not None and any(
-            want is not None and got != want for got, want in zip(spatial, inputs, strict=True)
-        ):
-            raise InputError(
-                f"Maps of spatial size {spatial} do not match the inputs' {inputs}; "
-                "explain with resize=True so maps have the inputs' size."
-            )
-        return spatial
-
-    def _plan(
-        self,
-        explainer: Explainer | None,
-        explanation: Explanation | None,
-        source: InputSource | None,
-        y: Any,
-        reference: Exposure | None,
-    ) -> TargetPlan:
-        """Return the targets to score: validated up front, one per sample."""
-        if explanation is not None:
-            if callable(y):
-                return TargetPlan(FUNCTION, count=None, function=y)
-            if y is not None:
-                raise TargetError(
-                    "An Explanation records its targets; pass y only as the target "
-                    "callable it was made with."
-                )
-            if (explanation.targets < 0).any():
-                raise TargetError(
-                    "This Explanation was made with a target callable; pass that "
-                    "callable again as y."
-                )
-            indices = as_index_array(explanation.targets, None, reference.output_units)
-            return TargetPlan(INDEX, indices=indices, count=1)
-        if source is not None and source.has_targets:
-            plan = TargetPlan(INDEX, count=None)
-        else:
-            plan = plan_targets(
-                y,
-                None if source is None else source.count,
-                reference.output_units,
-                reference.output_shape,
-            )
-        if plan.count is not None and plan.count > 1:
-            raise TargetError(
-                f"{self.name} scores one target per sample; got {plan.count} per "
-                "sample. Score each target column separately."
-            )
-        if explainer is not None:
-            explainer.check_targets(plan)
-        return plan
-
-    def _walks_inputs(self, job: _Job) -> bool:
+    def _walks_inputs(self, job: Job) -> bool:
         """Whether the batches come from the inputs (else from the maps alone)."""
         return job.source is not None and (self.needs_inputs or job.explainer is not None)
 
-    def _batches(self, job: _Job) -> Iterator[tuple[int, int, Any, Any]]:
+    def _batches(self, job: Job) -> Iterator[tuple[int, int, Any, Any]]:
         """Yield `(start, size, x_batch or None, y_batch or None)` batches."""
         if self._walks_inputs(job):
             for start, x_batch, y_batch in job.source:
@@ -474,12 +198,12 @@ class Metric(abc.ABC):
         for start in range(0, job.count, self.batch_size):
             yield start, min(self.batch_size, job.count - start), None, None
 
-    def _batch_count(self, job: _Job) -> int | None:
+    def _batch_count(self, job: Job) -> int | None:
         if self._walks_inputs(job):
             return job.source.batches
         return -(-job.count // self.batch_size)
 
-    def _run(self, job: _Job) -> list[np.ndarray]:
+    def _run(self, job: Job) -> list[np.ndarray]:
         """Score every batch; returns the per-sample arrays of `_measure`."""
         writer = ArrayWriter(job.count)
         progress = progress_bar(self.verbose, self._batch_count(job), "batch")
@@ -490,7 +214,7 @@ class Metric(abc.ABC):
             )
         return writer.arrays()
 
-    def _scored_batches(self, job: _Job) -> Iterator[tuple[int, tuple]]:
+    def _scored_batches(self, job: Job) -> Iterator[tuple[int, tuple]]:
         """Yield `(start, step outputs)` per batch: maps made (or taken) and scored."""
         for start, size, x_batch, y_batch in self._batches(job):
             stop = start + size
@@ -533,7 +257,7 @@ class Metric(abc.ABC):
             function = None if job.plan is None else job.plan.function
             yield start, self._step(feed, kind, function, job)(feed)
 
-    def _step(self, feed: dict, kind: str | None, function: Any, job: _Job) -> Callable:
+    def _step(self, feed: dict, kind: str | None, function: Any, job: Job) -> Callable:
         """Return the compiled step for this feed signature and target form."""
         specs = {
             name: job.source.spec

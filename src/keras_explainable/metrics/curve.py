@@ -16,7 +16,7 @@ import tensorflow as tf
 from keras_explainable.errors import InputError
 from keras_explainable.metrics.base import Batch, MetricResult, ModelMetric
 from keras_explainable.perturbation import evaluate_perturbations
-from keras_explainable.validators import positive_int
+from keras_explainable.validators import positive_int, positive_number
 
 __all__ = ["CurveResult", "PixelCurve"]
 
@@ -73,16 +73,6 @@ def check_baseline(instance: Any, attribute: attrs.Attribute, value: Any) -> Non
         )
     if not np.isfinite(value).all():
         raise ValueError("baseline must be finite.")
-
-
-def _check_sigma(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"blur_sigma must be a positive number of pixels; got {value!r}.")
 
 
 def gaussian_blur(images: tf.Tensor, sigma: float) -> tf.Tensor:
@@ -171,7 +161,7 @@ class PixelCurve(ModelMetric):
     baseline: Any = attrs.field(
         default="zeros", kw_only=True, converter=as_baseline, validator=check_baseline
     )
-    blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=_check_sigma)
+    blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=positive_number)
     step_batch_size: int = attrs.field(default=16, kw_only=True, validator=positive_int)
 
     def _baseline_images(self, inputs: tf.Tensor) -> tf.Tensor:

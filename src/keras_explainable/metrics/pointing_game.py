@@ -6,26 +6,16 @@ by Excitation Backprop". https://arxiv.org/abs/1608.00507
 
 from __future__ import annotations
 
-import math
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import attrs
 import numpy as np
 import tensorflow as tf
 
 from keras_explainable.metrics.base import Batch, Metric
+from keras_explainable.validators import non_negative_number
 
 __all__ = ["PointingGame"]
-
-
-def _check_tolerance(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise ValueError(f"tolerance must be a number of pixels >= 0; got {value!r}.")
 
 
 @attrs.define(eq=False)
@@ -69,7 +59,7 @@ class PointingGame(Metric):
     needs_inputs: ClassVar[bool] = False
     needs_masks: ClassVar[bool] = True
 
-    tolerance: float = attrs.field(default=0, kw_only=True, validator=_check_tolerance)
+    tolerance: float = attrs.field(default=0, kw_only=True, validator=non_negative_number)
 
     def _measure(self, batch: Batch) -> tf.Tensor:
         maps, masks = batch.maps, batch.masks

@@ -1,0 +1,46 @@
+"""`MetricResult`: a metric's values, one per sample."""
+
+from __future__ import annotations
+
+import warnings
+
+import attrs
+import numpy as np
+
+__all__ = ["MetricResult"]
+
+
+@attrs.frozen(eq=False, repr=False)
+class MetricResult:
+    """The values of a metric, one per sample.
+
+    Attributes:
+        metric: the metric's name (its class name).
+        values: float64 array `(N,)`: the metric's value for each sample.
+
+    Example:
+        >>> result = ke.metrics.Deletion()(ke.GradCAM(model), x, y)
+        >>> result.values.shape, result.mean   # ((N,), 0.12)
+    """
+
+    metric: str
+    values: np.ndarray
+
+    @property
+    def mean(self) -> float:
+        """The mean over samples, leaving out undefined (NaN) values."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return float(np.nanmean(self.values))
+
+    def __float__(self) -> float:
+        """Return the mean, so `float(result)` is the summary."""
+        return self.mean
+
+    def __len__(self) -> int:
+        """Return the number of samples."""
+        return len(self.values)
+
+    def __repr__(self) -> str:
+        name = type(self).__name__
+        return f"{name}(metric={self.metric!r}, mean={self.mean:.4g}, n={len(self)})"
