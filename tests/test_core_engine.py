@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -124,3 +125,31 @@ def test_dataset_of_unknown_static_size_is_resized_to_the_input(image_model, ima
     explainer = ke.GradCAM(model)
     expl = explainer.explain(dataset, 1)
     np.testing.assert_allclose(expl.maps, explainer.explain(images, 1).maps, atol=1e-6)
+
+
+def test_attribution_notes_reach_the_report_hook_per_sample(image_model, images):
+    _, _, model = image_model
+
+    @attrs.define(eq=False)
+    class Noting(ke.GradCAM):
+        seen: list = attrs.field(factory=list, init=False)
+
+        def _attribute(self, inputs, targets):
+            attribution = super()._attribute(inputs, targets)
+            notes = {"first_score": attribution.scores[:, 0]}
+            return attribution._replace(notes=notes)
+
+        def _report(self, notes, start):
+            self.seen.append((start, notes["first_score"]))
+
+    for batch_size, x in (
+        (1, images),
+        (3, images),
+        (4, tf.data.Dataset.from_tensor_slices(images).batch(4)),
+    ):
+        explainer = Noting(model, batch_size=batch_size)
+        expl = explainer.explain(x, 1)
+        starts = [start for start, _ in explainer.seen]
+        assert starts == sorted(starts) and starts[0] == 0
+        noted = np.concatenate([values for _, values in explainer.seen])
+        np.testing.assert_allclose(noted, expl.scores[:, 0], rtol=1e-6)

@@ -21,6 +21,10 @@ class Attribution(NamedTuple):
         maps: `(N, *spatial, L)` raw maps (before post-processing and resizing).
         scores: `(N, L)` explained scores.
         targets: `(N, L)` explained unit indices.
+        notes: optional per-sample diagnostics, name -> `(N, ...)` tensor
+            (Integrated Gradients' completeness error, say). After each batch
+            they reach the explainer's `_report` hook on the host, as numpy
+            arrays, so a method can warn about its own accuracy.
 
     Example:
         A method's `_attribute` returns one (CAM's, here):
@@ -36,6 +40,7 @@ class Attribution(NamedTuple):
     maps: tf.Tensor
     scores: tf.Tensor
     targets: tf.Tensor
+    notes: dict[str, tf.Tensor] | None = None
 
 
 class FeatureGradients(NamedTuple):

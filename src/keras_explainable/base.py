@@ -12,10 +12,11 @@ through `keras_explainable.engine`.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import attrs
+import numpy as np
 import tensorflow as tf
 
 from keras_explainable import ops
@@ -153,6 +154,14 @@ class Explainer(abc.ABC):
 
     def _check_targets(self, plan: TargetPlan) -> None:  # noqa: B027 - optional hook
         """Reject target forms this method cannot explain (optional hook)."""
+
+    def _report(self, notes: dict[str, np.ndarray], start: int) -> None:  # noqa: B027
+        """Read a batch's `Attribution.notes` on the host (optional hook).
+
+        Args:
+            notes: the notes of the batch's samples, as numpy arrays.
+            start: the batch's first sample.
+        """
 
     @abc.abstractmethod
     def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
@@ -297,7 +306,7 @@ class Explainer(abc.ABC):
 
     # ------------------------------------------------------------------ running
     def _step_function(self, spec: tf.TensorSpec, plan: TargetPlan) -> Callable:
-        """The uncompiled step: `(inputs, target indices) -> (maps, scores, targets, finite)`."""
+        """The uncompiled step: `(inputs, indices) -> (maps, scores, targets, notes, finite)`."""
         # The data's static size, else the model's, else the size at run time.
         model_shape = self._exposure.input_shape or (None,) * len(spec.shape)
         static_size = [
@@ -315,7 +324,10 @@ class Explainer(abc.ABC):
             attribution = self.attribute(tf.cast(inputs, compute_dtype), plan.targets(indices))
             maps = self.finish_maps(attribution.maps, spatial_size)
             scores = tf.cast(attribution.scores, tf.float32)
-            return maps, scores, tf.cast(attribution.targets, tf.int64), finite
+            notes = {
+                name: tf.cast(note, tf.float32) for name, note in (attribution.notes or {}).items()
+            }
+            return maps, scores, tf.cast(attribution.targets, tf.int64), notes, finite
 
         return step
 
@@ -345,7 +357,14 @@ class Explainer(abc.ABC):
 
             batches = local_batches(source, plan, units, step_for, skip)
         total = None if source.batches is None else source.batches - skip
-        run_steps(batches, writer, progress_bar(self.verbose, total))
+        run_steps(self._reported(batches), writer, progress_bar(self.verbose, total))
+
+    def _reported(self, batches: Iterator[tuple[int, tuple]]) -> Iterator[tuple[int, tuple]]:
+        """Hand each batch's notes to `_report`; pass its other results on."""
+        for start, (maps, scores, targets, notes, finite) in batches:
+            if notes and bool(np.all(finite)):
+                self._report({name: np.asarray(note) for name, note in notes.items()}, start)
+            yield start, (maps, scores, targets, finite)
 
     def _distribution(self) -> tf.distribute.Strategy | None:
         """The strategy to run under, or None for a plain single-device loop."""

@@ -92,7 +92,7 @@ def distributed_batches(
 
     Args:
         step: the uncompiled step `(inputs, indices) -> (maps, scores,
-            targets, finite)` that every replica runs on its slice.
+            targets, notes, finite)` that every replica runs on its slice.
         strategy: the distribution strategy.
         source: the validated inputs.
         plan: the validated targets.
@@ -100,30 +100,32 @@ def distributed_batches(
         skip_batches: global batches already done (a resumed run).
 
     Yields:
-        `(start, (maps, scores, targets, finite))` per global batch, numpy
-        arrays in the input's order; `finite` is False when any replica's
-        slice held NaN or Inf.
+        `(start, (maps, scores, targets, notes, finite))` per global batch,
+        numpy arrays in the input's order (`notes` a dict of them); `finite`
+        is False when any replica's slice held NaN or Inf.
     """
     indices, count = _target_columns(source, plan, units)
     dataset = source.as_dataset(indices, count).skip(skip_batches)
     distributed = _replica_slices(strategy, dataset)
 
     def replica_step(positions: tf.Tensor, inputs: tf.Tensor, targets: tf.Tensor) -> tuple:
-        maps, scores, explained, finite = step(inputs, targets)
-        return maps, scores, explained, positions, tf.cast(finite, tf.int32)[None]
+        maps, scores, explained, notes, finite = step(inputs, targets)
+        return maps, scores, explained, notes, positions, tf.cast(finite, tf.int32)[None]
 
     @tf.function(input_signature=[distributed.element_spec], autograph=False)
     def global_step(batch: tuple) -> tuple:
         per_replica = strategy.run(replica_step, args=batch)
-        return tuple(strategy.gather(value, axis=0) for value in per_replica)
+        return tf.nest.map_structure(lambda value: strategy.gather(value, axis=0), per_replica)
 
     for batch in distributed:
         if plan.kind == INDEX and source.has_targets:
             for targets in strategy.experimental_local_results(batch[2]):
                 as_index_array(targets.numpy(), None, units)
-        maps, scores, targets, positions, finite = (t.numpy() for t in global_step(batch))
+        results = tf.nest.map_structure(lambda value: value.numpy(), global_step(batch))
+        maps, scores, targets, notes, positions, finite = results
         # Rows of position -1 are the copies given to replicas without samples.
         order = np.argsort(positions, kind="stable")
         order = order[positions[order] >= 0]
         start = int(positions[order[0]])
-        yield start, (maps[order], scores[order], targets[order], bool(finite.all()))
+        notes = {name: note[order] for name, note in notes.items()}
+        yield start, (maps[order], scores[order], targets[order], notes, bool(finite.all()))
