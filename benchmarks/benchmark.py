@@ -101,7 +101,14 @@ def raw_passes(model: keras.Model) -> tuple[Callable, Callable]:
     return run_forward, run_forward_backward
 
 
-def resnet_cases(batch: int, size: int, repeats: int) -> tuple[list[dict], list[dict]]:
+def selected(name: str, only: list[str] | None) -> bool:
+    """Whether the case `name` is one of the `--only` cases (all without it)."""
+    return only is None or any(part.lower() in name.lower() for part in only)
+
+
+def resnet_cases(
+    batch: int, size: int, repeats: int, only: list[str] | None = None
+) -> tuple[list[dict], list[dict]]:
     """Every gradient method and decorator on ResNet50V2 (weights=None)."""
     keras.utils.set_random_seed(0)
     model = keras.applications.ResNet50V2(weights=None, input_shape=(size, size, 3))
@@ -123,6 +130,7 @@ def resnet_cases(batch: int, size: int, repeats: int) -> tuple[list[dict], list[
             8,
         ),
     ]
+    cases = [case for case in cases if selected(case[0], only)]
     raw = {"forward": lambda: forward(x), "forward+backward": lambda: forward_backward(x)}
     functions = dict(raw)
     for name, explainer, floor, passes in cases:
@@ -134,10 +142,11 @@ def resnet_cases(batch: int, size: int, repeats: int) -> tuple[list[dict], list[
                 f() for _ in range(k)
             ]
     ten = np.tile(np.arange(10), (batch, 1))
-    functions["GradCAM, 10 targets"] = lambda: gradcam.explain(x, ten)
-    functions["GradCAM, 1 target"] = lambda: gradcam.explain(x, 0)
-    functions["Saliency, 10 targets"] = lambda: saliency.explain(x, ten)
-    functions["Saliency, 1 target"] = lambda: saliency.explain(x, 0)
+    if only is None:
+        functions["GradCAM, 10 targets"] = lambda: gradcam.explain(x, ten)
+        functions["GradCAM, 1 target"] = lambda: gradcam.explain(x, 0)
+        functions["Saliency, 10 targets"] = lambda: saliency.explain(x, ten)
+        functions["Saliency, 1 target"] = lambda: saliency.explain(x, 0)
     times = round_times(functions, repeats)
     seconds = best(times)
     label = f"ResNet50V2 {size}x{size}"
@@ -158,6 +167,7 @@ def resnet_cases(batch: int, size: int, repeats: int) -> tuple[list[dict], list[
             "limit": limit,
         }
         for method, limit in (("GradCAM", 1.5), ("Saliency", 10.0))
+        if only is None
     ]
     return rows, targets
 
@@ -278,10 +288,17 @@ def main() -> None:
     parser.add_argument(
         "--write", metavar="PATH", help="also write the table to this Markdown file"
     )
+    parser.add_argument(
+        "--only",
+        metavar="NAME",
+        nargs="+",
+        help="time only the methods whose name contains one of these (case-insensitive)",
+    )
     args = parser.parse_args()
-    rows, targets = resnet_cases(args.batch, args.size, args.repeats)
+    rows, targets = resnet_cases(args.batch, args.size, args.repeats, args.only)
     print(table(rows), flush=True)
-    rows += scorecam_cases(args.scorecam_batch, args.scorecam_size, args.repeats)
+    if selected("ScoreCAM", args.only):
+        rows += scorecam_cases(args.scorecam_batch, args.scorecam_size, args.repeats)
     header = (
         f"Measured {datetime.date.today().isoformat()} on {machine()}; ResNet50V2 batch "
         f"{args.batch}, Score-CAM batch {args.scorecam_batch}; best of {args.repeats} "
