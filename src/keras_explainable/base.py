@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from keras_explainable import ops
 from keras_explainable.attribution import Attribution, FeatureGradients, InputGradients
-from keras_explainable.distribute import distributed_batches
+from keras_explainable.distribute import distributed_batches, replicated
 from keras_explainable.engine import (
     ArrayWriter,
     ResultWriter,
@@ -336,24 +336,28 @@ class Explainer(abc.ABC):
     ) -> None:
         """Explain every batch of `source` (after `skip` batches) into `writer`."""
         units = self._exposure.output_units
+        spec = source.spec
         strategy = self._distribution()
         if strategy is not None:
-            step = self._step_function(source.spec, plan)
-            batches = distributed_batches(step, strategy, source, plan, units, skip)
+
+            def compiled_for(element_spec: Any) -> Callable:
+                # Cached like the local steps: explaining again (metrics explain
+                # batch by batch) does not trace the model on every replica again.
+                key = ("replicated", id(strategy), repr(element_spec), plan.kind)
+                function = lambda: replicated(self._step_function(spec, plan), strategy)  # noqa: E731
+                key += (id(plan.function),)
+                # A strategy's collectives do not compile with XLA as one step.
+                return self._steps.get(
+                    key, function, [element_spec], keep=strategy, jit_compile=False
+                )
+
+            batches = distributed_batches(compiled_for, strategy, source, plan, units, skip)
         else:
 
             def step_for(count: int) -> Callable:
-                key = (
-                    tuple(source.spec.shape),
-                    source.spec.dtype,
-                    plan.kind,
-                    count,
-                    id(plan.function),
-                )
-                signature = [source.spec, tf.TensorSpec((None, count), tf.int64)]
-                return self._steps.get(
-                    key, lambda: self._step_function(source.spec, plan), signature
-                )
+                key = (tuple(spec.shape), spec.dtype, plan.kind, count, id(plan.function))
+                signature = [spec, tf.TensorSpec((None, count), tf.int64)]
+                return self._steps.get(key, lambda: self._step_function(spec, plan), signature)
 
             batches = local_batches(source, plan, units, step_for, skip)
         total = None if source.batches is None else source.batches - skip

@@ -21,7 +21,7 @@ import tensorflow as tf
 from keras_explainable.inputs import InputSource
 from keras_explainable.targets import INDEX, TargetPlan, as_index_array
 
-__all__ = ["distributed_batches"]
+__all__ = ["distributed_batches", "replicated"]
 
 
 def _target_columns(
@@ -80,19 +80,45 @@ def _replica_slices(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset) 
     return strategy.distribute_datasets_from_function(dataset_fn, options)
 
 
+def replicated(step: Callable, strategy: tf.distribute.Strategy) -> Callable:
+    """The global step: `step` on every replica's slice, results gathered.
+
+    Args:
+        step: the uncompiled step `(inputs, indices) -> (maps, scores,
+            targets, notes, finite)` that every replica runs on its slice.
+        strategy: the distribution strategy.
+
+    Returns:
+        An uncompiled function of one distributed batch `(positions, inputs,
+        indices)` returning `(maps, scores, targets, notes, positions,
+        finite)` gathered from all replicas.
+    """
+
+    def replica_step(positions: tf.Tensor, inputs: tf.Tensor, targets: tf.Tensor) -> tuple:
+        maps, scores, explained, notes, finite = step(inputs, targets)
+        return maps, scores, explained, notes, positions, tf.cast(finite, tf.int32)[None]
+
+    def global_step(batch: tuple) -> tuple:
+        per_replica = strategy.run(replica_step, args=batch)
+        return tf.nest.map_structure(lambda value: strategy.gather(value, axis=0), per_replica)
+
+    return global_step
+
+
 def distributed_batches(
-    step: Callable,
+    compiled_for: Callable[[Any], Callable],
     strategy: tf.distribute.Strategy,
     source: InputSource,
     plan: TargetPlan,
     units: int | None,
     skip_batches: int = 0,
 ) -> Iterator[tuple[int, tuple]]:
-    """Run `step` on every replica; yield each global batch's results in input order.
+    """Run the global step on every batch; yield its results in input order.
 
     Args:
-        step: the uncompiled step `(inputs, indices) -> (maps, scores,
-            targets, notes, finite)` that every replica runs on its slice.
+        compiled_for: returns the compiled `replicated` step for the
+            distributed batches' element spec (the caller caches it, so a
+            later call does not trace the model on every replica again).
         strategy: the distribution strategy.
         source: the validated inputs.
         plan: the validated targets.
@@ -107,16 +133,7 @@ def distributed_batches(
     indices, count = _target_columns(source, plan, units)
     dataset = source.as_dataset(indices, count).skip(skip_batches)
     distributed = _replica_slices(strategy, dataset)
-
-    def replica_step(positions: tf.Tensor, inputs: tf.Tensor, targets: tf.Tensor) -> tuple:
-        maps, scores, explained, notes, finite = step(inputs, targets)
-        return maps, scores, explained, notes, positions, tf.cast(finite, tf.int32)[None]
-
-    @tf.function(input_signature=[distributed.element_spec], autograph=False)
-    def global_step(batch: tuple) -> tuple:
-        per_replica = strategy.run(replica_step, args=batch)
-        return tf.nest.map_structure(lambda value: strategy.gather(value, axis=0), per_replica)
-
+    global_step = compiled_for(distributed.element_spec)
     for batch in distributed:
         if plan.kind == INDEX and source.has_targets:
             for targets in strategy.experimental_local_results(batch[2]):

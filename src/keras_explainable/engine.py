@@ -151,6 +151,7 @@ class StepCache:
         build: Callable[[], Callable],
         input_signature: Any,
         keep: Any = None,
+        jit_compile: bool | None = None,
     ) -> Callable:
         """The compiled step for `key`, built from `build()` on first use.
 
@@ -160,6 +161,7 @@ class StepCache:
             input_signature: the `tf.TensorSpec`s of the step's arguments.
             keep: an object the step depends on, kept alive with it (so an
                 `id()` in the key stays unique).
+            jit_compile: overrides the cache's `jit_compile` for this step.
 
         Returns:
             The `tf.function`.
@@ -168,7 +170,7 @@ class StepCache:
             function = tf.function(
                 build(),
                 input_signature=input_signature,
-                jit_compile=self.jit_compile,
+                jit_compile=self.jit_compile if jit_compile is None else jit_compile,
                 autograph=self.autograph,
             )
             self._steps[key] = (function, keep)
