@@ -316,8 +316,8 @@ def _call_layer(
         return outputs
     inputs = _flat_tensors((args, kwargs))
     if relu_gradient is not None and is_plain_relu(layer):
-        rule = ReLUWithGradient(relu_gradient, dtype=layer.dtype_policy)
-        outputs = rule(*args, **kwargs)
+        relu = ReLUWithGradient(relu_gradient, dtype=layer.dtype_policy)
+        outputs = relu(*args, **kwargs)
         calls.append(
             LayerCall(layer, path, args, kwargs, inputs, _flat_tensors(outputs), relu_rule=True)
         )
