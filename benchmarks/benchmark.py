@@ -5,7 +5,8 @@ on the same batch in the same process:
 
 * Grad-CAM, CAM, Grad-CAM++: one raw forward pass (the gradient only flows
   back to the explained layer, through the small head); TTA: one per pass;
-* Saliency, FullGradient: one raw forward + backward pass to the input;
+* Saliency, FullGradient, Guided Backprop, Deconvnet, Guided Grad-CAM: one
+  raw forward + backward pass to the input;
 * Score-CAM: one raw forward pass per channel of the explained layer, timed
   at the batch size of Score-CAM's own masked passes;
 
@@ -116,21 +117,39 @@ def resnet_cases(
     forward, forward_backward = raw_passes(model)
     saliency = ke.Saliency(model, batch_size=batch)
     gradcam = ke.GradCAM(model, batch_size=batch)
-    cases = [
-        ("GradCAM", gradcam, "forward", 1),
-        ("CAM", ke.CAM(model, batch_size=batch), "forward", 1),
-        ("GradCAMPlusPlus", ke.GradCAMPlusPlus(model, batch_size=batch), "forward", 1),
-        ("TTA(GradCAM), identity + horizontal flip", ke.TTA(gradcam), "forward", 2),
-        ("Saliency", saliency, "forward+backward", 1),
-        ("FullGradient", ke.FullGradient(model, batch_size=batch), "forward+backward", 1),
+    # Each explainer is built only when its case is selected.
+    builders = [
+        ("GradCAM", lambda: gradcam, "forward", 1),
+        ("CAM", lambda: ke.CAM(model, batch_size=batch), "forward", 1),
+        ("GradCAMPlusPlus", lambda: ke.GradCAMPlusPlus(model, batch_size=batch), "forward", 1),
+        ("TTA(GradCAM), identity + horizontal flip", lambda: ke.TTA(gradcam), "forward", 2),
+        ("Saliency", lambda: saliency, "forward+backward", 1),
+        ("FullGradient", lambda: ke.FullGradient(model, batch_size=batch), "forward+backward", 1),
         (
             "SmoothGrad(Saliency), 8 samples",
-            ke.SmoothGrad(saliency, samples=8),
+            lambda: ke.SmoothGrad(saliency, samples=8),
             "forward+backward",
             8,
         ),
+        (
+            "GuidedBackprop",
+            lambda: ke.GuidedBackprop(model, batch_size=batch),
+            "forward+backward",
+            1,
+        ),
+        ("Deconvnet", lambda: ke.Deconvnet(model, batch_size=batch), "forward+backward", 1),
+        (
+            "GuidedGradCAM",
+            lambda: ke.GuidedGradCAM(model, batch_size=batch),
+            "forward+backward",
+            1,
+        ),
     ]
-    cases = [case for case in cases if selected(case[0], only)]
+    cases = [
+        (name, build(), floor, passes)
+        for name, build, floor, passes in builders
+        if selected(name, only)
+    ]
     raw = {"forward": lambda: forward(x), "forward+backward": lambda: forward_backward(x)}
     functions = dict(raw)
     for name, explainer, floor, passes in cases:

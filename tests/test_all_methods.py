@@ -17,6 +17,9 @@ BUILDERS = {
     "GradCAMPlusPlus": lambda model, **kw: ke.GradCAMPlusPlus(model, **kw),
     "ScoreCAM": lambda model, **kw: ke.ScoreCAM(model, mask_batch_size=3, **kw),
     "FullGradient": lambda model, **kw: ke.FullGradient(model, **kw),
+    "GuidedBackprop": lambda model, **kw: ke.GuidedBackprop(model, **kw),
+    "Deconvnet": lambda model, **kw: ke.Deconvnet(model, **kw),
+    "GuidedGradCAM": lambda model, **kw: ke.GuidedGradCAM(model, **kw),
     "SmoothGrad": lambda model, **kw: ke.SmoothGrad(ke.Saliency(model, **kw), samples=3, seed=4),
     "TTA": lambda model, **kw: ke.TTA(ke.GradCAM(model, **kw), flips=("horizontal", "vertical")),
 }

@@ -38,6 +38,8 @@ SEED = 18
 SCALE = 2
 GAP = 4
 WHITE = 255
+#: The methods of the home page's overview picture (all of them would not fit).
+OVERVIEW = ("Saliency", "CAM", "Grad-CAM", "Grad-CAM++", "Score-CAM", "FullGrad")
 
 
 # ------------------------------------------------------------------ drawing
@@ -106,7 +108,7 @@ def _overlays(images: np.ndarray, explanation: ke.Explanation, target: int = 0) 
 
 # ----------------------------------------------------------------- pictures
 def methods() -> dict[str, ke.Explainer]:
-    """The six methods, as the Methods page shows them, by display name."""
+    """Every method, as the Methods page shows them, by display name."""
     model = demo.load_demo_model()
     return {
         "Saliency": ke.Saliency(model, verbose=0),
@@ -115,6 +117,9 @@ def methods() -> dict[str, ke.Explainer]:
         "Grad-CAM++": ke.GradCAMPlusPlus(model, verbose=0),
         "Score-CAM": ke.ScoreCAM(model, verbose=0),
         "FullGrad": ke.FullGradient(model, verbose=0),
+        "Guided Backprop": ke.GuidedBackprop(model, verbose=0),
+        "Deconvnet": ke.Deconvnet(model, verbose=0),
+        "Guided Grad-CAM": ke.GuidedGradCAM(model, verbose=0),
     }
 
 
@@ -129,13 +134,16 @@ def method_pictures(data: demo.Shapes) -> None:
         "Grad-CAM++": "method-gradcam-plus-plus.png",
         "Score-CAM": "method-scorecam.png",
         "FullGrad": "method-fullgradient.png",
+        "Guided Backprop": "method-guided-backprop.png",
+        "Deconvnet": "method-deconvnet.png",
+        "Guided Grad-CAM": "method-guided-gradcam.png",
     }
     for name, file in files.items():
         _save(_grid([list(shown), _overlays(images, explanations[name])]), file)
-    # Home page: rows are images, columns the input and every method.
-    columns = [list(shown)] + [_overlays(images, e) for e in explanations.values()]
+    # Home page: rows are images, columns the input and the OVERVIEW methods.
+    columns = [list(shown)] + [_overlays(images, explanations[name]) for name in OVERVIEW]
     rows = [list(row) for row in zip(*columns, strict=True)]
-    _save(_grid(rows, header=["input", *explanations]), "overview.png")
+    _save(_grid(rows, header=["input", *OVERVIEW]), "overview.png")
     # Getting started: Grad-CAM of the top class, as its code computes it.
     gradcam = ke.GradCAM(demo.load_demo_model(), verbose=0).explain(images)
     _save(_grid([list(shown), _overlays(images, gradcam)]), "getting-started.png")

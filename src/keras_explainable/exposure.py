@@ -28,6 +28,7 @@ from keras_explainable.graph import (
     trace_model,
     trace_split,
 )
+from keras_explainable.relu_rules import ReLUGradient
 
 __all__ = ["SplitModel", "Exposure", "expose"]
 
@@ -280,6 +281,7 @@ def expose(
     output: OutputSpec = None,
     logits: bool = True,
     split_activations: bool = False,
+    relu_gradient: ReLUGradient | None = None,
 ) -> Exposure:
     """Re-wire `model` to return the explained layer's output and the scores.
 
@@ -299,26 +301,32 @@ def expose(
             as linear twin + activation so their pre-activation outputs are in
             the graph (see `trace_model`; default False). Not available for
             an opaque (subclassed) model.
+        relu_gradient: replay every plain ReLU with this backward rule,
+            `(outputs, gradients) -> gradients` (see `trace_model`; default
+            None). The forward pass is unchanged. Not available for an
+            opaque (subclassed) model.
 
     Returns:
         The `Exposure`.
 
     Raises:
-        ModelStructureError: the model cannot be split, or the output is unknown.
+        ModelStructureError: the model cannot be split, the output is unknown,
+            or `relu_gradient` is given for a subclassed model.
         LayerError: the layer is unknown, ambiguous, has no spatial axes, or is
             not connected to the output.
         TypeError: an argument has the wrong type.
     """
+    replay = {"split_activations": split_activations, "relu_gradient": relu_gradient}
     if isinstance(model, SplitModel):
         if layer is not None:
             raise LayerError(
                 "With a SplitModel the explained layer is the feature extractor's "
                 "output; do not pass layer=."
             )
-        graph, split_features = trace_split(model, split_activations)
+        graph, split_features = trace_split(model, **replay)
         owner: Any = model.head
     elif is_replayable(model):
-        graph = trace_model(model, split_activations=split_activations)
+        graph = trace_model(model, **replay)
         split_features = None
         owner = model
     elif isinstance(model, keras.Model) or callable(model):
@@ -331,6 +339,13 @@ def expose(
             )
         if output is not None:
             raise ModelStructureError("output= needs a functional or Sequential model.")
+        if relu_gradient is not None:
+            raise ModelStructureError(
+                f"The model {getattr(model, 'name', model)!r} is subclassed, so its ReLUs "
+                "are not visible and their gradients cannot be replaced. Rebuild it with "
+                "the functional API, or pass SplitModel(feature_extractor, head) of "
+                "functional halves."
+            )
         return Exposure(model, None, None, "output", None, None, None)
     else:
         raise TypeError(f"model must be a Keras model or a SplitModel; got {type(model).__name__}.")

@@ -15,6 +15,15 @@ convolutions) and has a non-linear activation is replayed as a linear twin
 followed by the activation, so methods that need the pre-activation output
 (FullGradient's bias-gradients) can read it. The model computes the same
 values either way.
+
+With `relu_gradient=rule` the replay changes the backward pass, never the
+forward one: every plain ReLU it meets (a `ReLU()` layer, an
+`Activation("relu")` layer, or a ReLU fused into a layer that applies its
+activation last, which is split off as above) is replayed as a
+`ReLUWithGradient` layer (`keras_explainable.relu_rules`), whose gradient is
+`rule(outputs, gradients)`. Guided Backprop and Deconvnet are such rules. The
+user's model and its layers are not changed: only the replayed graph holds the
+new layers.
 """
 
 from __future__ import annotations
@@ -27,6 +36,12 @@ import attrs
 import keras
 
 from keras_explainable.errors import ModelStructureError
+from keras_explainable.relu_rules import (
+    ReLUGradient,
+    ReLUWithGradient,
+    is_plain_relu,
+    is_relu_function,
+)
 
 __all__ = [
     "LINEAR_MAP_LAYERS",
@@ -113,9 +128,12 @@ class LayerCall:
         inputs: the symbolic tensors the call consumed, flattened.
         outputs: the symbolic tensors the call produced, flattened.
         nested: whether the call is a nested model that was replayed through.
-        linear_call: with `split_activations`, the call of the layer's linear
-            twin whose output is this call's pre-activation output (the
-            call's `outputs` are the activation applied to it); else None.
+        linear_call: with `split_activations` (or `relu_gradient` for a
+            fused ReLU), the call of the layer's linear twin whose output is
+            this call's pre-activation output (the call's `outputs` are the
+            activation applied to it); else None.
+        relu_rule: whether the call's ReLU was replayed as a
+            `ReLUWithGradient` layer with the replay's `relu_gradient`.
     """
 
     layer: keras.layers.Layer
@@ -126,6 +144,7 @@ class LayerCall:
     outputs: tuple
     nested: bool = False
     linear_call: LayerCall | None = None
+    relu_rule: bool = False
 
     @property
     def name(self) -> str:
@@ -208,9 +227,14 @@ def _replay(
     prefix: tuple[str, ...],
     calls: list,
     split_activations: bool = False,
+    relu_gradient: ReLUGradient | None = None,
 ) -> Any:
     call_layer = functools.partial(
-        _call_layer, prefix=prefix, calls=calls, split_activations=split_activations
+        _call_layer,
+        prefix=prefix,
+        calls=calls,
+        split_activations=split_activations,
+        relu_gradient=relu_gradient,
     )
     if isinstance(model, keras.Sequential):
         outputs = inputs
@@ -272,11 +296,12 @@ def _call_layer(
     prefix: tuple[str, ...],
     calls: list,
     split_activations: bool = False,
+    relu_gradient: ReLUGradient | None = None,
     **kwargs: Any,
 ) -> Any:
     path = (*prefix, layer.name)
     if is_replayable(layer):
-        outputs = _replay(layer, args[0], path, calls, split_activations)
+        outputs = _replay(layer, args[0], path, calls, split_activations, relu_gradient)
         calls.append(
             LayerCall(
                 layer,
@@ -290,8 +315,20 @@ def _call_layer(
         )
         return outputs
     inputs = _flat_tensors((args, kwargs))
+    if relu_gradient is not None and is_plain_relu(layer):
+        relu = ReLUWithGradient(relu_gradient, dtype=layer.dtype_policy)
+        outputs = relu(*args, **kwargs)
+        calls.append(
+            LayerCall(layer, path, args, kwargs, inputs, _flat_tensors(outputs), relu_rule=True)
+        )
+        return outputs
+    fused_relu = relu_gradient is not None and _has_fused_relu(layer)
+    if fused_relu:
+        activation = ReLUWithGradient(relu_gradient, dtype=layer.dtype_policy)
+        return _call_split(layer, args, kwargs, path, inputs, calls, activation, relu_rule=True)
     if split_activations and _has_fused_activation(layer):
-        return _call_split(layer, args, kwargs, path, inputs, calls)
+        activation = keras.layers.Activation(layer.activation, name=f"{layer.name}_activation")
+        return _call_split(layer, args, kwargs, path, inputs, calls, activation)
     outputs = layer(*args, **kwargs)
     calls.append(LayerCall(layer, path, args, kwargs, inputs, _flat_tensors(outputs)))
     return outputs
@@ -303,6 +340,12 @@ def _has_fused_activation(layer: Any) -> bool:
         isinstance(layer, LINEAR_MAP_LAYERS)
         and activation is not None
         and activation is not keras.activations.linear
+    )
+
+
+def _has_fused_relu(layer: Any) -> bool:
+    return isinstance(layer, LINEAR_MAP_LAYERS) and is_relu_function(
+        getattr(layer, "activation", None)
     )
 
 
@@ -339,9 +382,16 @@ def linear_twin(layer: keras.layers.Layer, name: str, *args: Any, **kwargs: Any)
 
 
 def _call_split(
-    layer: Any, args: tuple, kwargs: dict, path: tuple, inputs: tuple, calls: list
+    layer: Any,
+    args: tuple,
+    kwargs: dict,
+    path: tuple,
+    inputs: tuple,
+    calls: list,
+    activation: keras.layers.Layer,
+    relu_rule: bool = False,
 ) -> Any:
-    """Replay `layer` as its linear twin followed by its activation."""
+    """Replay `layer` as its linear twin followed by `activation` (its own, or a ReLU rule)."""
     try:
         twin, pre_activation = linear_twin(layer, f"{layer.name}_linear", *args, **kwargs)
     except Exception as error:  # noqa: BLE001 - any failure means we cannot clone
@@ -349,11 +399,19 @@ def _call_split(
             f"The layer {layer.name!r} applies its activation inside the layer and "
             f"could not be rebuilt without it ({type(error).__name__}: {error})."
         ) from error
-    activation = keras.layers.Activation(layer.activation, name=f"{layer.name}_activation")
     outputs = activation(pre_activation)
     twin_path = (*path[:-1], twin.name)
     linear = LayerCall(twin, twin_path, args, kwargs, inputs, _flat_tensors(pre_activation))
-    call = LayerCall(layer, path, args, kwargs, inputs, _flat_tensors(outputs), linear_call=linear)
+    call = LayerCall(
+        layer,
+        path,
+        args,
+        kwargs,
+        inputs,
+        _flat_tensors(outputs),
+        linear_call=linear,
+        relu_rule=relu_rule,
+    )
     calls.append(call)
     return outputs
 
@@ -372,7 +430,12 @@ def fresh_inputs(model: keras.Model) -> Any:
     )
 
 
-def trace_model(model: keras.Model, *, split_activations: bool = False) -> ModelGraph:
+def trace_model(
+    model: keras.Model,
+    *,
+    split_activations: bool = False,
+    relu_gradient: ReLUGradient | None = None,
+) -> ModelGraph:
     """Replay a functional or Sequential model, recording every layer call.
 
     Args:
@@ -381,17 +444,32 @@ def trace_model(model: keras.Model, *, split_activations: bool = False) -> Model
             last (Dense, EinsumDense, convolutions) as a linear twin followed
             by the activation, recording the twin's call as the call's
             `linear_call` (default False).
+        relu_gradient: a backward rule for every plain ReLU (`is_plain_relu`
+            layers, and a ReLU fused into a layer of `LINEAR_MAP_LAYERS`,
+            which is split off as with `split_activations`): each is replayed
+            as a `ReLUWithGradient(relu_gradient)` layer, and its call gets
+            `relu_rule=True`. Other activations, and ReLUs inside layers the
+            replay does not enter (subclassed layers), keep their gradient.
+            Default None: every gradient is ordinary.
 
     Returns:
         The replayed `ModelGraph`.
+
+    Example:
+        >>> graph = trace_model(model, relu_gradient=lambda y, g: tf.nn.relu(g))
+        >>> sum(call.relu_rule for call in graph.calls)   # the ReLUs replaced
     """
     calls: list[LayerCall] = []
     inputs = fresh_inputs(model)
-    outputs = _replay(model, inputs, (), calls, split_activations)
+    outputs = _replay(model, inputs, (), calls, split_activations, relu_gradient)
     return ModelGraph(inputs, outputs, calls)
 
 
-def trace_split(split: SplitModel, split_activations: bool = False) -> tuple[ModelGraph, Any]:
+def trace_split(
+    split: SplitModel,
+    split_activations: bool = False,
+    relu_gradient: ReLUGradient | None = None,
+) -> tuple[ModelGraph, Any]:
     """Replay a SplitModel; returns the graph and the feature tensor."""
     extractor = split.feature_extractor
     if is_replayable(extractor):
@@ -406,7 +484,11 @@ def trace_split(split: SplitModel, split_activations: bool = False) -> tuple[Mod
         )
     calls: list[LayerCall] = []
     call_layer = functools.partial(
-        _call_layer, prefix=(), calls=calls, split_activations=split_activations
+        _call_layer,
+        prefix=(),
+        calls=calls,
+        split_activations=split_activations,
+        relu_gradient=relu_gradient,
     )
     features = call_layer(extractor, inputs)
     outputs = call_layer(split.head, features)

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 __all__ = [
+    "CHANNEL_REDUCTIONS",
+    "reduce_channels",
     "spatial_axes",
     "weighted_feature_sum",
     "normalize_maps",
@@ -21,6 +23,38 @@ __all__ = [
 def spatial_axes(tensor: tf.Tensor) -> list[int]:
     """The spatial axes of a `(N, *spatial, C)` tensor: `1 .. rank-2`."""
     return list(range(1, tensor.shape.rank - 1))
+
+
+#: How input-gradient methods reduce the input's channels at each position.
+CHANNEL_REDUCTIONS = {
+    "max": tf.reduce_max,
+    "mean": tf.reduce_mean,
+    "sum": tf.reduce_sum,
+    "l2": tf.norm,
+}
+
+
+def reduce_channels(
+    gradients: tf.Tensor, reduction: str = "max", absolute: bool = True
+) -> tf.Tensor:
+    """Reduce per-target input gradients over the input's channels to maps.
+
+    Args:
+        gradients: `(N, L, *spatial, C)` gradients, one per target.
+        reduction: 'max', 'mean', 'sum' or 'l2' (see `CHANNEL_REDUCTIONS`).
+        absolute: take the absolute value before reducing.
+
+    Returns:
+        `(N, *spatial, L)` maps.
+
+    Example:
+        >>> reduce_channels(tf.constant([[[[1.0, -3.0]]]]))   # (1, 1, 1, 2) -> (1, 1, 1)
+        <tf.Tensor: shape=(1, 1, 1), dtype=float32, numpy=array([[[3.]]], dtype=float32)>
+    """
+    if absolute:
+        gradients = tf.abs(gradients)
+    maps = CHANNEL_REDUCTIONS[reduction](gradients, axis=-1)
+    return tf.experimental.numpy.moveaxis(maps, 1, -1)
 
 
 def weighted_feature_sum(features: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:

@@ -9,9 +9,12 @@ import attrs
 from keras_explainable import (
     CAM,
     TTA,
+    Deconvnet,
     FullGradient,
     GradCAM,
     GradCAMPlusPlus,
+    GuidedBackprop,
+    GuidedGradCAM,
     Saliency,
     ScoreCAM,
     SmoothGrad,
@@ -59,6 +62,9 @@ METHODS: dict[str, MethodSpec] = {
     "scorecam": MethodSpec(ScoreCAM),
     "fullgrad": MethodSpec(FullGradient),
     "saliency": MethodSpec(Saliency),
+    "guidedbackprop": MethodSpec(GuidedBackprop),
+    "deconvnet": MethodSpec(Deconvnet),
+    "guidedgradcam": MethodSpec(GuidedGradCAM),
     "smoothgrad": MethodSpec(SmoothGrad, wraps=Saliency),
     "tta": MethodSpec(TTA, wraps=GradCAM),
 }

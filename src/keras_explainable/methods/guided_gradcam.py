@@ -1,0 +1,115 @@
+"""Guided Grad-CAM: Guided Backprop's map times the upsampled Grad-CAM map.
+
+Selvaraju et al. (2017), "Grad-CAM: Visual Explanations from Deep Networks via
+Gradient-based Localization". https://arxiv.org/abs/1610.02391
+"""
+
+from __future__ import annotations
+
+import attrs
+import tensorflow as tf
+
+from keras_explainable import ops
+from keras_explainable.base import Attribution
+from keras_explainable.exposure import Exposure, expose
+from keras_explainable.methods.gradcam import GradCAM
+from keras_explainable.methods.guided_backprop import guided_relu_gradient, warn_without_relu
+from keras_explainable.relu_rules import ordinary_relu_gradients
+from keras_explainable.targets import Targets
+
+__all__ = ["GuidedGradCAM"]
+
+
+@attrs.define(eq=False)
+class GuidedGradCAM(GradCAM):
+    """Guided Grad-CAM maps: fine detail from Guided Backprop, located by Grad-CAM.
+
+    With `G` the Guided Backprop map (the guided input gradient, reduced over
+    the input's channels as for `GuidedBackprop`) and
+    `L = ReLU(sum_c alpha_c A^c)` the Grad-CAM map of the explained layer,
+    upsampled bilinearly to the input's size, the map is the product
+    `G * up(L)` at each position. `L` is non-negative and the same for every
+    input channel, so reducing the channels before the product (as here) or
+    after it (as pytorch-grad-cam, which keeps the RGB channels for display)
+    gives the same map.
+
+    Both halves come from one forward pass of a replay of the model whose
+    plain ReLUs carry Guided Backprop's rule. Grad-CAM's weights `alpha_c`
+    use the ordinary gradient from the score to the layer, as in the paper
+    (a ReLU in the head, after the layer, passes negative gradients there);
+    the guided gradient to the input uses the rule at every ReLU, head
+    included. The model itself is not changed. Cost: one forward pass, one
+    backward pass to the input and one backward pass through the head per
+    target.
+
+    Args:
+        model: a functional or `Sequential` model (nested models allowed), or
+            a `SplitModel`.
+        layer: the layer to explain; default the last layer whose output keeps
+            the input's spatial dimensions.
+        channel_reduction: how to reduce the guided gradient's input channels:
+            'max' (default), 'mean', 'sum' or 'l2'.
+        absolute: take the absolute value of the guided gradient before
+            reducing (default True): the map is then non-negative. With False
+            and 'sum' or 'mean' it is signed.
+        **kwargs: the `Explainer` options. 'auto' post-processing min-max
+            normalises the map (the Grad-CAM half is rectified by
+            definition); the map is built at the input's size, so `resize`
+            has no effect. `postprocess=None` returns `G * up(L)` as is.
+
+    Returns from `explain`: maps `(N, *spatial, L)` normalised to [0, 1].
+
+    Raises:
+        LayerError: the layer is unknown, ambiguous, has no spatial axes or
+            does not feed the output.
+        ModelStructureError: the model is subclassed (pass a `SplitModel`),
+            or a layer with a fused ReLU cannot be rebuilt without it.
+        ValueError: `channel_reduction` is not 'max', 'mean', 'sum' or 'l2'.
+
+    Example:
+        >>> expl = ke.GuidedGradCAM(model, layer="conv5_block3_out").explain(x, y)
+        >>> expl.maps.shape   # (N, H, W, 1), values in [0, 1]
+
+    References:
+        Selvaraju, Cogswell, Das, Vedantam, Parikh & Batra (2017), "Grad-CAM:
+        Visual Explanations from Deep Networks via Gradient-based
+        Localization". <https://arxiv.org/abs/1610.02391>
+    """
+
+    rectify = False
+
+    channel_reduction: str = attrs.field(
+        default="max", kw_only=True, validator=attrs.validators.in_(tuple(ops.CHANNEL_REDUCTIONS))
+    )
+    absolute: bool = attrs.field(
+        default=True, kw_only=True, validator=attrs.validators.instance_of(bool)
+    )
+
+    def _expose(self) -> Exposure:
+        return expose(
+            self.model,
+            layer=self.layer,
+            output=self.output,
+            logits=self.logits,
+            relu_gradient=guided_relu_gradient,
+        )
+
+    def _prepare(self, exposure: Exposure) -> None:
+        warn_without_relu(exposure, type(self).__name__)
+
+    def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
+        features, outputs = self._forward(inputs)
+        scores, indices = targets.select(outputs)
+        with ordinary_relu_gradients():
+            feature_gradients = self._gradients(scores, features, f"layer {self.layer_name!r}")
+        weights = self._channel_weights(features, feature_gradients)
+        cam = tf.nn.relu(ops.weighted_feature_sum(features, weights))
+        size = [
+            tf.shape(inputs)[axis] if length is None else length
+            for axis, length in enumerate(inputs.shape[1:-1], start=1)
+        ]
+        cam = ops.resize_maps(cam, size)
+        guided = ops.reduce_channels(
+            self._gradients(scores, inputs, "the input"), self.channel_reduction, self.absolute
+        )
+        return Attribution(cam * tf.cast(guided, tf.float32), scores, indices)
