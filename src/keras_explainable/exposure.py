@@ -30,7 +30,7 @@ from keras_explainable.graph import (
 )
 from keras_explainable.relu_rules import ReLUGradient
 
-__all__ = ["SplitModel", "Exposure", "expose"]
+__all__ = ["SplitModel", "Exposure", "Head", "expose"]
 
 LayerSpec = str | int | keras.layers.Layer | Sequence[str] | None
 OutputSpec = str | int | None
@@ -271,6 +271,78 @@ class Exposure:
             return None, self.model(inputs, training=False)
         features, outputs = self.model(inputs, training=False)
         return features, outputs
+
+    def head(self) -> Head:
+        """Split the model at the explained layer, to re-run the part after it.
+
+        Returns:
+            A `Head`: one pass of the model that also returns what the head
+            needs, and the head alone as a function of the layer's output.
+
+        Raises:
+            ModelStructureError: no layer is exposed, the model is opaque, or
+                Keras cannot build a model from the layer's output.
+
+        Example:
+            >>> head = explainer.exposure.head()
+            >>> features, context, outputs = head.split(images)
+            >>> head(tf.zeros_like(features), context)   # outputs with the layer zeroed
+        """
+        if self.feature_call is None or self.graph is None:
+            raise ModelStructureError(
+                "Re-running the part of the model after a layer needs an exposed "
+                "layer of a functional, Sequential or split model."
+            )
+        features = self.feature_call.outputs[0]
+        context = self.graph.head_inputs(features, self.outputs)
+        try:
+            head = keras.Model([features, *context], self.outputs)
+        except Exception as error:  # noqa: BLE001 - any failure means we cannot split here
+            raise ModelStructureError(
+                f"The part of the model after layer {self.layer_name!r} could not be "
+                f"built as a model of its own ({type(error).__name__}: {error})."
+            ) from error
+        forward = keras.Model(self.graph.inputs, [features, *context, self.outputs])
+        return Head(forward, head, len(context))
+
+
+@attrs.define(eq=False)
+class Head:
+    """The part of a model after its explained layer, as a function of that layer.
+
+    Methods that change the explained layer's activations and need the new
+    outputs (ablating channels, say) re-run only this part, not the model.
+    Built by `Exposure.head`; both models share the user's layers and weights.
+
+    Attributes:
+        forward: inputs -> `[features, *context, outputs]`: one pass of the
+            model, returning the layer's activations, the *context* (the
+            tensors the head reads that do not depend on the layer, such as a
+            skip connection from before it) and the explained outputs.
+        model: `[features, *context] -> outputs`: the head.
+        context_count: how many context tensors there are (often none).
+    """
+
+    forward: keras.Model
+    model: keras.Model
+    context_count: int
+
+    def split(self, inputs: Any) -> tuple[Any, list, Any]:
+        """Run the model once in inference mode; returns `(features, context, outputs)`."""
+        features, *context, outputs = self.forward(inputs, training=False)
+        return features, context, outputs
+
+    def __call__(self, features: Any, context: list) -> Any:
+        """The explained outputs recomputed from `features` and the `context` in inference mode.
+
+        Args:
+            features: `(M, *spatial, C)` activations of the explained layer.
+            context: the context tensors of the same `M` samples.
+
+        Returns:
+            The `(M, K)` outputs.
+        """
+        return self.model([features, *context], training=False)
 
 
 def expose(

@@ -208,6 +208,49 @@ class ModelGraph:
                 stack.extend(call.inputs if linear is None else linear.outputs)
         return False
 
+    def head_inputs(self, source: Any, outputs: Any) -> list:
+        """The tensors besides `source` that computing `outputs` from `source` reads.
+
+        Walking back from `outputs`, every tensor computed from `source` is
+        followed to the calls that produced it; the first tensors met that do
+        not depend on `source` (a skip connection from before it, say) are
+        returned, in the order met. With `source` and these tensors given,
+        `outputs` can be recomputed without the rest of the model.
+
+        Args:
+            source: a tensor of this graph (the explained layer's output).
+            outputs: a tensor or structure of tensors computed from `source`.
+
+        Returns:
+            The other tensors the computation reads; empty when `outputs`
+            depend on `source` alone.
+
+        Example:
+            >>> context = graph.head_inputs(features, logits)
+            >>> head = keras.Model([features, *context], logits)
+        """
+        dependent = {id(source)}
+        for call in self.calls:
+            if any(id(tensor) in dependent for tensor in call.inputs):
+                linear = call.linear_call
+                produced = call.outputs if linear is None else call.outputs + linear.outputs
+                dependent.update(id(tensor) for tensor in produced)
+        found: list = []
+        seen: set[int] = set()
+        stack = list(_flat_tensors(outputs))
+        while stack:
+            tensor = stack.pop()
+            if tensor is source or id(tensor) in seen:
+                continue
+            seen.add(id(tensor))
+            if id(tensor) not in dependent:
+                found.append(tensor)
+                continue
+            call = self.producer(tensor)
+            linear = call.linear_call
+            stack.extend(reversed(call.inputs if linear is None else linear.outputs))
+        return found
+
 
 def is_replayable(model: Any) -> bool:
     """Sequential models and functional models can be replayed layer by layer."""
