@@ -20,6 +20,12 @@ BUILDERS = {
     "GuidedBackprop": lambda model, **kw: ke.GuidedBackprop(model, **kw),
     "Deconvnet": lambda model, **kw: ke.Deconvnet(model, **kw),
     "GuidedGradCAM": lambda model, **kw: ke.GuidedGradCAM(model, **kw),
+    "LayerCAM": lambda model, **kw: ke.LayerCAM(model, **kw),
+    "XGradCAM": lambda model, **kw: ke.XGradCAM(model, **kw),
+    "HiResCAM": lambda model, **kw: ke.HiResCAM(model, **kw),
+    "EigenCAM": lambda model, **kw: ke.EigenCAM(model, **kw),
+    "EigenGradCAM": lambda model, **kw: ke.EigenGradCAM(model, **kw),
+    "AblationCAM": lambda model, **kw: ke.AblationCAM(model, channel_batch_size=3, **kw),
     "SmoothGrad": lambda model, **kw: ke.SmoothGrad(ke.Saliency(model, **kw), samples=3, seed=4),
     "TTA": lambda model, **kw: ke.TTA(ke.GradCAM(model, **kw), flips=("horizontal", "vertical")),
 }

@@ -1,24 +1,36 @@
 """Explanation methods: one class per file."""
 
+from keras_explainable.methods.ablationcam import AblationCAM
 from keras_explainable.methods.cam import CAM
 from keras_explainable.methods.deconvnet import Deconvnet
+from keras_explainable.methods.eigencam import EigenCAM
+from keras_explainable.methods.eigengradcam import EigenGradCAM
 from keras_explainable.methods.full_gradient import FullGradient, FullGradientTerms
 from keras_explainable.methods.gradcam import GradCAM
 from keras_explainable.methods.gradcam_plus_plus import GradCAMPlusPlus
 from keras_explainable.methods.guided_backprop import GuidedBackprop
 from keras_explainable.methods.guided_gradcam import GuidedGradCAM
+from keras_explainable.methods.hirescam import HiResCAM
+from keras_explainable.methods.layercam import LayerCAM
 from keras_explainable.methods.saliency import Saliency
 from keras_explainable.methods.scorecam import ScoreCAM
+from keras_explainable.methods.xgradcam import XGradCAM
 
 __all__ = [
+    "AblationCAM",
     "CAM",
     "Deconvnet",
+    "EigenCAM",
+    "EigenGradCAM",
     "FullGradient",
     "FullGradientTerms",
     "GradCAM",
     "GradCAMPlusPlus",
     "GuidedBackprop",
     "GuidedGradCAM",
+    "HiResCAM",
+    "LayerCAM",
     "Saliency",
     "ScoreCAM",
+    "XGradCAM",
 ]
