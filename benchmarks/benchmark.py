@@ -3,12 +3,18 @@
 The floor of a method is the cost of the model passes it cannot avoid, timed
 on the same batch in the same process:
 
-* Grad-CAM, CAM, Grad-CAM++: one raw forward pass (the gradient only flows
-  back to the explained layer, through the small head); TTA: one per pass;
+* Grad-CAM, CAM, Grad-CAM++, XGrad-CAM, HiResCAM, LayerCAM, Eigen-CAM,
+  Eigen-Grad-CAM: one raw forward pass (the gradient only flows back to the
+  explained layer, through the small head); TTA: one per pass;
 * Saliency, FullGradient, Guided Backprop, Deconvnet, Guided Grad-CAM: one
   raw forward + backward pass to the input;
 * Score-CAM: one raw forward pass per channel of the explained layer, timed
   at the batch size of Score-CAM's own masked passes;
+* Ablation-CAM: one raw forward pass, plus one pass of the model's head (the
+  layers after the explained one, as `AblationCAM.head` re-runs them) per
+  channel, timed on the layer's activations at the batch size of
+  Ablation-CAM's own ablated passes; the table also gives its ratio to the
+  head passes alone and its speed-up over one raw forward pass per channel;
 
 A floor of several passes is timed as those passes run back to back, so that
 it is measured over as long a stretch as the method it is compared with.
@@ -122,6 +128,11 @@ def resnet_cases(
         ("GradCAM", lambda: gradcam, "forward", 1),
         ("CAM", lambda: ke.CAM(model, batch_size=batch), "forward", 1),
         ("GradCAMPlusPlus", lambda: ke.GradCAMPlusPlus(model, batch_size=batch), "forward", 1),
+        ("XGradCAM", lambda: ke.XGradCAM(model, batch_size=batch), "forward", 1),
+        ("HiResCAM", lambda: ke.HiResCAM(model, batch_size=batch), "forward", 1),
+        ("LayerCAM", lambda: ke.LayerCAM(model, batch_size=batch), "forward", 1),
+        ("EigenCAM", lambda: ke.EigenCAM(model, batch_size=batch), "forward", 1),
+        ("EigenGradCAM", lambda: ke.EigenGradCAM(model, batch_size=batch), "forward", 1),
         ("TTA(GradCAM), identity + horizontal flip", lambda: ke.TTA(gradcam), "forward", 2),
         ("Saliency", lambda: saliency, "forward+backward", 1),
         ("FullGradient", lambda: ke.FullGradient(model, batch_size=batch), "forward+backward", 1),
@@ -235,6 +246,63 @@ def scorecam_cases(batch: int, size: int, repeats: int) -> list[dict]:
     ]
 
 
+def ablationcam_cases(batch: int, size: int, repeats: int) -> list[dict]:
+    """Ablation-CAM on ResNet50V2 conv5_block3_out, against C passes of its head."""
+    keras.utils.set_random_seed(0)
+    model = keras.applications.ResNet50V2(weights=None, input_shape=(size, size, 3))
+    x = np.random.default_rng(0).uniform(-1, 1, (batch, size, size, 3)).astype("float32")
+    ablation = ke.AblationCAM(model, layer="conv5_block3_out", batch_size=batch)
+    head, chunk = ablation.head, ablation.channel_batch_size
+    features, context, _ = head.split(x)
+    channels = int(features.shape[-1])
+    calls = -(-channels // chunk)
+    # The floor: the head on the layer's activations, at the batch size of
+    # Ablation-CAM's ablated passes (batch * channel_batch_size copies), the
+    # passes queued back to back and waited for once.
+    copies = tf.tile(features, [chunk, 1, 1, 1])
+    tiled = [tf.tile(t, [chunk, *[1] * (t.shape.rank - 1)]) for t in context]
+    head_pass = tf.function(lambda f: head(f, tiled))
+
+    def head_passes() -> np.ndarray:
+        outputs = [head_pass(copies) for _ in range(calls)]
+        return outputs[-1].numpy()
+
+    forward, _ = raw_passes(model)
+    times = round_times(
+        {
+            "forward": lambda: forward(x),
+            "head": head_passes,
+            "AblationCAM": lambda: ablation.explain(x),
+        },
+        repeats,
+    )
+    # The floor block covers calls * chunk channels; Ablation-CAM needs `channels`.
+    times["floor"] = [
+        f + h * channels / (calls * chunk)
+        for f, h in zip(times["forward"], times["head"], strict=True)
+    ]
+    seconds = best(times)
+    per_pass = seconds["head"] / calls / chunk
+    ratio = paired_ratio(times, "floor", "AblationCAM")
+    heads_only = paired_ratio(times, "head", "AblationCAM", channels / (calls * chunk))
+    speedup = paired_ratio(times, "forward", "AblationCAM", channels)
+    label = f"ResNet50V2 {size}x{size}"
+    floor_images_per_s = batch / seconds["floor"]
+    return [
+        _row(label, "raw forward", seconds["forward"], "forward", 1, seconds["forward"], batch, 1),
+        _row(label, "head of conv5_block3_out", per_pass, "head", 1, per_pass, batch, 1.0),
+        {
+            "model": label,
+            "method": f"AblationCAM ({channels} channels; {heads_only:.2f}x of the head "
+            f"passes alone, {speedup:.0f}x faster than {channels} raw forward passes)",
+            "images_per_s": batch / seconds["AblationCAM"],
+            "floor": f"forward + {channels} x head",
+            "floor_images_per_s": floor_images_per_s,
+            "ratio": ratio,
+        },
+    ]
+
+
 def _row(
     model: str,
     method: str,
@@ -304,6 +372,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--scorecam-batch", type=int, default=4)
     parser.add_argument("--scorecam-size", type=int, default=96)
+    parser.add_argument("--ablationcam-batch", type=int, default=16)
     parser.add_argument(
         "--write", metavar="PATH", help="also write the table to this Markdown file"
     )
@@ -318,9 +387,12 @@ def main() -> None:
     print(table(rows), flush=True)
     if selected("ScoreCAM", args.only):
         rows += scorecam_cases(args.scorecam_batch, args.scorecam_size, args.repeats)
+    if selected("AblationCAM", args.only):
+        rows += ablationcam_cases(args.ablationcam_batch, args.size, args.repeats)
     header = (
         f"Measured {datetime.date.today().isoformat()} on {machine()}; ResNet50V2 batch "
-        f"{args.batch}, Score-CAM batch {args.scorecam_batch}; best of {args.repeats} "
+        f"{args.batch}, Score-CAM batch {args.scorecam_batch}, Ablation-CAM batch "
+        f"{args.ablationcam_batch}; best of {args.repeats} "
         "round-robin rounds after a warm-up; ratios are medians of per-round ratios."
     )
     print(header)
@@ -341,7 +413,10 @@ Every method is timed against its *floor*: the model passes it cannot avoid,
 timed on the same batch in the same process by `benchmarks/benchmark.py`. A
 ratio of 1.00x means the method costs exactly its floor; on a shared machine
 the timings vary by a few percent, so a ratio slightly above 1 means "at the
-floor". Score-CAM's floor is timed at the batch size of its own masked passes.
+floor". Score-CAM's floor is timed at the batch size of its own masked passes;
+Ablation-CAM's is one forward pass plus one pass of the model's head (the
+layers after the explained one) per channel, the head timed at the batch size
+of its own ablated passes.
 
 {header}
 
