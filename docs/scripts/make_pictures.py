@@ -120,6 +120,12 @@ def methods() -> dict[str, ke.Explainer]:
         "Guided Backprop": ke.GuidedBackprop(model, verbose=0),
         "Deconvnet": ke.Deconvnet(model, verbose=0),
         "Guided Grad-CAM": ke.GuidedGradCAM(model, verbose=0),
+        "XGrad-CAM": ke.XGradCAM(model, verbose=0),
+        "HiResCAM": ke.HiResCAM(model, verbose=0),
+        "LayerCAM": ke.LayerCAM(model, verbose=0),
+        "Eigen-CAM": ke.EigenCAM(model, verbose=0),
+        "Eigen-Grad-CAM": ke.EigenGradCAM(model, verbose=0),
+        "Ablation-CAM": ke.AblationCAM(model, verbose=0),
     }
 
 
@@ -137,6 +143,12 @@ def method_pictures(data: demo.Shapes) -> None:
         "Guided Backprop": "method-guided-backprop.png",
         "Deconvnet": "method-deconvnet.png",
         "Guided Grad-CAM": "method-guided-gradcam.png",
+        "XGrad-CAM": "method-xgradcam.png",
+        "HiResCAM": "method-hirescam.png",
+        "LayerCAM": "method-layercam.png",
+        "Eigen-CAM": "method-eigencam.png",
+        "Eigen-Grad-CAM": "method-eigengradcam.png",
+        "Ablation-CAM": "method-ablationcam.png",
     }
     for name, file in files.items():
         _save(_grid([list(shown), _overlays(images, explanations[name])]), file)
