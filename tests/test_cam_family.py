@@ -242,3 +242,11 @@ def test_principal_projection_equals_numpy_svd_with_and_without_xla(shape):
     )(matrix).numpy()
     for got in (plain, compiled, unknown):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+
+
+def test_ablationcam_on_split_and_sequential_models_equals_the_flat_model(image_model, images):
+    body, head, model = image_model
+    expected = _raw(ke.AblationCAM, model).explain(images, 1).maps
+    sequential = keras.Sequential([keras.Input((8, 8, 3)), body, head])
+    for other in (ke.SplitModel(body, head), sequential):
+        np.testing.assert_allclose(_raw(ke.AblationCAM, other).explain(images, 1).maps, expected)
