@@ -135,11 +135,10 @@ def _top_eigenvector(gram: tf.Tensor) -> tf.Tensor:
     """`(B, K)` unit eigenvectors of the largest eigenvalue of `(B, K, K)` PSD matrices.
 
     Repeated squaring of the trace-normalised matrix converges to the
-    projector `u u^T` on the top eigenvector (a batched matmul per step, so
-    it compiles under XLA and needs no host synchronisation, unlike
-    `tf.linalg.eigh` on GPU); its column of largest diagonal is `u` up to
-    sign and scale, which two power steps on `gram` then polish. A zero
-    matrix gives a zero vector.
+    projector `u u^T` on the top eigenvector (one batched matmul per step,
+    so it compiles under XLA and stays on the device); its column of
+    largest diagonal is `u` up to sign and scale, which two power steps on
+    `gram` then polish. A zero matrix gives a zero vector.
     """
 
     def normalized(matrix: tf.Tensor) -> tf.Tensor:
@@ -178,7 +177,7 @@ def principal_projection(matrix: tf.Tensor) -> tf.Tensor:
 
     Example:
         >>> x = tf.constant([[[1.0, 2.0], [3.0, 4.0], [5.0, 9.0]]])
-        >>> principal_projection(x)   # = (x - mean) @ v for the top v, up to sign
+        >>> principal_projection(x)   # (1, 3): (x - mean) @ v, v the top principal direction
     """
     matrix = tf.cast(matrix, tf.float32)
     centred = matrix - tf.reduce_mean(matrix, axis=1, keepdims=True)
