@@ -6,15 +6,21 @@ layout `(N, *spatial, L)`: one map per sample and explained target.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 __all__ = [
-    "spatial_axes",
-    "weighted_feature_sum",
+    "CHANNEL_REDUCTIONS",
+    "gaussian_blur",
     "normalize_maps",
+    "reduce_channels",
     "resize_maps",
+    "spatial_axes",
+    "split_copies",
+    "weighted_feature_sum",
 ]
 
 
@@ -89,3 +95,70 @@ def resize_maps(maps: tf.Tensor, size: Sequence[int | tf.Tensor]) -> tf.Tensor:
         if tf.is_tensor(target) or current[offset] != target:
             maps = _resize_axis(maps, offset + 1, target)
     return maps
+
+
+def gaussian_blur(images: tf.Tensor, sigma: float) -> tf.Tensor:
+    """Blur `(N, H, W, C)` images with a Gaussian kernel, zero-padded at the borders.
+
+    The kernel is `2 * ceil(sigma) + 1` pixels wide (11 x 11 for sigma 5, the
+    RISE code's blur) and sums to 1; applied separably, rows then columns.
+
+    Args:
+        images: `(N, H, W, C)` float images; `C` must be known.
+        sigma: the standard deviation in pixels.
+
+    Returns:
+        The blurred images, same shape.
+    """
+    radius = math.ceil(sigma)
+    offsets = np.arange(-radius, radius + 1, dtype=np.float64)
+    weights = np.exp(-0.5 * (offsets / sigma) ** 2)
+    weights = (weights / weights.sum()).astype(np.float32)
+    channels = images.shape[-1]
+    column = tf.constant(np.tile(weights[:, None, None, None], (1, 1, channels, 1)))
+    row = tf.reshape(column, [1, 2 * radius + 1, channels, 1])
+    blurred = tf.nn.depthwise_conv2d(images, column, [1, 1, 1, 1], "SAME")
+    return tf.nn.depthwise_conv2d(blurred, row, [1, 1, 1, 1], "SAME")
+
+
+#: The names `reduce_channels` takes.
+CHANNEL_REDUCTIONS = ("sum", "mean", "max", "l2")
+
+
+def reduce_channels(values: tf.Tensor, reduction: str) -> tf.Tensor:
+    """Reduce the last (channel) axis of `values`.
+
+    Args:
+        values: a tensor whose last axis holds the input's channels.
+        reduction: 'sum', 'mean', 'max' or 'l2' (the Euclidean norm).
+
+    Returns:
+        `values` without its last axis.
+
+    Raises:
+        ValueError: an unknown `reduction`.
+    """
+    if reduction == "sum":
+        return tf.reduce_sum(values, axis=-1)
+    if reduction == "mean":
+        return tf.reduce_mean(values, axis=-1)
+    if reduction == "max":
+        return tf.reduce_max(values, axis=-1)
+    if reduction == "l2":
+        return tf.norm(values, axis=-1)
+    raise ValueError(f"reduction must be one of {CHANNEL_REDUCTIONS}; got {reduction!r}.")
+
+
+def split_copies(tensor: tf.Tensor, copies: int) -> tf.Tensor:
+    """Reshape `(copies * N, ...)` to `(copies, N, ...)`, keeping known sizes.
+
+    Args:
+        tensor: copies of a batch stacked copy-major along the first axis.
+        copies: the number of copies.
+
+    Returns:
+        The same values, `(copies, N, ...)`.
+    """
+    dynamic = tf.shape(tensor)
+    shape = [dynamic[axis] if size is None else size for axis, size in enumerate(tensor.shape)]
+    return tf.reshape(tensor, [copies, -1, *shape[1:]])

@@ -10,17 +10,11 @@ from __future__ import annotations
 import attrs
 import tensorflow as tf
 
+from keras_explainable import ops
 from keras_explainable.base import Attribution, Explainer
 from keras_explainable.targets import Targets
 
 __all__ = ["Saliency"]
-
-_REDUCTIONS = {
-    "max": tf.reduce_max,
-    "mean": tf.reduce_mean,
-    "sum": tf.reduce_sum,
-    "l2": tf.norm,
-}
 
 
 @attrs.define(eq=False)
@@ -62,7 +56,7 @@ class Saliency(Explainer):
     rectify = False
 
     channel_reduction: str = attrs.field(
-        default="max", kw_only=True, validator=attrs.validators.in_(tuple(_REDUCTIONS))
+        default="max", kw_only=True, validator=attrs.validators.in_(ops.CHANNEL_REDUCTIONS)
     )
     absolute: bool = attrs.field(
         default=True, kw_only=True, validator=attrs.validators.instance_of(bool)
@@ -71,5 +65,5 @@ class Saliency(Explainer):
     def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
         result = self._input_gradients(inputs, targets)
         gradients = tf.abs(result.gradients) if self.absolute else result.gradients
-        maps = _REDUCTIONS[self.channel_reduction](gradients, axis=-1)
+        maps = ops.reduce_channels(gradients, self.channel_reduction)
         return result.attribution(tf.experimental.numpy.moveaxis(maps, 1, -1))

@@ -6,7 +6,6 @@ of Black-box Models". https://arxiv.org/abs/1806.07421
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import attrs
@@ -15,6 +14,7 @@ import tensorflow as tf
 
 from keras_explainable.errors import InputError
 from keras_explainable.metrics.base import Batch, MetricResult, ModelMetric
+from keras_explainable.ops import gaussian_blur
 from keras_explainable.perturbation import evaluate_perturbations
 from keras_explainable.validators import positive_int, positive_number
 
@@ -73,30 +73,6 @@ def check_baseline(instance: Any, attribute: attrs.Attribute, value: Any) -> Non
         )
     if not np.isfinite(value).all():
         raise ValueError("baseline must be finite.")
-
-
-def gaussian_blur(images: tf.Tensor, sigma: float) -> tf.Tensor:
-    """Blur `(N, H, W, C)` images with a Gaussian kernel, zero-padded at the borders.
-
-    The kernel is `2 * ceil(sigma) + 1` pixels wide (11 x 11 for sigma 5, the
-    RISE code's blur) and sums to 1; applied separably, rows then columns.
-
-    Args:
-        images: `(N, H, W, C)` float images; `C` must be known.
-        sigma: the standard deviation in pixels.
-
-    Returns:
-        The blurred images, same shape.
-    """
-    radius = math.ceil(sigma)
-    offsets = np.arange(-radius, radius + 1, dtype=np.float64)
-    weights = np.exp(-0.5 * (offsets / sigma) ** 2)
-    weights = (weights / weights.sum()).astype(np.float32)
-    channels = images.shape[-1]
-    column = tf.constant(np.tile(weights[:, None, None, None], (1, 1, channels, 1)))
-    row = tf.reshape(column, [1, 2 * radius + 1, channels, 1])
-    blurred = tf.nn.depthwise_conv2d(images, column, [1, 1, 1, 1], "SAME")
-    return tf.nn.depthwise_conv2d(blurred, row, [1, 1, 1, 1], "SAME")
 
 
 def pixel_counts(pixels: int, steps: int) -> np.ndarray:
