@@ -125,13 +125,14 @@ def run(args: argparse.Namespace) -> int:
         "object; energy: share of the map's mass on it; Deletion AUC (lower is "
         f"better) and Insertion AUC (higher is better) over {args.steps} steps."
     )
+    width = max(12, *(len(name) for name in names))
     print(
-        f"{'method':<12} {'ms/image':>9} {'pointing game':>14} {'energy':>7} "
+        f"{'method':<{width}} {'ms/image':>9} {'pointing game':>14} {'energy':>7} "
         f"{'deletion':>9} {'insertion':>10}"
     )
     for name, milliseconds, scores in rows:
         print(
-            f"{name:<12} {milliseconds:>9.2f} {scores['pointing_game']:>14.0%} "
+            f"{name:<{width}} {milliseconds:>9.2f} {scores['pointing_game']:>14.0%} "
             f"{scores['energy_pointing_game']:>7.2f} {scores['deletion']:>9.3f} "
             f"{scores['insertion']:>10.3f}"
         )

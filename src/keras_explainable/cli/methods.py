@@ -12,6 +12,9 @@ from keras_explainable import (
     FullGradient,
     GradCAM,
     GradCAMPlusPlus,
+    GradientSHAP,
+    InputXGradient,
+    IntegratedGradients,
     Saliency,
     ScoreCAM,
     SmoothGrad,
@@ -30,6 +33,8 @@ class MethodSpec:
         explainer: the explainer class.
         wraps: for a decorator (`SmoothGrad`, `TTA`), the explainer class it
             wraps, built with the model and the options; None otherwise.
+        defaults: constructor arguments the command line always passes (a
+            GradientSHAP background, say).
 
     Example:
         >>> MethodSpec(SmoothGrad, wraps=Saliency).build(model, batch_size=8)
@@ -37,6 +42,7 @@ class MethodSpec:
 
     explainer: type
     wraps: type | None = None
+    defaults: dict[str, Any] = attrs.field(factory=dict)
 
     @property
     def needs_layer(self) -> bool:
@@ -46,8 +52,8 @@ class MethodSpec:
     def build(self, model: Any, **options: Any) -> Any:
         """Construct the explainer for `model` with `options`."""
         if self.wraps is None:
-            return self.explainer(model, **options)
-        return self.explainer(self.wraps(model, **options))
+            return self.explainer(model, **self.defaults, **options)
+        return self.explainer(self.wraps(model, **options), **self.defaults)
 
 
 #: The methods the command line offers, by command-line name. Adding a method
@@ -61,6 +67,11 @@ METHODS: dict[str, MethodSpec] = {
     "saliency": MethodSpec(Saliency),
     "smoothgrad": MethodSpec(SmoothGrad, wraps=Saliency),
     "tta": MethodSpec(TTA, wraps=GradCAM),
+    "ig": MethodSpec(IntegratedGradients),
+    "inputxgradient": MethodSpec(InputXGradient),
+    # No background set on the command line: a fresh uniform-noise baseline
+    # in each image's value range for each draw.
+    "gradientshap": MethodSpec(GradientSHAP, defaults={"background": "uniform"}),
 }
 
 
