@@ -129,10 +129,13 @@ class InputAttributionExplainer(Explainer):
             return index + 1, total + part_total, last + part_last
 
         if chunks > 1:
+            # One chunk at a time: parallel iterations would hold several
+            # chunks' activations at once.
             _, total, last_scores = tf.while_loop(
                 lambda index, *_: index < chunks,
                 body,
                 (tf.constant(1), total, last_scores),
+                parallel_iterations=1,
             )
         return PathIntegral(total, first_scores, last_scores, explained)
 
