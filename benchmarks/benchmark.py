@@ -355,6 +355,18 @@ through the head (Grad-CAM) or through the whole network (Saliency):
 {targets}
 
 Regenerate with `python benchmarks/benchmark.py --write docs/performance.md`.
+
+## Integrated Gradients: memory
+
+Integrated Gradients evaluates `steps + 1` points of each sample's path,
+`step_batch_size` of them per pass of the model, one pass after the other in
+a loop inside the compiled step: its peak memory follows `step_batch_size`,
+not `steps`, so 256 steps run in the memory of 16, where evaluating every
+point at once grows with `steps`:
+
+--8<-- "ig-memory.md"
+
+Regenerate with `python benchmarks/memory.py --write docs/snippets/ig-memory.md`.
 """
 
 

@@ -8,6 +8,7 @@ Run:
 
     python benchmarks/memory.py                  # ResNet50V2 128x128, batch 2
     python benchmarks/memory.py --size 224 --batch 4
+    python benchmarks/memory.py --write docs/snippets/ig-memory.md
 
 The default cases: steps 16 and steps 256 at step_batch_size 16 (should use
 the same memory), and every point of a 64-step path at once
@@ -17,8 +18,10 @@ the same memory), and every point of a 64-step path at once
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
+import platform
 import resource
 import subprocess
 import sys
@@ -73,16 +76,26 @@ def main() -> None:
     )
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--child", nargs=2, type=int, metavar=("STEPS", "STEP_BATCH"))
+    parser.add_argument(
+        "--write", metavar="PATH", help="also write the table to this Markdown snippet"
+    )
+    parser.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
         steps, step_batch_size = args.child
         result = child(args.size, args.batch, steps or None, step_batch_size)
         print(json.dumps(result))
         return
-    print(f"ResNet50V2 (weights=None) {args.size}x{args.size}, batch {args.batch}; peak RSS")
-    print("| case | peak memory (MiB) | seconds |")
-    print("|---|---:|---:|")
+    lines = [
+        f"Measured {datetime.date.today().isoformat()} on {platform.machine()}, "
+        f"{os.cpu_count()} cores: ResNet50V2 (weights=None) {args.size}x{args.size}, "
+        f"batch {args.batch}; peak resident memory of a fresh process per case "
+        "(`benchmarks/memory.py`).",
+        "",
+        "| case | peak memory (MiB) | seconds |",
+        "|---|---:|---:|",
+    ]
+    print("\n".join(lines), flush=True)
     for label, steps, step_batch_size in CASES:
         command = [
             sys.executable,
@@ -97,7 +110,12 @@ def main() -> None:
         ]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         result = json.loads(output.strip().splitlines()[-1])
-        print(f"| {label} | {result['peak_mib']:.0f} | {result['seconds']:.1f} |", flush=True)
+        lines.append(f"| {label} | {result['peak_mib']:.0f} | {result['seconds']:.1f} |")
+        print(lines[-1], flush=True)
+    if args.write:
+        with open(args.write, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+        print(f"wrote {args.write}")
 
 
 if __name__ == "__main__":

@@ -106,8 +106,10 @@ def _overlays(images: np.ndarray, explanation: ke.Explanation, target: int = 0) 
 
 # ----------------------------------------------------------------- pictures
 def methods() -> dict[str, ke.Explainer]:
-    """The six methods, as the Methods page shows them, by display name."""
+    """The methods, as the Methods page shows them, by display name."""
     model = demo.load_demo_model()
+    # GradientSHAP's background: other images of the same data, as the page's example.
+    background = demo.make_shapes(16, seed=5).images
     return {
         "Saliency": ke.Saliency(model, verbose=0),
         "CAM": ke.CAM(model, verbose=0),
@@ -115,6 +117,9 @@ def methods() -> dict[str, ke.Explainer]:
         "Grad-CAM++": ke.GradCAMPlusPlus(model, verbose=0),
         "Score-CAM": ke.ScoreCAM(model, verbose=0),
         "FullGrad": ke.FullGradient(model, verbose=0),
+        "Input × Gradient": ke.InputXGradient(model, verbose=0),
+        "Integrated Gradients": ke.IntegratedGradients(model, verbose=0),
+        "GradientSHAP": ke.GradientSHAP(model, background, verbose=0),
     }
 
 
@@ -129,6 +134,9 @@ def method_pictures(data: demo.Shapes) -> None:
         "Grad-CAM++": "method-gradcam-plus-plus.png",
         "Score-CAM": "method-scorecam.png",
         "FullGrad": "method-fullgradient.png",
+        "Input × Gradient": "method-input-x-gradient.png",
+        "Integrated Gradients": "method-integrated-gradients.png",
+        "GradientSHAP": "method-gradient-shap.png",
     }
     for name, file in files.items():
         _save(_grid([list(shown), _overlays(images, explanations[name])]), file)
