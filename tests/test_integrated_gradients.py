@@ -107,6 +107,7 @@ def test_warns_once_when_steps_are_too_few_and_not_when_enough(x):
     found = [w for w in caught if issubclass(w.category, ke.CompletenessWarning)]
     assert len(found) == 1
     assert "steps" in str(found[0].message) and "now 1" in str(found[0].message)
+    assert found[0].filename == __file__  # the user's line, not the library's
     _no_warnings(lambda: _raw(curved, steps=256, step_batch_size=32).explain(x, 0))
     # the tolerance is the user's
     _no_warnings(lambda: _raw(curved, steps=1, completeness_tolerance=1e9).explain(x, 0))

@@ -1,4 +1,4 @@
-"""Exceptions raised by keras-explainable.
+"""Exceptions and warnings raised by keras-explainable.
 
 Every error the library raises on bad input is a subclass of `ValueError` (or
 `TypeError` for an argument of the wrong type), so callers can catch the usual
@@ -77,8 +77,8 @@ def warn_user(warning: Warning) -> None:
     Example:
         >>> warn_user(CompletenessWarning("raise steps"))
     """
-    package = str(Path(__file__).resolve().parent)
+    package = Path(__file__).resolve().parent
     level, frame = 1, inspect.currentframe()
-    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(package):
+    while frame is not None and package in Path(frame.f_code.co_filename).resolve().parents:
         level, frame = level + 1, frame.f_back
     warnings.warn(warning, stacklevel=level)

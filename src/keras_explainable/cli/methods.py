@@ -42,7 +42,7 @@ class MethodSpec:
 
     explainer: type
     wraps: type | None = None
-    defaults: dict[str, Any] = attrs.field(factory=dict)
+    defaults: dict[str, Any] = attrs.field(factory=dict, hash=False)
 
     @property
     def needs_layer(self) -> bool:
