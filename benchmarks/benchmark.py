@@ -15,10 +15,15 @@ on the same batch in the same process:
   channel, timed on the layer's activations at the batch size of
   Ablation-CAM's own ablated passes; the table also gives its ratio to the
   head passes alone and its speed-up over one raw forward pass per channel;
+* SmoothGrad over Saliency: `samples` raw forward + backward passes;
+* InputXGradient: one raw forward + backward pass to the input;
+* IntegratedGradients with `steps=16` (kept short): 16 raw forward +
+  backward passes (it evaluates 17 points, so 16/17 = 0.94x is its best);
+* GradientSHAP with `samples=8`: 8 raw forward + backward passes (it adds
+  one forward pass on the clean input).
 
 A floor of several passes is timed as those passes run back to back, so that
 it is measured over as long a stretch as the method it is compared with.
-* SmoothGrad over Saliency: `samples` raw forward + backward passes.
 
 A ratio of 1.0 means the method costs exactly its floor. It also times 1 and
 10 targets per image for Grad-CAM and Saliency. Run:
@@ -120,6 +125,7 @@ def resnet_cases(
     keras.utils.set_random_seed(0)
     model = keras.applications.ResNet50V2(weights=None, input_shape=(size, size, 3))
     x = np.random.default_rng(0).uniform(-1, 1, (batch, size, size, 3)).astype("float32")
+    background = np.random.default_rng(1).uniform(-1, 1, (4, size, size, 3)).astype("float32")
     forward, forward_backward = raw_passes(model)
     saliency = ke.Saliency(model, batch_size=batch)
     gradcam = ke.GradCAM(model, batch_size=batch)
@@ -154,6 +160,24 @@ def resnet_cases(
             lambda: ke.GuidedGradCAM(model, batch_size=batch),
             "forward+backward",
             1,
+        ),
+        (
+            "InputXGradient",
+            lambda: ke.InputXGradient(model, batch_size=batch),
+            "forward+backward",
+            1,
+        ),
+        (
+            "IntegratedGradients, 16 steps",
+            lambda: ke.IntegratedGradients(model, steps=16, batch_size=batch),
+            "forward+backward",
+            16,
+        ),
+        (
+            "GradientSHAP, 8 samples",
+            lambda: ke.GradientSHAP(model, background, samples=8, batch_size=batch),
+            "forward+backward",
+            8,
         ),
     ]
     cases = [
@@ -439,6 +463,18 @@ through the head (Grad-CAM) or through the whole network (Saliency):
 {targets}
 
 Regenerate with `python benchmarks/benchmark.py --write docs/performance.md`.
+
+## Integrated Gradients: memory
+
+Integrated Gradients evaluates `steps + 1` points of each sample's path,
+`step_batch_size` of them per pass of the model, one pass after the other in
+a loop inside the compiled step: its peak memory follows `step_batch_size`,
+not `steps`, so 256 steps run in the memory of 16, where evaluating every
+point at once grows with `steps`:
+
+--8<-- "ig-memory.md"
+
+Regenerate with `python benchmarks/memory.py --write docs/snippets/ig-memory.md`.
 """
 
 

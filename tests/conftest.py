@@ -92,3 +92,18 @@ def image_model():
 @pytest.fixture(scope="session")
 def images():
     return np.random.default_rng(42).uniform(0, 1, (7, 8, 8, 3)).astype("float32")
+
+
+def make_smooth_model(input_shape=(6, 6, 2), classes=3, seed=3, scale=0.5, linear=False):
+    """A small smooth classifier (tanh and softplus convolutions, logits out).
+
+    With `linear=True` the convolutions have no activation: the logits are an
+    affine function of the input, so path integrals are exact at any steps.
+    """
+    inputs = keras.Input(input_shape)
+    first, second = (None, None) if linear else ("tanh", "softplus")
+    x = keras.layers.Conv2D(4, 3, padding="same", activation=first, name="conv_a")(inputs)
+    x = keras.layers.Conv2D(3, 3, padding="same", activation=second, name="conv_b")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = keras.layers.Dense(classes, name="dense")(x)
+    return fix_weights(keras.Model(inputs, outputs), seed, scale)

@@ -10,6 +10,11 @@ import tensorflow as tf
 import keras_explainable as ke
 from conftest import make_body_head
 
+# Few integration steps keep these tests fast (and inexact: that is not tested here).
+pytestmark = pytest.mark.filterwarnings("ignore::keras_explainable.errors.CompletenessWarning")
+
+BACKGROUND = np.random.default_rng(3).uniform(0, 1, (3, 8, 8, 3)).astype("float32")
+
 BUILDERS = {
     "Saliency": lambda model, **kw: ke.Saliency(model, **kw),
     "CAM": lambda model, **kw: ke.CAM(model, **kw),
@@ -28,6 +33,13 @@ BUILDERS = {
     "AblationCAM": lambda model, **kw: ke.AblationCAM(model, channel_batch_size=3, **kw),
     "SmoothGrad": lambda model, **kw: ke.SmoothGrad(ke.Saliency(model, **kw), samples=3, seed=4),
     "TTA": lambda model, **kw: ke.TTA(ke.GradCAM(model, **kw), flips=("horizontal", "vertical")),
+    "IntegratedGradients": lambda model, **kw: ke.IntegratedGradients(
+        model, steps=6, step_batch_size=4, baseline="uniform", seed=2, **kw
+    ),
+    "InputXGradient": lambda model, **kw: ke.InputXGradient(model, **kw),
+    "GradientSHAP": lambda model, **kw: ke.GradientSHAP(
+        model, BACKGROUND, samples=5, sample_batch_size=2, noise=0.1, seed=3, **kw
+    ),
 }
 
 

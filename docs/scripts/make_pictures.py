@@ -110,6 +110,8 @@ def _overlays(images: np.ndarray, explanation: ke.Explanation, target: int = 0) 
 def methods() -> dict[str, ke.Explainer]:
     """Every method, as the Methods page shows them, by display name."""
     model = demo.load_demo_model()
+    # GradientSHAP's background: other images of the same data, as the page's example.
+    background = demo.make_shapes(16, seed=5).images
     return {
         "Saliency": ke.Saliency(model, verbose=0),
         "CAM": ke.CAM(model, verbose=0),
@@ -126,6 +128,9 @@ def methods() -> dict[str, ke.Explainer]:
         "Eigen-CAM": ke.EigenCAM(model, verbose=0),
         "Eigen-Grad-CAM": ke.EigenGradCAM(model, verbose=0),
         "Ablation-CAM": ke.AblationCAM(model, verbose=0),
+        "Input × Gradient": ke.InputXGradient(model, verbose=0),
+        "Integrated Gradients": ke.IntegratedGradients(model, verbose=0),
+        "GradientSHAP": ke.GradientSHAP(model, background, verbose=0),
     }
 
 
@@ -149,6 +154,9 @@ def method_pictures(data: demo.Shapes) -> None:
         "Eigen-CAM": "method-eigencam.png",
         "Eigen-Grad-CAM": "method-eigengradcam.png",
         "Ablation-CAM": "method-ablationcam.png",
+        "Input × Gradient": "method-input-x-gradient.png",
+        "Integrated Gradients": "method-integrated-gradients.png",
+        "GradientSHAP": "method-gradient-shap.png",
     }
     for name, file in files.items():
         _save(_grid([list(shown), _overlays(images, explanations[name])]), file)

@@ -60,8 +60,9 @@ class Explainer(abc.ABC):
             a softmax or sigmoid (default True).
         batch_size: samples per compiled step (default 32). A dataset keeps its
             own batching; an unbatched dataset is batched with this size.
-        postprocess: 'auto' (default) rectifies CAM-family maps with a ReLU and
-            min-max normalises every map to [0, 1]; None returns raw maps; a
+        postprocess: 'auto' (default) rectifies CAM-family maps with a ReLU,
+            takes the absolute value of signed input attributions, and min-max
+            normalises every map to [0, 1]; None returns raw maps; a
             callable receives the resized `(N, *spatial, L)` maps in the
             compiled step and returns new ones.
         resize: resize maps to the input's spatial size (default True).
@@ -102,6 +103,12 @@ class Explainer(abc.ABC):
     """Whether the method reads a hidden layer (CAM family) or only the input."""
     rectify: ClassVar[bool] = True
     """Whether 'auto' post-processing applies a ReLU before normalising."""
+    magnitude: ClassVar[bool] = False
+    """Whether 'auto' post-processing takes the absolute value before normalising.
+
+    For signed attributions (Integrated Gradients, gradient times input): the
+    'auto' map then shows how much each position matters, whatever the sign.
+    """
 
     model: Any = attrs.field()
     layer: Any = attrs.field(default=None, kw_only=True)
@@ -288,6 +295,8 @@ class Explainer(abc.ABC):
         maps = tf.cast(maps, tf.float32)
         if self.postprocess == "auto" and self.rectify:
             maps = tf.nn.relu(maps)
+        elif self.postprocess == "auto" and self.magnitude:
+            maps = tf.abs(maps)
         if self.resize:
             maps = ops.resize_maps(maps, spatial_size)
         if self.postprocess == "auto":

@@ -1,4 +1,4 @@
-"""Exceptions raised by keras-explainable.
+"""Exceptions and warnings raised by keras-explainable.
 
 Every error the library raises on bad input is a subclass of `ValueError` (or
 `TypeError` for an argument of the wrong type), so callers can catch the usual
@@ -8,7 +8,10 @@ built-in exceptions, or `ExplainerError` to catch ours only.
 from __future__ import annotations
 
 import difflib
+import inspect
+import warnings
 from collections.abc import Iterable
+from pathlib import Path
 
 __all__ = [
     "ExplainerError",
@@ -16,6 +19,7 @@ __all__ = [
     "TargetError",
     "LayerError",
     "ModelStructureError",
+    "CompletenessWarning",
 ]
 
 
@@ -47,9 +51,34 @@ class ModelStructureError(ExplainerError):
     """The model cannot be split or lacks the structure a method requires."""
 
 
+class CompletenessWarning(UserWarning):
+    """Integrated Gradients' maps miss completeness by more than the tolerance.
+
+    The attributions of a sample should sum to `S(x) - S(baseline)`; the gap
+    is the error of the path integral, which shrinks as `steps` grows.
+
+    Example:
+        >>> import warnings
+        >>> warnings.simplefilter("ignore", ke.CompletenessWarning)   # silence it
+    """
+
+
 def did_you_mean(name: str, candidates: Iterable[str], limit: int = 5) -> str:
     """Return a ' Did you mean ...?' hint listing the nearest candidate names."""
     close = difflib.get_close_matches(name, list(candidates), n=limit, cutoff=0.5)
     if not close:
         return ""
     return " Did you mean " + ", ".join(repr(c) for c in close) + "?"
+
+
+def warn_user(warning: Warning) -> None:
+    """Issue `warning` at the user's line: the first caller outside this package.
+
+    Example:
+        >>> warn_user(CompletenessWarning("raise steps"))
+    """
+    package = Path(__file__).resolve().parent
+    level, frame = 1, inspect.currentframe()
+    while frame is not None and package in Path(frame.f_code.co_filename).resolve().parents:
+        level, frame = level + 1, frame.f_back
+    warnings.warn(warning, stacklevel=level)

@@ -6,19 +6,25 @@ layout `(N, *spatial, L)`: one map per sample and explained target.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 __all__ = [
     "CHANNEL_REDUCTIONS",
-    "reduce_channels",
-    "spatial_axes",
-    "weighted_feature_sum",
+    "gaussian_blur",
     "normalize_maps",
+    "reduce_channels",
+    "gradient_maps",
     "principal_projection",
     "resize_maps",
+    "spatial_axes",
+    "split_copies",
+    "weighted_feature_sum",
 ]
+
 
 #: Squarings of the normalised Gram matrix in `principal_projection`: its
 #: eigenvalue ratios are raised to the power 2**16, so a second eigenvalue up
@@ -29,38 +35,6 @@ PRINCIPAL_SQUARINGS = 16
 def spatial_axes(tensor: tf.Tensor) -> list[int]:
     """The spatial axes of a `(N, *spatial, C)` tensor: `1 .. rank-2`."""
     return list(range(1, tensor.shape.rank - 1))
-
-
-#: How input-gradient methods reduce the input's channels at each position.
-CHANNEL_REDUCTIONS = {
-    "max": tf.reduce_max,
-    "mean": tf.reduce_mean,
-    "sum": tf.reduce_sum,
-    "l2": tf.norm,
-}
-
-
-def reduce_channels(
-    gradients: tf.Tensor, reduction: str = "max", absolute: bool = True
-) -> tf.Tensor:
-    """Reduce per-target input gradients over the input's channels to maps.
-
-    Args:
-        gradients: `(N, L, *spatial, C)` gradients, one per target.
-        reduction: 'max', 'mean', 'sum' or 'l2' (see `CHANNEL_REDUCTIONS`).
-        absolute: take the absolute value before reducing.
-
-    Returns:
-        `(N, *spatial, L)` maps.
-
-    Example:
-        >>> reduce_channels(tf.constant([[[[1.0, -3.0]]]]))   # (1, 1, 1, 2) -> (1, 1, 1)
-        <tf.Tensor: shape=(1, 1, 1), dtype=float32, numpy=array([[[3.]]], dtype=float32)>
-    """
-    if absolute:
-        gradients = tf.abs(gradients)
-    maps = CHANNEL_REDUCTIONS[reduction](gradients, axis=-1)
-    return tf.experimental.numpy.moveaxis(maps, 1, -1)
 
 
 def weighted_feature_sum(features: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
@@ -129,6 +103,93 @@ def resize_maps(maps: tf.Tensor, size: Sequence[int | tf.Tensor]) -> tf.Tensor:
         if tf.is_tensor(target) or current[offset] != target:
             maps = _resize_axis(maps, offset + 1, target)
     return maps
+
+
+def gaussian_blur(images: tf.Tensor, sigma: float) -> tf.Tensor:
+    """Blur `(N, H, W, C)` images with a Gaussian kernel, zero-padded at the borders.
+
+    The kernel is `2 * ceil(sigma) + 1` pixels wide (11 x 11 for sigma 5, the
+    RISE code's blur) and sums to 1; applied separably, rows then columns.
+
+    Args:
+        images: `(N, H, W, C)` float images; `C` must be known.
+        sigma: the standard deviation in pixels.
+
+    Returns:
+        The blurred images, same shape.
+    """
+    radius = math.ceil(sigma)
+    offsets = np.arange(-radius, radius + 1, dtype=np.float64)
+    weights = np.exp(-0.5 * (offsets / sigma) ** 2)
+    weights = (weights / weights.sum()).astype(np.float32)
+    channels = images.shape[-1]
+    column = tf.constant(np.tile(weights[:, None, None, None], (1, 1, channels, 1)))
+    row = tf.reshape(column, [1, 2 * radius + 1, channels, 1])
+    blurred = tf.nn.depthwise_conv2d(images, column, [1, 1, 1, 1], "SAME")
+    return tf.nn.depthwise_conv2d(blurred, row, [1, 1, 1, 1], "SAME")
+
+
+#: The names `reduce_channels` takes.
+CHANNEL_REDUCTIONS = ("sum", "mean", "max", "l2")
+
+
+def reduce_channels(values: tf.Tensor, reduction: str) -> tf.Tensor:
+    """Reduce the last (channel) axis of `values`.
+
+    Args:
+        values: a tensor whose last axis holds the input's channels.
+        reduction: 'sum', 'mean', 'max' or 'l2' (the Euclidean norm).
+
+    Returns:
+        `values` without its last axis.
+
+    Raises:
+        ValueError: an unknown `reduction`.
+    """
+    if reduction == "sum":
+        return tf.reduce_sum(values, axis=-1)
+    if reduction == "mean":
+        return tf.reduce_mean(values, axis=-1)
+    if reduction == "max":
+        return tf.reduce_max(values, axis=-1)
+    if reduction == "l2":
+        return tf.norm(values, axis=-1)
+    raise ValueError(f"reduction must be one of {CHANNEL_REDUCTIONS}; got {reduction!r}.")
+
+
+def gradient_maps(gradients: tf.Tensor, reduction: str = "max", absolute: bool = True) -> tf.Tensor:
+    """Reduce per-target input gradients over the input's channels to maps.
+
+    Args:
+        gradients: `(N, L, *spatial, C)` gradients, one per target.
+        reduction: 'max', 'mean', 'sum' or 'l2' (see `reduce_channels`).
+        absolute: take the absolute value before reducing.
+
+    Returns:
+        `(N, *spatial, L)` maps.
+
+    Example:
+        >>> gradient_maps(tf.constant([[[[1.0, -3.0]]]]))   # (1, 1, 1, 2) -> (1, 1, 1)
+        <tf.Tensor: shape=(1, 1, 1), dtype=float32, numpy=array([[[3.]]], dtype=float32)>
+    """
+    if absolute:
+        gradients = tf.abs(gradients)
+    return tf.experimental.numpy.moveaxis(reduce_channels(gradients, reduction), 1, -1)
+
+
+def split_copies(tensor: tf.Tensor, copies: int) -> tf.Tensor:
+    """Reshape `(copies * N, ...)` to `(copies, N, ...)`, keeping known sizes.
+
+    Args:
+        tensor: copies of a batch stacked copy-major along the first axis.
+        copies: the number of copies.
+
+    Returns:
+        The same values, `(copies, N, ...)`.
+    """
+    dynamic = tf.shape(tensor)
+    shape = [dynamic[axis] if size is None else size for axis, size in enumerate(tensor.shape)]
+    return tf.reshape(tensor, [copies, -1, *shape[1:]])
 
 
 def _top_eigenvector(gram: tf.Tensor) -> tf.Tensor:

@@ -16,9 +16,12 @@ from keras_explainable import (
     FullGradient,
     GradCAM,
     GradCAMPlusPlus,
+    GradientSHAP,
     GuidedBackprop,
     GuidedGradCAM,
     HiResCAM,
+    InputXGradient,
+    IntegratedGradients,
     LayerCAM,
     Saliency,
     ScoreCAM,
@@ -39,6 +42,8 @@ class MethodSpec:
         explainer: the explainer class.
         wraps: for a decorator (`SmoothGrad`, `TTA`), the explainer class it
             wraps, built with the model and the options; None otherwise.
+        defaults: constructor arguments the command line always passes (a
+            GradientSHAP background, say).
 
     Example:
         >>> MethodSpec(SmoothGrad, wraps=Saliency).build(model, batch_size=8)
@@ -46,6 +51,7 @@ class MethodSpec:
 
     explainer: type
     wraps: type | None = None
+    defaults: dict[str, Any] = attrs.field(factory=dict, hash=False)
 
     @property
     def needs_layer(self) -> bool:
@@ -55,8 +61,8 @@ class MethodSpec:
     def build(self, model: Any, **options: Any) -> Any:
         """Construct the explainer for `model` with `options`."""
         if self.wraps is None:
-            return self.explainer(model, **options)
-        return self.explainer(self.wraps(model, **options))
+            return self.explainer(model, **self.defaults, **options)
+        return self.explainer(self.wraps(model, **options), **self.defaults)
 
 
 #: The methods the command line offers, by command-line name. Adding a method
@@ -79,6 +85,11 @@ METHODS: dict[str, MethodSpec] = {
     "guidedgradcam": MethodSpec(GuidedGradCAM),
     "smoothgrad": MethodSpec(SmoothGrad, wraps=Saliency),
     "tta": MethodSpec(TTA, wraps=GradCAM),
+    "ig": MethodSpec(IntegratedGradients),
+    "inputxgradient": MethodSpec(InputXGradient),
+    # No background set on the command line: a fresh uniform-noise baseline
+    # in each image's value range for each draw.
+    "gradientshap": MethodSpec(GradientSHAP, defaults={"background": "uniform"}),
 }
 
 

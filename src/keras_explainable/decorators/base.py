@@ -123,6 +123,11 @@ class Decorator(Explainer):
         return self.explainer.rectify
 
     @property
+    def magnitude(self) -> bool:  # type: ignore[override]
+        """Whether the wrapped explainer's 'auto' post-processing takes absolute values."""
+        return self.explainer.magnitude
+
+    @property
     def method_name(self) -> str:
         """The decorator's name around the wrapped one: `"TTA(SmoothGrad(GradCAM))"`."""
         return f"{type(self).__name__}({self.explainer.method_name})"

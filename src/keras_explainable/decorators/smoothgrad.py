@@ -13,14 +13,13 @@ https://arxiv.org/abs/1810.03307
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
-import numpy as np
 import tensorflow as tf
 
+from keras_explainable import ops
 from keras_explainable.attribution import Attribution
 from keras_explainable.decorators.base import Decorator
+from keras_explainable.noise import noisy_copy
 from keras_explainable.targets import Targets
 from keras_explainable.validators import check_seed, non_negative_number, positive_int
 
@@ -34,7 +33,7 @@ class SmoothGrad(Decorator):
     """Average the wrapped explainer's maps over noisy copies of each input.
 
     Copy `i` of sample `x` is `x + noise * (max(x) - min(x)) * e_i`, with
-    `e_i` standard normal noise drawn by `tf.random.stateless_normal` from the
+    `e_i` standard normal noise hashed (`keras_explainable.noise`) from the
     seed, the copy number `i` and a fingerprint of the sample's values: the
     noise level is a fraction of each sample's own value range, and the maps
     are a reproducible function of the sample and the seed (independent of
@@ -118,7 +117,7 @@ class SmoothGrad(Decorator):
         attribution = self.explainer.attribute(
             self._noisy_copies(inputs, first, copies), targets.tiled(copies)
         )
-        maps = _split_copies(tf.cast(attribution.maps, tf.float32), copies)
+        maps = ops.split_copies(tf.cast(attribution.maps, tf.float32), copies)
         if self.variant == "squared":
             maps = tf.square(maps)
         valid = tf.cast(first + tf.range(copies) < self.samples, tf.float32)
@@ -126,7 +125,7 @@ class SmoothGrad(Decorator):
         count = tf.reduce_sum(valid)
         mean = tf.reduce_sum(weights * maps, axis=0) / count
         deviations = tf.reduce_sum(weights * tf.square(maps - mean), axis=0)
-        scores = _split_copies(tf.cast(attribution.scores, tf.float32), copies)
+        scores = ops.split_copies(tf.cast(attribution.scores, tf.float32), copies)
         score_sum = tf.reduce_sum(valid[:, None, None] * scores, axis=0)
         size = tf.shape(inputs)[0]
         return count, mean, deviations, score_sum, attribution.targets[:size]
@@ -166,84 +165,3 @@ class SmoothGrad(Decorator):
             )
         maps = deviations / self.samples if self.variant == "variance" else mean
         return Attribution(maps, score_sum / self.samples, indices)
-
-
-def noisy_copy(inputs: tf.Tensor, noise: float, seed: int, index: Any) -> tf.Tensor:
-    """Copy number `index` of a batch with SmoothGrad's noise added.
-
-    Each sample `x` gets `noise * (max(x) - min(x)) * e`, with `e` standard
-    normal noise that is a function of `seed`, `index` and the sample's own
-    values: a sample gets the same noise in any batch, at any position, on any
-    replica, with or without XLA.
-
-    Args:
-        inputs: `(N, ...)` float inputs.
-        noise: the noise level, a fraction of each sample's value range.
-        seed: the integer seed.
-        index: the copy number (an int or int64 scalar tensor).
-
-    Returns:
-        The noisy copy, same shape and dtype as `inputs`.
-    """
-    inputs = tf.convert_to_tensor(inputs)
-    axes = list(range(1, inputs.shape.rank))
-    value_range = tf.reduce_max(inputs, axes, keepdims=True) - tf.reduce_min(
-        inputs, axes, keepdims=True
-    )
-    scale = tf.cast(noise, inputs.dtype) * value_range
-    stream = _mix(tf.constant(seed % _WORD, tf.int64) + _mix(tf.cast(index, tf.int64)))
-    normal = _hashed_normal(tf.shape(inputs), _mix(_sample_keys(inputs) ^ stream))
-    return inputs + scale * tf.cast(normal, inputs.dtype)
-
-
-_WORD = 2**32
-
-
-def _mix(value: tf.Tensor) -> tf.Tensor:
-    """A 32-bit integer hash (lowbias32), computed exactly in int64 arithmetic.
-
-    Integer hashing instead of TensorFlow's stateless random ops: those give
-    other numbers under XLA when their seed is computed in the graph.
-    """
-    value = value % _WORD
-    value ^= value // 2**16
-    value = (value * 0x7FEB352D) % _WORD
-    value ^= value // 2**15
-    value = (value * 0x846CA68B) % _WORD
-    value ^= value // 2**16
-    return value
-
-
-def _hashed_normal(shape: tf.Tensor, keys: tf.Tensor) -> tf.Tensor:
-    """Standard normal float32 noise of `shape`, one stream per sample key.
-
-    Box-Muller on two hashed 32-bit uniforms per element.
-    """
-    size = tf.reduce_prod(shape[1:])
-    counter = tf.range(tf.cast(size, tf.int64), dtype=tf.int64)[None] * 2
-    base = keys[:, None]
-    first = (tf.cast(_mix(base + counter), tf.float32) + 0.5) / _WORD
-    second = (tf.cast(_mix(base + counter + 1), tf.float32) + 0.5) / _WORD
-    normal = tf.sqrt(-2.0 * tf.math.log(first)) * tf.cos(2.0 * np.pi * second)
-    return tf.reshape(normal, shape)
-
-
-def _sample_keys(inputs: tf.Tensor) -> tf.Tensor:
-    """`(N,)` int64 fingerprints of the samples' values, in [0, 2^32).
-
-    Seeding each sample's noise with its own fingerprint (and the copy number)
-    makes the noise a function of the sample alone: the maps do not depend on
-    the batch a sample lands in, its position there, or the replica that
-    explains it.
-    """
-    flat = tf.reshape(tf.cast(inputs, tf.float32), [tf.shape(inputs)[0], -1])
-    bits = tf.cast(tf.bitcast(flat, tf.int32), tf.int64) % 65521
-    weights = tf.range(tf.shape(flat)[1], dtype=tf.int64) % 65519 + 1
-    return _mix(tf.reduce_sum(bits * weights, axis=1))
-
-
-def _split_copies(tensor: tf.Tensor, copies: int) -> tf.Tensor:
-    """Reshape `(copies * N, ...)` to `(copies, N, ...)`, keeping known sizes."""
-    dynamic = tf.shape(tensor)
-    shape = [dynamic[axis] if size is None else size for axis, size in enumerate(tensor.shape)]
-    return tf.reshape(tensor, [copies, -1, *shape[1:]])

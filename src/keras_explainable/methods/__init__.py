@@ -8,9 +8,12 @@ from keras_explainable.methods.eigengradcam import EigenGradCAM
 from keras_explainable.methods.full_gradient import FullGradient, FullGradientTerms
 from keras_explainable.methods.gradcam import GradCAM
 from keras_explainable.methods.gradcam_plus_plus import GradCAMPlusPlus
+from keras_explainable.methods.gradient_shap import GradientSHAP
 from keras_explainable.methods.guided_backprop import GuidedBackprop
 from keras_explainable.methods.guided_gradcam import GuidedGradCAM
 from keras_explainable.methods.hirescam import HiResCAM
+from keras_explainable.methods.input_x_gradient import InputXGradient
+from keras_explainable.methods.integrated_gradients import IntegratedGradients
 from keras_explainable.methods.layercam import LayerCAM
 from keras_explainable.methods.saliency import Saliency
 from keras_explainable.methods.scorecam import ScoreCAM
@@ -30,6 +33,9 @@ __all__ = [
     "GuidedGradCAM",
     "HiResCAM",
     "LayerCAM",
+    "GradientSHAP",
+    "InputXGradient",
+    "IntegratedGradients",
     "Saliency",
     "ScoreCAM",
     "XGradCAM",

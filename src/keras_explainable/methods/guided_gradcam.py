@@ -79,7 +79,7 @@ class GuidedGradCAM(GradCAM):
     rectify = False
 
     channel_reduction: str = attrs.field(
-        default="max", kw_only=True, validator=attrs.validators.in_(tuple(ops.CHANNEL_REDUCTIONS))
+        default="max", kw_only=True, validator=attrs.validators.in_(ops.CHANNEL_REDUCTIONS)
     )
     absolute: bool = attrs.field(
         default=True, kw_only=True, validator=attrs.validators.instance_of(bool)
@@ -109,7 +109,7 @@ class GuidedGradCAM(GradCAM):
             for axis, length in enumerate(inputs.shape[1:-1], start=1)
         ]
         cam = ops.resize_maps(cam, size)
-        guided = ops.reduce_channels(
+        guided = ops.gradient_maps(
             self._gradients(scores, inputs, "the input"), self.channel_reduction, self.absolute
         )
         return Attribution(cam * tf.cast(guided, tf.float32), scores, indices)

@@ -56,7 +56,7 @@ class Saliency(Explainer):
     rectify = False
 
     channel_reduction: str = attrs.field(
-        default="max", kw_only=True, validator=attrs.validators.in_(tuple(ops.CHANNEL_REDUCTIONS))
+        default="max", kw_only=True, validator=attrs.validators.in_(ops.CHANNEL_REDUCTIONS)
     )
     absolute: bool = attrs.field(
         default=True, kw_only=True, validator=attrs.validators.instance_of(bool)
@@ -64,5 +64,5 @@ class Saliency(Explainer):
 
     def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
         result = self._input_gradients(inputs, targets)
-        maps = ops.reduce_channels(result.gradients, self.channel_reduction, self.absolute)
+        maps = ops.gradient_maps(result.gradients, self.channel_reduction, self.absolute)
         return result.attribution(maps)

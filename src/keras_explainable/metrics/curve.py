@@ -6,19 +6,19 @@ of Black-box Models". https://arxiv.org/abs/1806.07421
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import attrs
 import numpy as np
 import tensorflow as tf
 
+from keras_explainable.baselines import as_baseline, baseline_images, baseline_validator
 from keras_explainable.errors import InputError
 from keras_explainable.metrics.base import Batch, MetricResult, ModelMetric
 from keras_explainable.perturbation import evaluate_perturbations
 from keras_explainable.validators import positive_int, positive_number
 
-__all__ = ["CurveResult", "PixelCurve"]
+__all__ = ["CurveResult", "PixelCurve", "as_baseline", "check_baseline"]
 
 _BASELINES = ("zeros", "blur", "mean")
 
@@ -44,59 +44,8 @@ class CurveResult(MetricResult):
     fractions: np.ndarray = attrs.field(kw_only=True)
 
 
-def as_baseline(value: Any) -> Any:
-    """Keep names and numbers; turn arrays and tensors into float32 arrays."""
-    if isinstance(value, (str, bool, int, float, np.number)):
-        return value
-    if isinstance(value, (tf.Tensor, tf.Variable)):
-        value = value.numpy()
-    try:
-        array = np.asarray(value)
-    except (TypeError, ValueError):
-        return value
-    if array.dtype == object or array.dtype == bool or not np.issubdtype(array.dtype, np.number):
-        return value
-    return array.astype(np.float32)
-
-
-def check_baseline(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if isinstance(value, str):
-        if value not in _BASELINES:
-            raise ValueError(
-                f"baseline must be one of {_BASELINES}, a number or an array; got {value!r}."
-            )
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number, np.ndarray)):
-        raise TypeError(
-            f"baseline must be one of {_BASELINES}, a number or an array; got "
-            f"{type(value).__name__}."
-        )
-    if not np.isfinite(value).all():
-        raise ValueError("baseline must be finite.")
-
-
-def gaussian_blur(images: tf.Tensor, sigma: float) -> tf.Tensor:
-    """Blur `(N, H, W, C)` images with a Gaussian kernel, zero-padded at the borders.
-
-    The kernel is `2 * ceil(sigma) + 1` pixels wide (11 x 11 for sigma 5, the
-    RISE code's blur) and sums to 1; applied separably, rows then columns.
-
-    Args:
-        images: `(N, H, W, C)` float images; `C` must be known.
-        sigma: the standard deviation in pixels.
-
-    Returns:
-        The blurred images, same shape.
-    """
-    radius = math.ceil(sigma)
-    offsets = np.arange(-radius, radius + 1, dtype=np.float64)
-    weights = np.exp(-0.5 * (offsets / sigma) ** 2)
-    weights = (weights / weights.sum()).astype(np.float32)
-    channels = images.shape[-1]
-    column = tf.constant(np.tile(weights[:, None, None, None], (1, 1, channels, 1)))
-    row = tf.reshape(column, [1, 2 * radius + 1, channels, 1])
-    blurred = tf.nn.depthwise_conv2d(images, column, [1, 1, 1, 1], "SAME")
-    return tf.nn.depthwise_conv2d(blurred, row, [1, 1, 1, 1], "SAME")
+#: Validates a metric's `baseline`: one of `_BASELINES`, a finite number or array.
+check_baseline = baseline_validator(_BASELINES)
 
 
 def pixel_counts(pixels: int, steps: int) -> np.ndarray:
@@ -164,34 +113,6 @@ class PixelCurve(ModelMetric):
     blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=positive_number)
     step_batch_size: int = attrs.field(default=16, kw_only=True, validator=positive_int)
 
-    def _baseline_images(self, inputs: tf.Tensor) -> tf.Tensor:
-        """`(n, *spatial, C)` baseline images for `inputs`."""
-        baseline = self.baseline
-        if isinstance(baseline, str):
-            if baseline == "zeros":
-                return tf.zeros_like(inputs)
-            if baseline == "mean":
-                axes = list(range(1, inputs.shape.rank - 1))
-                return tf.broadcast_to(
-                    tf.reduce_mean(inputs, axes, keepdims=True), tf.shape(inputs)
-                )
-            if inputs.shape.rank != 4 or inputs.shape[-1] is None:
-                raise InputError(
-                    "baseline='blur' needs 2-D images (N, H, W, C) with a known "
-                    f"channel count; got inputs of shape {tuple(inputs.shape)}. Use "
-                    "another baseline."
-                )
-            return gaussian_blur(inputs, self.blur_sigma)
-        value = np.asarray(baseline, np.float32)
-        try:
-            np.broadcast_to(value, inputs.shape[1:])
-        except ValueError as error:
-            raise InputError(
-                f"baseline of shape {value.shape} does not broadcast to one input of "
-                f"shape {tuple(inputs.shape[1:])}."
-            ) from error
-        return tf.broadcast_to(tf.constant(value), tf.shape(inputs))
-
     def _measure(self, batch: Batch) -> tuple[tf.Tensor, tf.Tensor]:
         inputs = batch.inputs
         spatial = inputs.shape[1:-1]
@@ -207,7 +128,7 @@ class PixelCurve(ModelMetric):
         order = tf.argsort(saliency, axis=1, direction="DESCENDING", stable=True)
         ranks = tf.argsort(order, axis=1, stable=True)
         ranks = tf.reshape(ranks, [1, size, *spatial, 1])
-        baseline = self._baseline_images(inputs)
+        baseline = baseline_images(self.baseline, inputs, blur_sigma=self.blur_sigma)
         start, end = (inputs, baseline) if self.deletes else (baseline, inputs)
 
         counts = tf.constant(pixel_counts(pixels, self.steps))

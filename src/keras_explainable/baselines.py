@@ -1,0 +1,168 @@
+"""Baselines: the reference inputs that path methods and curve metrics start from.
+
+Integrated Gradients and GradientSHAP integrate gradients along a path from a
+baseline to the input; Deletion and Insertion replace pixels by a baseline.
+They take the same forms, validated here once: a name ('zeros', 'blur',
+'mean', 'uniform'), a number, an array broadcastable to one input, or a
+callable `inputs -> baselines`. Each user accepts the names that make sense
+for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+import tensorflow as tf
+
+from keras_explainable import ops
+from keras_explainable.errors import InputError
+from keras_explainable.noise import (
+    UNIFORM_BASELINE,
+    hash32,
+    hashed_uniform,
+    sample_keys,
+    stream_key,
+)
+
+__all__ = [
+    "as_baseline",
+    "baseline_images",
+    "baseline_validator",
+    "check_baseline_shape",
+]
+
+
+def as_baseline(value: Any) -> Any:
+    """Keep names, numbers and callables; turn arrays and tensors into float32 arrays."""
+    if isinstance(value, (str, bool, int, float, np.number)) or callable(value):
+        return value
+    if isinstance(value, (tf.Tensor, tf.Variable)):
+        value = value.numpy()
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        return value
+    if array.dtype == object or array.dtype == bool or not np.issubdtype(array.dtype, np.number):
+        return value
+    return array.astype(np.float32)
+
+
+def baseline_validator(
+    names: Sequence[str], callables: bool = False
+) -> Callable[[Any, attrs.Attribute, Any], None]:
+    """An attrs validator accepting `names`, a finite number or array (and callables).
+
+    Args:
+        names: the baseline names the option accepts.
+        callables: whether a callable `inputs -> baselines` is accepted.
+
+    Returns:
+        The validator, which raises `ValueError` for an unknown name or a
+        non-finite value and `TypeError` for a value of another type.
+    """
+    names = tuple(names)
+    others = ", an array or a callable" if callables else " or an array"
+    forms = f"one of {names}, a number{others}"
+
+    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if isinstance(value, str):
+            if value not in names:
+                raise ValueError(f"{attribute.name} must be {forms}; got {value!r}.")
+            return
+        if callables and callable(value):
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number, np.ndarray)):
+            raise TypeError(f"{attribute.name} must be {forms}; got {type(value).__name__}.")
+        if not np.isfinite(value).all():
+            raise ValueError(f"{attribute.name} must be finite (no NaN or Inf).")
+
+    return check
+
+
+def check_baseline_shape(baseline: Any, sample_shape: Sequence[int | None], name: str) -> None:
+    """Check that an array baseline broadcasts to one input of `sample_shape`.
+
+    Unknown sizes (None) in `sample_shape` accept any size.
+
+    Raises:
+        InputError: the array does not broadcast to one input.
+    """
+    if not isinstance(baseline, np.ndarray):
+        return
+    shape = tuple(sample_shape)
+    fits = baseline.ndim <= len(shape) and all(
+        size in (1, expected) or expected is None
+        for size, expected in zip(reversed(baseline.shape), reversed(shape), strict=False)
+    )
+    if not fits:
+        readable = tuple("?" if size is None else size for size in shape)
+        raise InputError(
+            f"{name} of shape {baseline.shape} does not broadcast to one input of shape {readable}."
+        )
+
+
+def baseline_images(
+    baseline: Any,
+    inputs: tf.Tensor,
+    *,
+    blur_sigma: float = 5.0,
+    seed: int = 0,
+    index: Any = 0,
+    name: str = "baseline",
+) -> tf.Tensor:
+    """The `(N, *spatial, C)` baselines of a batch, inside the compiled step.
+
+    Args:
+        baseline: a validated baseline: 'zeros'; 'blur' (each input blurred
+            with a Gaussian of `blur_sigma` pixels, 2-D images only); 'mean'
+            (each input's mean per channel); 'uniform' (noise drawn uniformly
+            between each input's minimum and maximum, a function of the seed,
+            `index` and the input's values: the same in any batch); a number;
+            an array broadcastable to one input; or a callable
+            `inputs -> baselines` of the inputs' shape.
+        inputs: `(N, *spatial, C)` float inputs.
+        blur_sigma: the standard deviation of 'blur' in pixels.
+        seed: the integer seed of 'uniform'.
+        index: the random stream of 'uniform' (a draw number).
+        name: the option's name, for error messages.
+
+    Returns:
+        The baselines, same shape and dtype as `inputs`.
+
+    Raises:
+        InputError: the baseline does not fit the inputs.
+    """
+    if callable(baseline):
+        images = tf.convert_to_tensor(baseline(inputs))
+        if not images.shape.is_compatible_with(inputs.shape):
+            raise InputError(
+                f"The {name} callable returned shape {tuple(images.shape)} for inputs "
+                f"of shape {tuple(inputs.shape)}; it must return one baseline per input, "
+                "of the input's shape."
+            )
+        return tf.cast(images, inputs.dtype)
+    if isinstance(baseline, str):
+        if baseline == "zeros":
+            return tf.zeros_like(inputs)
+        if baseline == "mean":
+            axes = ops.spatial_axes(inputs)
+            return tf.broadcast_to(tf.reduce_mean(inputs, axes, keepdims=True), tf.shape(inputs))
+        if baseline == "uniform":
+            axes = list(range(1, inputs.shape.rank))
+            low = tf.reduce_min(inputs, axes, keepdims=True)
+            high = tf.reduce_max(inputs, axes, keepdims=True)
+            keys = hash32(sample_keys(inputs) ^ stream_key(seed, index, UNIFORM_BASELINE))
+            uniform = tf.cast(hashed_uniform(tf.shape(inputs), keys), inputs.dtype)
+            return low + (high - low) * uniform
+        if inputs.shape.rank != 4 or inputs.shape[-1] is None:
+            raise InputError(
+                f"{name}='blur' needs 2-D images (N, H, W, C) with a known channel "
+                f"count; got inputs of shape {tuple(inputs.shape)}. Use another {name}."
+            )
+        return tf.cast(ops.gaussian_blur(tf.cast(inputs, tf.float32), blur_sigma), inputs.dtype)
+    value = np.asarray(baseline, np.float32)
+    check_baseline_shape(value, inputs.shape[1:], name)
+    return tf.broadcast_to(tf.constant(value, inputs.dtype), tf.shape(inputs))

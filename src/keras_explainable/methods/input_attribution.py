@@ -1,0 +1,145 @@
+"""The base of signed input attributions: InputXGradient, IntegratedGradients, GradientSHAP.
+
+Their maps are attributions of the input's elements, reduced over its
+channels, and signed. The path methods (Integrated Gradients, GradientSHAP)
+average the input gradient over many points between baselines and the input:
+`InputAttributionExplainer._integrate` evaluates those points `chunk` at a
+time in a `tf.while_loop` inside the compiled step, so a pass holds `chunk`
+copies of the batch whatever the number of points. The chunk size is static
+(the last chunk's padding points get weight 0), so the loop also compiles
+under XLA, and the results do not depend on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import attrs
+import tensorflow as tf
+
+from keras_explainable import ops
+from keras_explainable.base import Explainer
+from keras_explainable.targets import TOP, Targets
+
+__all__ = ["InputAttributionExplainer", "PathIntegral", "ATTRIBUTION_REDUCTIONS"]
+
+#: The channel reductions of signed attributions ('sum' keeps completeness).
+ATTRIBUTION_REDUCTIONS = ("sum", "mean", "l2")
+
+
+class PathIntegral(NamedTuple):
+    """What `InputAttributionExplainer._integrate` returns for one batch.
+
+    Attributes:
+        gradients: `(N, L, *shape)` float32: the weighted sum over the points
+            of each point's (scaled) input gradient.
+        first_scores: `(N, L)` float32 explained scores at point 0.
+        last_scores: `(N, L)` float32 explained scores at the last point.
+        targets: `(N, L)` int64 explained unit indices.
+    """
+
+    gradients: tf.Tensor
+    first_scores: tf.Tensor
+    last_scores: tf.Tensor
+    targets: tf.Tensor
+
+
+@attrs.define(eq=False)
+class InputAttributionExplainer(Explainer):
+    """Base of methods whose maps are signed attributions of the input.
+
+    A subclass computes `(N, L, *spatial, C)` attributions (a path method
+    with `_integrate`, describing its points) and turns them into maps with
+    `_maps`. 'auto' post-processing takes the maps' absolute value
+    (`magnitude = True`) before scaling them to [0, 1].
+
+    Args:
+        model: the model to explain (see `Explainer`).
+        channel_reduction: how the attributions of an input position's
+            channels become one map value: 'sum' (default; the maps then sum
+            to the attributions' total), 'mean' or 'l2' (their Euclidean norm,
+            unsigned).
+        **kwargs: the `Explainer` options.
+    """
+
+    needs_layer = False
+    rectify = False
+    magnitude = True
+
+    channel_reduction: str = attrs.field(
+        default="sum", kw_only=True, validator=attrs.validators.in_(ATTRIBUTION_REDUCTIONS)
+    )
+
+    def _integrate(
+        self,
+        inputs: tf.Tensor,
+        targets: Targets,
+        points: Callable[[tf.Tensor], tuple],
+        count: int,
+        chunk: int,
+    ) -> PathIntegral:
+        """Weighted sum of input gradients over `count` points, `chunk` per pass.
+
+        Args:
+            inputs: `(N, *shape)` inputs of the batch.
+            targets: the batch's targets. Top-class targets are resolved on
+                point 0, which must then be the inputs themselves.
+            points: `indices -> (images, weights, factors)` for int32 point
+                indices `(k,)`: images `(k, N, *shape)`, weights `(k,)` or `(k, N)`, and
+                factors `(k, N, *shape)` that multiply each point's gradient
+                (or None for 1).
+            count: the number of points.
+            chunk: points that go through the model together (a pass holds
+                `chunk * N` inputs).
+
+        Returns:
+            The `PathIntegral`.
+        """
+        chunk = max(1, min(chunk, count))
+        chunks = -(-count // chunk)
+        size = tf.shape(inputs)[0]
+
+        def part(first: tf.Tensor, targets: Targets) -> tuple:
+            indices = first + tf.range(chunk)
+            images, weights, factors = points(tf.minimum(indices, count - 1))
+            valid = tf.cast(indices < count, tf.float32)
+            weights = tf.reshape(tf.cast(weights, tf.float32), [chunk, -1]) * valid[:, None]
+            flat = tf.reshape(images, tf.concat([[-1], tf.shape(images)[2:]], axis=0))
+            flat = tf.ensure_shape(flat, [None, *images.shape[2:]])
+            _, outputs = self._forward(flat)
+            if targets.kind == TOP:
+                targets = targets.fixed(outputs[:size])
+            scores, explained = targets.tiled(chunk).select(outputs)
+            gradients = tf.cast(self._gradients(scores, flat, "the input"), tf.float32)
+            gradients = ops.split_copies(gradients, chunk)  # (k, N, L, *shape)
+            if factors is not None:
+                gradients = gradients * tf.cast(factors, tf.float32)[:, :, None]
+            weights = tf.reshape(weights, [chunk, -1] + [1] * (gradients.shape.rank - 2))
+            total = tf.reduce_sum(weights * gradients, axis=0)
+            scores = ops.split_copies(tf.cast(scores, tf.float32), chunk)  # (k, N, L)
+            is_last = tf.cast(indices == count - 1, tf.float32)[:, None, None]
+            last = tf.reduce_sum(is_last * scores, axis=0)
+            return total, scores[0], last, explained[:size], targets
+
+        total, first_scores, last_scores, explained, targets = part(tf.constant(0), targets)
+
+        def body(index: tf.Tensor, total: tf.Tensor, last: tf.Tensor) -> tuple:
+            part_total, _, part_last, _, _ = part(index * chunk, targets)
+            return index + 1, total + part_total, last + part_last
+
+        if chunks > 1:
+            # One chunk at a time: parallel iterations would hold several
+            # chunks' activations at once.
+            _, total, last_scores = tf.while_loop(
+                lambda index, *_: index < chunks,
+                body,
+                (tf.constant(1), total, last_scores),
+                parallel_iterations=1,
+            )
+        return PathIntegral(total, first_scores, last_scores, explained)
+
+    def _maps(self, attributions: tf.Tensor) -> tf.Tensor:
+        """`(N, *spatial, L)` maps from `(N, L, *spatial, C)` attributions."""
+        maps = ops.reduce_channels(attributions, self.channel_reduction)
+        return tf.experimental.numpy.moveaxis(maps, 1, -1)
