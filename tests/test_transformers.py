@@ -49,9 +49,11 @@ def test_gradcam_equals_a_direct_computation_on_the_grid(x, extra_tokens):
     assert raw.maps.shape == (4, 4, 4, 1)
     np.testing.assert_allclose(raw.maps[..., 0], expected, rtol=1e-4, atol=1e-6)
     # the default layer: the last attention's input, read on the grid the input implies
-    grid = "1 skipped token)" if extra_tokens else ")"
-    assert raw.layer == f"{AUTO}{', ' if extra_tokens else ''}{grid}"
+    assert raw.layer == AUTO + (", 1 skipped token)" if extra_tokens else ")")
     assert np.abs(expected).max() > 0
+    # after the last attention, the patch tokens no longer reach a class token
+    after = ke.GradCAM(model, layer="block1_add2", postprocess=None).explain(x, targets)
+    assert (np.abs(after.maps).max() == 0) == bool(extra_tokens)
     # explicit options give the same maps; an explicit layer is named as given
     explicit = ke.GradCAM(
         model,

@@ -52,11 +52,6 @@ class TokenGrid:
     width: int
     skip: int = 0
 
-    @property
-    def tokens(self) -> int:
-        """The sequence length this grid reads: `skip + height * width`."""
-        return self.skip + self.height * self.width
-
     def to_grid(self, tensor: tf.Tensor) -> tf.Tensor:
         """Reshape `(..., T, C)` tokens to `(..., height, width, C)`, dropping `skip`.
 
