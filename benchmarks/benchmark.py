@@ -26,10 +26,12 @@ A floor of several passes is timed as those passes run back to back, so that
 it is measured over as long a stretch as the method it is compared with.
 
 A ratio of 1.0 means the method costs exactly its floor. It also times 1 and
-10 targets per image for Grad-CAM and Saliency. Run:
+10 targets per image for Grad-CAM and Saliency, and Grad-CAM on two layers at
+once (`layers=`) against Grad-CAM on each of them alone. Run:
 
     python benchmarks/benchmark.py                       # print the table
     python benchmarks/benchmark.py --write docs/performance.md
+    python benchmarks/benchmark.py --only layers          # the layers= table alone
 
 Throughputs are the best of `--repeats` round-robin rounds after a warm-up
 call; each ratio is the median over rounds of the ratio within a round.
@@ -118,9 +120,13 @@ def selected(name: str, only: list[str] | None) -> bool:
     return only is None or any(part.lower() in name.lower() for part in only)
 
 
+LAYER_PAIR = ("conv4_block6_out", "conv5_block3_out")
+LAYER_LIMIT = 1.1
+
+
 def resnet_cases(
     batch: int, size: int, repeats: int, only: list[str] | None = None
-) -> tuple[list[dict], list[dict]]:
+) -> tuple[list[dict], list[dict], list[dict]]:
     """Every gradient method and decorator on ResNet50V2 (weights=None)."""
     keras.utils.set_random_seed(0)
     model = keras.applications.ResNet50V2(weights=None, input_shape=(size, size, 3))
@@ -195,6 +201,15 @@ def resnet_cases(
             functions[f"{passes} x {floor}"] = lambda f=raw[floor], k=passes: [
                 f() for _ in range(k)
             ]
+    timed_layers = selected("layers", only)
+    if timed_layers:
+        # Two layers at once against each alone: one forward pass, and one
+        # backward pass that reaches the earlier of the two layers.
+        for layer in LAYER_PAIR:
+            single = ke.GradCAM(model, layer=layer, batch_size=batch)
+            functions[f"GradCAM, layer {layer}"] = lambda e=single: e.explain(x)
+        both = ke.GradCAM(model, layers=list(LAYER_PAIR), batch_size=batch)
+        functions["GradCAM, layers"] = lambda: both.explain(x)
     ten = np.tile(np.arange(10), (batch, 1))
     if only is None:
         functions["GradCAM, 10 targets"] = lambda: gradcam.explain(x, ten)
@@ -223,7 +238,21 @@ def resnet_cases(
         for method, limit in (("GradCAM", 1.5), ("Saliency", 10.0))
         if only is None
     ]
-    return rows, targets
+    layers = []
+    if timed_layers:
+        both = seconds["GradCAM, layers"]
+        for layer in LAYER_PAIR:
+            key = f"GradCAM, layer {layer}"
+            per_round = [m / f for f, m in zip(times[key], times["GradCAM, layers"], strict=True)]
+            layers.append(
+                {
+                    "single": layer,
+                    "single_seconds": seconds[key],
+                    "both_seconds": both,
+                    "cost": float(np.median(per_round)),
+                }
+            )
+    return rows, targets, layers
 
 
 def scorecam_cases(batch: int, size: int, repeats: int) -> list[dict]:
@@ -385,6 +414,23 @@ def target_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def layer_table(rows: list[dict]) -> str:
+    """The cost of `layers=` against each single layer, as a Markdown table."""
+    pair = ", ".join(LAYER_PAIR)
+    lines = [
+        f"| Grad-CAM alone | s/batch | layers=[{pair}] (s/batch) | cost of both | limit |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        # The limit holds against the earlier layer, whose backward pass both need.
+        limit = f"{LAYER_LIMIT:.1f}x" if row["single"] == LAYER_PAIR[0] else "-"
+        lines.append(
+            f"| layer={row['single']} | {row['single_seconds']:.2f} | {row['both_seconds']:.2f} "
+            f"| {row['cost']:.2f}x | {limit} |"
+        )
+    return "\n".join(lines)
+
+
 def machine() -> str:
     """A one-line description of this machine."""
     devices = ", ".join(d.device_type for d in tf.config.list_physical_devices()) or "CPU"
@@ -416,7 +462,7 @@ def main() -> None:
         help="time only the methods whose name contains one of these (case-insensitive)",
     )
     args = parser.parse_args()
-    rows, targets = resnet_cases(args.batch, args.size, args.repeats, args.only)
+    rows, targets, layers = resnet_cases(args.batch, args.size, args.repeats, args.only)
     print(table(rows), flush=True)
     if selected("ScoreCAM", args.only):
         rows += scorecam_cases(args.scorecam_batch, args.scorecam_size, args.repeats)
@@ -432,10 +478,17 @@ def main() -> None:
     print(table(rows))
     print()
     print(target_table(targets))
+    print()
+    print(layer_table(layers))
     if args.write:
         with open(args.write, "w", encoding="utf-8") as handle:
             handle.write(
-                PAGE.format(header=header, table=table(rows), targets=target_table(targets))
+                PAGE.format(
+                    header=header,
+                    table=table(rows),
+                    targets=target_table(targets),
+                    layers=layer_table(layers),
+                )
             )
         print(f"wrote {args.write}")
 
@@ -461,6 +514,16 @@ Explaining 10 classes per image costs one forward pass plus 10 backward passes
 through the head (Grad-CAM) or through the whole network (Saliency):
 
 {targets}
+
+## Several layers in one call
+
+Grad-CAM with `layers=[...]` runs the model once and sends one backward pass
+per target to all the layers, so two layers cost about as much as the earlier
+of the two alone (whose backward pass is the longer), not the sum of both.
+Against the later layer alone, the extra cost is the backward pass from it
+down to the earlier one (here through the conv5 stage):
+
+{layers}
 
 Regenerate with `python benchmarks/benchmark.py --write docs/performance.md`.
 

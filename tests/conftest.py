@@ -83,6 +83,68 @@ def reference_gradcam(body, head, x, target):
     return (weights * features).sum(axis=-1)
 
 
+class ClassToken(keras.layers.Layer):
+    """Prepend `count` learned tokens to a token sequence `(N, T, C)`."""
+
+    def __init__(self, count=1, **kwargs):
+        super().__init__(**kwargs)
+        self.count = count
+
+    def build(self, input_shape):
+        self.tokens = self.add_weight(shape=(1, self.count, input_shape[-1]), name="tokens")
+
+    def call(self, inputs):
+        batch = keras.ops.shape(inputs)[0]
+        tokens = keras.ops.broadcast_to(self.tokens, (batch, self.count, inputs.shape[-1]))
+        return keras.ops.concatenate([keras.ops.cast(tokens, inputs.dtype), inputs], axis=1)
+
+
+class PositionEmbedding(keras.layers.Layer):
+    """Add a learned embedding to each position of a token sequence `(N, T, C)`."""
+
+    def build(self, input_shape):
+        self.embedding = self.add_weight(shape=tuple(input_shape[1:]), name="embedding")
+
+    def call(self, inputs):
+        return inputs + keras.ops.cast(self.embedding, inputs.dtype)
+
+
+def make_vit(size=16, patch=4, dim=8, blocks=2, classes=3, extra_tokens=1, seed=0, softmax=True):
+    """A tiny vision transformer with fixed weights, from Keras layers.
+
+    A strided Conv2D cuts `size x size` images into `patch x patch` patches,
+    the patch grid is reshaped to tokens, `extra_tokens` learned tokens are
+    prepended (a class token; 0 for none), a positional embedding is added,
+    and `blocks` pre-norm blocks (`block{i}_norm1`, `block{i}_attention`,
+    `block{i}_add1`, ..., `block{i}_add2`) follow. The head reads the first
+    token after a final `norm`, or the mean of the tokens without extra ones.
+    """
+    grid = size // patch
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Conv2D(dim, patch, strides=patch, name="patches")(inputs)
+    x = keras.layers.Reshape((grid * grid, dim), name="tokens")(x)
+    if extra_tokens:
+        x = ClassToken(extra_tokens, name="class_token")(x)
+    x = PositionEmbedding(name="positions")(x)
+    for i in range(blocks):
+        h = keras.layers.LayerNormalization(name=f"block{i}_norm1")(x)
+        h = keras.layers.MultiHeadAttention(2, dim // 2, name=f"block{i}_attention")(h, h)
+        x = keras.layers.Add(name=f"block{i}_add1")([x, h])
+        h = keras.layers.LayerNormalization(name=f"block{i}_norm2")(x)
+        h = keras.layers.Dense(2 * dim, activation="gelu", name=f"block{i}_mlp1")(h)
+        h = keras.layers.Dense(dim, name=f"block{i}_mlp2")(h)
+        x = keras.layers.Add(name=f"block{i}_add2")([x, h])
+    x = keras.layers.LayerNormalization(name="norm")(x)
+    if extra_tokens:
+        x = keras.layers.Lambda(lambda tokens: tokens[:, 0], name="class_output")(x)
+    else:
+        x = keras.layers.GlobalAveragePooling1D(name="gap")(x)
+    outputs = keras.layers.Dense(classes, activation="softmax" if softmax else None, name="dense")(
+        x
+    )
+    return fix_weights(keras.Model(inputs, outputs, name="vit"), seed)
+
+
 @pytest.fixture(scope="session")
 def image_model():
     """(body, head, model) for 8x8x3 images, 3 classes, softmax output."""

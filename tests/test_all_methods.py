@@ -20,6 +20,7 @@ BUILDERS = {
     "CAM": lambda model, **kw: ke.CAM(model, **kw),
     "GradCAM": lambda model, **kw: ke.GradCAM(model, **kw),
     "GradCAMPlusPlus": lambda model, **kw: ke.GradCAMPlusPlus(model, **kw),
+    "GradCAM(layers)": lambda model, **kw: ke.GradCAM(model, layers=["conv_a", "features"], **kw),
     "ScoreCAM": lambda model, **kw: ke.ScoreCAM(model, mask_batch_size=3, **kw),
     "FullGradient": lambda model, **kw: ke.FullGradient(model, **kw),
     "GuidedBackprop": lambda model, **kw: ke.GuidedBackprop(model, **kw),

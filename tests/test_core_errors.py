@@ -170,21 +170,32 @@ def test_errors_are_value_errors():
     assert issubclass(ke.LayerError, ke.ExplainerError)
 
 
-def test_token_sequence_layer_on_image_input_is_a_layer_error():
+def test_token_sequence_layer_on_image_input_is_read_on_its_grid_or_a_layer_error():
     # A patch embedding and a token mixer, as in a vision transformer.
     inputs = keras.Input((16, 16, 3))
     patches = keras.layers.Conv2D(8, 4, strides=4)(inputs)
     tokens = keras.layers.Reshape((16, 8), name="tokens")(patches)
     mixed = keras.layers.Dense(8, name="mixer")(tokens)
-    outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling1D()(mixed))
+    rows = keras.layers.Reshape((8, 16), name="rows")(mixed)
+    outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling1D()(rows))
     model = fix_weights(keras.Model(inputs, outputs))
+    x = np.ones((2, 16, 16, 3), "float32")
+    # 16 tokens fit the 4x4 grid of 4x4 patches: supported
     for name in ("tokens", "mixer"):
-        with pytest.raises(ke.LayerError, match=r"\(None, 16, 8\).*2 spatial axes.*token"):
-            ke.GradCAM(model, layer=name)
-    with pytest.raises(ke.LayerError, match="token"):
-        ke.ScoreCAM(model, layer="mixer")
-    # the automatic choice keeps to layers with the input's spatial axes
-    explanation = ke.GradCAM(model).explain(np.ones((2, 16, 16, 3), "float32"))
+        explanation = ke.GradCAM(model, layer=name).explain(x)
+        assert explanation.layer == name
+        assert explanation.maps.shape == (2, 16, 16, 1)
+    # 8 tokens fit no grid of a 16x16 image
+    message = r"'rows'.*\(None, 8, 16\).*its 8 tokens fit no patch grid.*4x4 \(16\).*token_grid="
+    with pytest.raises(ke.LayerError, match=message):
+        ke.GradCAM(model, layer="rows")
+    with pytest.raises(ke.LayerError, match="skip_tokens="):
+        ke.ScoreCAM(model, layer="rows")
+    # unless given a grid
+    explanation = ke.GradCAM(model, layer="rows", token_grid=(2, 4)).explain(x)
+    assert explanation.maps.shape == (2, 16, 16, 1)
+    # the automatic choice keeps to layers with the input's spatial axes (no attention here)
+    explanation = ke.GradCAM(model).explain(x)
     assert explanation.layer == model.layers[1].name
     assert explanation.maps.shape == (2, 16, 16, 1)
 

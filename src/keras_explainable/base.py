@@ -12,6 +12,7 @@ through `keras_explainable.engine`.
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -35,7 +36,14 @@ from keras_explainable.explanation import Explanation
 from keras_explainable.exposure import Exposure, SplitModel, expose
 from keras_explainable.inputs import InputSource, make_source
 from keras_explainable.targets import INDEX, TargetPlan, Targets, plan_targets
-from keras_explainable.validators import check_postprocess, check_verbose, positive_int
+from keras_explainable.validators import (
+    check_postprocess,
+    check_token_grid,
+    check_verbose,
+    layer_list,
+    non_negative_int,
+    positive_int,
+)
 
 __all__ = ["Explainer", "Attribution", "FeatureGradients", "InputGradients"]
 
@@ -54,7 +62,17 @@ class Explainer(abc.ABC):
         layer: the layer to explain, for methods that use one: a name, a path
             into nested models (`"backbone/conv5_block3_out"`), an index into
             `model.layers`, or a `Layer`. Default: the last layer whose output
-            keeps the input's spatial dimensions.
+            keeps the input's spatial dimensions; in a vision transformer, the
+            token input of the last attention layer (see `token_grid`).
+        layers: several layers to explain together, each given as for `layer`
+            (exclusive with it), for methods that use a layer. Each layer's
+            map is made and post-processed (with 'auto': rectified, resized
+            to the input and normalised), the maps are averaged, and the
+            average is post-processed as any map (normalised again). One step
+            runs the model once and one backward pass per target reaches all
+            the layers; a method's own extra passes (Score-CAM's masked
+            inputs) run per layer. `Explanation.layer` is then the tuple of
+            the layers' paths.
         output: for multi-output models, the output to explain (name or index).
         logits: explain the pre-activation logits when the output layer ends in
             a softmax or sigmoid (default True).
@@ -68,6 +86,15 @@ class Explainer(abc.ABC):
         resize: resize maps to the input's spatial size (default True).
         verbose: 'auto' (a progress bar on a terminal for multi-batch runs),
             0 (silent), 1 (progress bar) or 2 (one line per run).
+        token_grid: `(h, w)`, the patch grid on which to read a token layer:
+            a layer whose output is a token sequence `(N, T, C)` on images
+            `(N, H, W, C_in)`, as a vision transformer's blocks. Its features
+            and gradients are laid out on the grid, `(N, h, w, C)`, after
+            dropping `skip_tokens` leading tokens. Default: found from the
+            input's size, the grid `(H / p, W / p)` of a square patch size `p`
+            with `T = k + h * w` and the fewest extra tokens `k` (at most 16).
+        skip_tokens: the number of leading extra tokens of a token layer
+            (class, distillation, register tokens) to drop. Default: `T - h * w`.
         jit_compile: compile the step with XLA (default False).
         strategy: a `tf.distribute.Strategy` to explain with, its replicas each
             explaining a share of every batch; results come back in the input's
@@ -75,7 +102,9 @@ class Explainer(abc.ABC):
             under `strategy.scope()` is explained with that strategy).
 
     Raises:
-        LayerError: the layer is unknown, ambiguous or not connected.
+        LayerError: the layer is unknown, ambiguous or not connected; a token
+            layer fits no patch grid; `layer` and `layers` are both given, or a
+            layer option is given to a method that explains the input.
         ModelStructureError: the model cannot be split or lacks what the
             method needs.
         TypeError: an argument has the wrong type.
@@ -112,6 +141,7 @@ class Explainer(abc.ABC):
 
     model: Any = attrs.field()
     layer: Any = attrs.field(default=None, kw_only=True)
+    layers: tuple | None = attrs.field(default=None, kw_only=True, converter=layer_list)
     output: str | int | None = attrs.field(default=None, kw_only=True)
     logits: bool = attrs.field(
         default=True, kw_only=True, validator=attrs.validators.instance_of(bool)
@@ -124,6 +154,15 @@ class Explainer(abc.ABC):
         default=True, kw_only=True, validator=attrs.validators.instance_of(bool)
     )
     verbose: str | int = attrs.field(default="auto", kw_only=True, validator=check_verbose)
+    token_grid: tuple[int, int] | None = attrs.field(
+        default=None,
+        kw_only=True,
+        converter=lambda value: tuple(value) if isinstance(value, list) else value,
+        validator=check_token_grid,
+    )
+    skip_tokens: int | None = attrs.field(
+        default=None, kw_only=True, validator=attrs.validators.optional(non_negative_int)
+    )
     jit_compile: bool = attrs.field(
         default=False, kw_only=True, validator=attrs.validators.instance_of(bool)
     )
@@ -134,12 +173,21 @@ class Explainer(abc.ABC):
     )
     _exposure: Exposure | None = attrs.field(default=None, init=False, repr=False)
     _steps: StepCache = attrs.field(init=False, repr=False)
+    # The multi-layer pass each thread is tracing (replicas trace in threads).
+    _layer_state: threading.local = attrs.field(factory=threading.local, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        if not self.needs_layer and self.layer is not None:
+        if not self.needs_layer:
+            for option in ("layer", "layers", "token_grid", "skip_tokens"):
+                if getattr(self, option) is not None:
+                    raise LayerError(
+                        f"{type(self).__name__} explains the input directly; it takes no "
+                        f"{option}= (got {option}={getattr(self, option)!r})."
+                    )
+        if self.layer is not None and self.layers is not None:
             raise LayerError(
-                f"{type(self).__name__} explains the input directly; it takes no layer= "
-                f"(got layer={self.layer!r})."
+                f"Pass layer= (one layer) or layers= (several), not both; got "
+                f"layer={self.layer!r} and layers={list(self.layers)!r}."
             )
         self._exposure = self._expose()
         self._prepare(self._exposure)
@@ -148,13 +196,19 @@ class Explainer(abc.ABC):
     # ------------------------------------------------------------------ hooks
     def _expose(self) -> Exposure:
         """Build the exposure of the model this method needs."""
-        return expose(
-            self.model,
-            layer=self.layer,
-            needs_layer=self.needs_layer,
-            output=self.output,
-            logits=self.logits,
-        )
+        return expose(self.model, **self._exposure_options())
+
+    def _exposure_options(self) -> dict[str, Any]:
+        """The options of `expose` that come from this explainer's fields."""
+        return {
+            "layer": self.layer,
+            "layers": self.layers,
+            "needs_layer": self.needs_layer,
+            "output": self.output,
+            "logits": self.logits,
+            "token_grid": self.token_grid,
+            "skip_tokens": self.skip_tokens,
+        }
 
     def _prepare(self, exposure: Exposure) -> None:  # noqa: B027 - optional hook
         """Check the model has the structure this method needs (optional hook)."""
@@ -190,9 +244,28 @@ class Explainer(abc.ABC):
         return self._exposure
 
     @property
-    def layer_name(self) -> str | None:
-        """The path of the explained layer, or None for input methods."""
-        return self._exposure.layer_name
+    def layer_name(self) -> str | tuple[str, ...] | None:
+        """The path of the explained layer; with `layers=`, the tuple of their paths.
+
+        None for methods that explain the input.
+        """
+        names = tuple(layer.name for layer in self._exposure.layers)
+        if self.layers is not None:
+            return names
+        return names[0] if names else None
+
+    @property
+    def layer_description(self) -> str | tuple[str, ...] | None:
+        """What `Explanation.layer` records: `layer_name`, and how a token layer is read.
+
+        A token layer chosen automatically is described with why and on which
+        grid: `"block1_norm1 (auto: input of the last attention layer, 4x4
+        token grid, 1 skipped token)"`.
+        """
+        descriptions = tuple(layer.description for layer in self._exposure.layers)
+        if self.layers is not None:
+            return descriptions
+        return descriptions[0] if descriptions else None
 
     @property
     def trace_count(self) -> int:
@@ -212,8 +285,31 @@ class Explainer(abc.ABC):
         return type(self).__name__
 
     def _forward(self, inputs: tf.Tensor) -> tuple[tf.Tensor | None, tf.Tensor]:
-        """Run the model once; returns `(features, outputs)`."""
-        return self._exposure(inputs)
+        """Run the model; returns `(features, outputs)`.
+
+        `features` are the explained layer's activations `(N, *spatial, C)`
+        (a token layer's laid out on its patch grid, `(N, h, w, C)`), or None
+        for methods that explain the input. While several layers are
+        explained, they are the current layer's, and the model runs once for
+        all the layers on the inputs being explained.
+        """
+        features, outputs = self._layer_outputs(inputs)
+        if features is None:
+            return None, outputs
+        layer = self._exposure.layers[self._layer_index()]
+        return layer.on_grid(features[self._layer_index()]), outputs
+
+    def _layer_outputs(self, inputs: tf.Tensor) -> tuple[tuple | None, tf.Tensor]:
+        """Every explained layer's output as the layer returns it, and the outputs."""
+        current = self._current_pass(inputs)
+        if current is not None and current.forward is not None:
+            return current.forward
+        features, outputs = self._exposure(inputs)
+        if features is not None and not isinstance(features, tuple):
+            features = (features,)
+        if current is not None:
+            current.forward = (features, outputs)
+        return features, outputs
 
     def _gradients(self, scores: tf.Tensor, source: tf.Tensor, what: str) -> tf.Tensor:
         """`(N, L, *source.shape[1:])`: gradient of each score column w.r.t. source.
@@ -222,34 +318,80 @@ class Explainer(abc.ABC):
         batch sum of score `l` gives every sample's gradient in one backward
         pass per target, which stops at `source`.
         """
+        return self._shared_gradients(scores, [source], [what])[0]
+
+    def _shared_gradients(
+        self, scores: tf.Tensor, sources: Sequence[tf.Tensor], whats: Sequence[str]
+    ) -> list[tf.Tensor]:
+        """`_gradients` w.r.t. several sources, sharing one backward pass per target."""
         count = scores.shape[1]
         if count is None:
             raise TargetError("The number of targets per sample must be known.")
-        columns = []
+        columns: list[list[tf.Tensor]] = [[] for _ in sources]
         for column in range(count):
-            (gradient,) = tf.gradients(tf.reduce_sum(scores[:, column]), source)
-            if gradient is None:
-                dtype = self._exposure.input_dtype
-                if what == "the input" and dtype is not None and not tf.as_dtype(dtype).is_floating:
-                    raise ModelStructureError(
-                        f"The model's input has integer dtype {dtype}, so no gradient "
-                        "reaches it and input-gradient maps would be all zeros. Build "
-                        "the model on a float input (keras.Input(..., dtype='float32')) "
-                        "and cast inside it if needed."
-                    )
-                raise LayerError(
-                    f"The explained score does not depend on {what} (no gradient path): "
-                    "the map would be all zeros. Choose a layer that feeds the output."
-                )
-            columns.append(gradient)
-        return tf.stack(columns, axis=1)
+            gradients = tf.gradients(tf.reduce_sum(scores[:, column]), list(sources))
+            for gradient, what, stack in zip(gradients, whats, columns, strict=True):
+                if gradient is None:
+                    self._no_gradient(what)
+                stack.append(gradient)
+        return [tf.stack(stack, axis=1) for stack in columns]
+
+    def _no_gradient(self, what: str) -> None:
+        """Raise the error for a source no gradient reaches."""
+        dtype = self._exposure.input_dtype
+        if what == "the input" and dtype is not None and not tf.as_dtype(dtype).is_floating:
+            raise ModelStructureError(
+                f"The model's input has integer dtype {dtype}, so no gradient "
+                "reaches it and input-gradient maps would be all zeros. Build "
+                "the model on a float input (keras.Input(..., dtype='float32')) "
+                "and cast inside it if needed."
+            )
+        raise LayerError(
+            f"The explained score does not depend on {what} (no gradient path): "
+            "the map would be all zeros. Choose a layer that feeds the output."
+        )
 
     def _feature_gradients(self, inputs: tf.Tensor, targets: Targets) -> FeatureGradients:
-        """Activations of the explained layer and each score's gradient w.r.t. them."""
-        features, outputs = self._forward(inputs)
-        scores, indices = targets.select(outputs)
-        gradients = self._gradients(scores, features, f"layer {self.layer_name!r}")
-        return FeatureGradients(features, gradients, scores, indices)
+        """Activations of the explained layer and each score's gradient w.r.t. them.
+
+        A token layer's activations `(N, T, C)` and gradients `(N, L, T, C)`
+        are laid out on its patch grid, `(N, h, w, C)` and `(N, L, h, w, C)`.
+        While several layers are explained, one backward pass per target
+        gives the gradients of all of them, and each layer reads its own.
+        """
+        index = self._layer_index()
+        features, outputs = self._layer_outputs(inputs)
+        current = self._current_pass(inputs)
+        cached = None if current is None else current.gradients_for(targets)
+        if cached is None:
+            scores, indices = targets.select(outputs)
+            # Outside a multi-layer pass only the current layer's gradient is needed.
+            wanted = range(len(features)) if current is not None else [index]
+            computed = self._shared_gradients(
+                scores,
+                [features[number] for number in wanted],
+                [f"layer {self._exposure.layers[number].name!r}" for number in wanted],
+            )
+            cached = (scores, indices, dict(zip(wanted, computed, strict=True)))
+            if current is not None:
+                current.remember(targets, cached)
+        scores, indices, gradients = cached
+        layer = self._exposure.layers[index]
+        return FeatureGradients(
+            layer.on_grid(features[index]), layer.on_grid(gradients[index]), scores, indices
+        )
+
+    def _layer_index(self) -> int:
+        """The explained layer that `_forward` and `_feature_gradients` read now."""
+        current = getattr(self._layer_state, "current", None)
+        return 0 if current is None else current.index
+
+    def _current_pass(self, inputs: tf.Tensor) -> _LayerPass | None:
+        """The multi-layer pass explaining `inputs` in this thread, if any."""
+        current = getattr(self._layer_state, "current", None)
+        if current is None or current.inputs is not inputs:
+            return None
+        return current
 
     def _input_gradients(self, inputs: tf.Tensor, targets: Targets) -> InputGradients:
         """Each score's gradient w.r.t. the input."""
@@ -273,14 +415,69 @@ class Explainer(abc.ABC):
     def attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
         """Raw maps of one batch: the method's `_attribute`, inside a compiled step.
 
+        With several layers (`layers=`), `_attribute` runs once per layer on
+        one forward pass and one backward pass per target (see
+        `_feature_gradients`); each layer's maps are post-processed (with
+        'auto': rectified, resized to the input and normalised; else resized
+        only) and averaged. Those maps are at the input's size, or with
+        `resize=False` at the size of the finest layer's maps.
+
         Args:
             inputs: `(N, *spatial, C)` float inputs.
             targets: the batch's `Targets`.
 
         Returns:
-            The `Attribution`, maps before post-processing.
+            The `Attribution`, maps before (the final) post-processing.
         """
-        return self._attribute(inputs, targets)
+        count = len(self._exposure.layers)
+        if count <= 1:
+            return self._attribute(inputs, targets)
+        previous = getattr(self._layer_state, "current", None)
+        current = _LayerPass(inputs)
+        self._layer_state.current = current
+        try:
+            attributions = []
+            for index in range(count):
+                current.index = index
+                attributions.append(self._attribute(inputs, targets))
+        finally:
+            self._layer_state.current = previous
+        size = self._common_size(inputs, [attribution.maps for attribution in attributions])
+        maps = [self._postprocess(attribution.maps, size) for attribution in attributions]
+        first = attributions[0]
+        notes = first.notes and {
+            name: tf.add_n([attribution.notes[name] for attribution in attributions]) / count
+            for name in first.notes
+        }
+        return Attribution(tf.add_n(maps) / count, first.scores, first.targets, notes)
+
+    def _common_size(self, inputs: tf.Tensor, maps: list[tf.Tensor]) -> list:
+        """The spatial size the layers' maps are averaged at.
+
+        The input's size; with `resize=False`, that of the maps with the most
+        positions (the input's when a map's size is known only at run time).
+        """
+        input_size = [
+            tf.shape(inputs)[axis] if size is None else size
+            for axis, size in enumerate(inputs.shape[1:-1], start=1)
+        ]
+        sizes = [list(layer_maps.shape[1:-1]) for layer_maps in maps]
+        if self.resize or any(size is None for layer_size in sizes for size in layer_size):
+            return input_size
+        return max(sizes, key=lambda layer_size: int(np.prod(layer_size)))
+
+    def _postprocess(self, maps: tf.Tensor, size: Sequence | None) -> tf.Tensor:
+        """'auto' post-processing of raw maps (rectify, normalise), resized to `size`."""
+        maps = tf.cast(maps, tf.float32)
+        if self.postprocess == "auto" and self.rectify:
+            maps = tf.nn.relu(maps)
+        elif self.postprocess == "auto" and self.magnitude:
+            maps = tf.abs(maps)
+        if size is not None:
+            maps = ops.resize_maps(maps, size)
+        if self.postprocess == "auto":
+            maps = ops.normalize_maps(maps)
+        return maps
 
     def finish_maps(self, maps: tf.Tensor, spatial_size: Sequence) -> tf.Tensor:
         """Post-process raw `(N, *spatial, L)` maps: rectify, resize, normalise.
@@ -292,16 +489,8 @@ class Explainer(abc.ABC):
         Returns:
             float32 maps, as `explain` returns them.
         """
-        maps = tf.cast(maps, tf.float32)
-        if self.postprocess == "auto" and self.rectify:
-            maps = tf.nn.relu(maps)
-        elif self.postprocess == "auto" and self.magnitude:
-            maps = tf.abs(maps)
-        if self.resize:
-            maps = ops.resize_maps(maps, spatial_size)
-        if self.postprocess == "auto":
-            maps = ops.normalize_maps(maps)
-        elif callable(self.postprocess):
+        maps = self._postprocess(maps, spatial_size if self.resize else None)
+        if callable(self.postprocess):
             maps = self.postprocess(maps)
         return maps
 
@@ -426,7 +615,7 @@ class Explainer(abc.ABC):
         source, plan = self._inputs(x, y)
         writer = ArrayWriter(source.count)
         self._run(source, plan, writer)
-        return Explanation(*writer.arrays(), method=self.method_name, layer=self.layer_name)
+        return Explanation(*writer.arrays(), method=self.method_name, layer=self.layer_description)
 
     def explain_to_disk(
         self, x: Any, directory: Any, y: Any = None, *, resume: bool = True
@@ -470,7 +659,7 @@ class Explainer(abc.ABC):
         if not writer.finished:
             self._run(source, plan, writer, skip=writer.completed_batches)
             writer.finish()
-        return Explanation(*writer.arrays(), method=self.method_name, layer=self.layer_name)
+        return Explanation(*writer.arrays(), method=self.method_name, layer=self.layer_description)
 
     def _run_signature(self, source: InputSource) -> dict:
         """What identifies a run for resuming: the method, options and input."""
@@ -485,3 +674,30 @@ class Explainer(abc.ABC):
     def __call__(self, x: Any, y: Any = None) -> Explanation:
         """Same as `explain(x, y)`."""
         return self.explain(x, y)
+
+
+@attrs.define(eq=False)
+class _LayerPass:
+    """One multi-layer `attribute` call: what its per-layer `_attribute` calls share.
+
+    The forward pass on `inputs`, and per `Targets` the scores and the
+    gradients of every layer, are computed by the first layer that asks and
+    read by the others, so the model runs once and the backward pass is
+    shared.
+    """
+
+    inputs: tf.Tensor
+    index: int = 0
+    forward: tuple | None = None
+    _gradients: list = attrs.field(factory=list)
+
+    def gradients_for(self, targets: Targets) -> tuple | None:
+        """`(scores, indices, {layer: gradients})` computed for `targets`, if any."""
+        for known, cached in self._gradients:
+            if known is targets:
+                return cached
+        return None
+
+    def remember(self, targets: Targets, cached: tuple) -> None:
+        """Keep the scores and gradients computed for `targets`."""
+        self._gradients.append((targets, cached))

@@ -22,7 +22,11 @@ class Explanation:
         targets: int64 array `(N, L)`: the explained output units (-1 for a
             custom target callable).
         method: the name of the method that made the maps.
-        layer: the explained layer's path, or None for input-gradient methods.
+        layer: the explained layer's path, or None for methods that explain
+            the input. With `layers=`, the tuple of the layers' paths. A
+            transformer's token layer chosen automatically is described with
+            why and on which grid: `"block1_norm1 (auto: input of the last
+            attention layer, 4x4 token grid, 1 skipped token)"`.
 
     Example:
         >>> expl = ke.GradCAM(model).explain(x)
@@ -34,7 +38,7 @@ class Explanation:
     scores: np.ndarray
     targets: np.ndarray
     method: str = ""
-    layer: str | None = None
+    layer: str | tuple[str, ...] | None = None
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         """The maps as an array, so `np.asarray(explanation)` works."""

@@ -1,12 +1,13 @@
 """Model exposure: choose the layer and output to explain, and wire them out.
 
-An explainer needs two tensors from one forward pass: the activations of the
-layer it explains (the *features*) and the scores it explains (the *outputs*,
-pre-softmax when the model ends in a softmax or sigmoid). `expose` replays the
-model (`keras_explainable.graph`), selects the layer (by name, path, index,
-object, or automatically) and the output, strips a final softmax or sigmoid,
-checks that the layer feeds the output, and builds one Keras model that
-returns both.
+An explainer needs two kinds of tensors from one forward pass: the
+activations of the layers it explains (the *features*) and the scores it
+explains (the *outputs*, pre-softmax when the model ends in a softmax or
+sigmoid). `expose` replays the model (`keras_explainable.graph`), selects the
+layers (by name, path, index, object, or automatically) and the output,
+strips a final softmax or sigmoid, checks that each layer feeds the output,
+finds the patch grid of a transformer's token layer (`keras_explainable.tokens`),
+and builds one Keras model that returns them all.
 """
 
 from __future__ import annotations
@@ -29,13 +30,22 @@ from keras_explainable.graph import (
     trace_split,
 )
 from keras_explainable.relu_rules import ReLUGradient
+from keras_explainable.tokens import TokenGrid, find_token_grid, token_grid_error
 
-__all__ = ["SplitModel", "Exposure", "Head", "expose"]
+__all__ = ["SplitModel", "ExplainedLayer", "Exposure", "Head", "expose"]
 
 LayerSpec = str | int | keras.layers.Layer | Sequence[str] | None
 OutputSpec = str | int | None
 
 _PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
+# Layers that mix the tokens of a sequence: the patch tokens of their input
+# reach every token of their output, a class token included.
+_ATTENTION = (
+    keras.layers.MultiHeadAttention,
+    keras.layers.GroupQueryAttention,
+    keras.layers.Attention,
+    keras.layers.AdditiveAttention,
+)
 
 
 def _activation_name(layer: keras.layers.Layer) -> str | None:
@@ -175,17 +185,142 @@ def _resolve_layer(model: Any, graph: ModelGraph, layer: LayerSpec) -> LayerCall
     return matches[0]
 
 
-def _auto_layer(graph: ModelGraph, outputs: Any, input_rank: int) -> LayerCall:
+def _token_grid(
+    tensor: Any,
+    input_shape: tuple,
+    token_grid: Sequence[int] | None,
+    skip_tokens: int | None,
+) -> TokenGrid | None:
+    """The patch grid of a token sequence `(N, T, C)` on image inputs, else None."""
+    if len(tensor.shape) != 3 or len(input_shape) != 4:
+        return None
+    return find_token_grid(tensor.shape[1], input_shape[1:3], token_grid, skip_tokens)
+
+
+def _is_keras_layer(layer: Any) -> bool:
+    """Whether `layer` is one of Keras' own layers (not a user's or a library's)."""
+    return type(layer).__module__.split(".")[0] == "keras"
+
+
+def _token_mixers(graph: ModelGraph, input_rank: int) -> dict[int, str]:
+    """The token sequences read by layers that may mix tokens, id -> why.
+
+    Attention layers mix tokens; so may a layer from outside Keras that maps
+    a token sequence to a token sequence (a transformer block of a library,
+    whose attention the replay cannot see). Keras' other layers act on each
+    token alone, or pool or select tokens.
+    """
+    mixed: dict[int, str] = {}
+    if input_rank != 4:
+        return mixed
+    for call in graph.calls:
+        if call.nested:
+            continue
+        if isinstance(call.layer, _ATTENTION):
+            reason = "auto: input of the last attention layer"
+        elif (
+            not _is_keras_layer(call.layer)
+            and len(call.outputs) == 1
+            and len(call.outputs[0].shape) == 3
+        ):
+            reason = "auto: input of the last custom token layer"
+        else:
+            continue
+        for tensor in call.inputs:
+            if len(tensor.shape) == 3:
+                mixed[id(tensor)] = reason
+    return mixed
+
+
+def _auto_layer(
+    graph: ModelGraph,
+    outputs: Any,
+    input_shape: tuple,
+    token_grid: Sequence[int] | None,
+    skip_tokens: int | None,
+) -> ExplainedLayer:
+    """The layer to explain when none is given.
+
+    Walking back from the output, the first layer that feeds the output and
+    either keeps the input's spatial axes (a CNN's feature map), or outputs
+    a token sequence that fits a patch grid and is read by a layer that may
+    mix tokens (see `_token_mixers`). In a vision transformer that is the
+    input of the last attention layer: there its patch tokens reach the
+    class token, and no later, so a later layer's map would be zero for a
+    model that classifies the class token. Without either, the last token
+    layer that fits a grid.
+    """
+    input_rank = len(input_shape)
+    mixed = _token_mixers(graph, input_rank)
+    fallback = None
     for call in reversed(graph.calls):
         if call.nested or len(call.outputs) != 1:
             continue
         tensor = call.outputs[0]
-        if _has_spatial_axes(tensor, input_rank) and graph.depends_on(outputs, tensor):
-            return call
+        if _has_spatial_axes(tensor, input_rank):
+            if graph.depends_on(outputs, tensor):
+                return ExplainedLayer(call, tensor)
+            continue
+        if id(tensor) not in mixed and fallback is not None:
+            continue
+        grid = _token_grid(tensor, input_shape, token_grid, skip_tokens)
+        if grid is None or not graph.depends_on(outputs, tensor):
+            continue
+        if id(tensor) in mixed:
+            return ExplainedLayer(call, tensor, grid, mixed[id(tensor)])
+        fallback = ExplainedLayer(call, tensor, grid, "auto: last token layer")
+    if fallback is not None:
+        return fallback
     raise LayerError(
         "Could not find a layer to explain automatically: no layer's output keeps the "
-        f"input's {input_rank - 2} spatial dimension(s). Pass layer=<name>."
+        f"input's {input_rank - 2} spatial dimension(s)"
+        + (" or is a token sequence that fits a patch grid" if input_rank == 4 else "")
+        + ". Pass layer=<name>."
     )
+
+
+@attrs.frozen(eq=False)
+class ExplainedLayer:
+    """A layer whose activations an exposure returns.
+
+    Attributes:
+        call: the layer's call in the replayed graph.
+        tensor: its output, as the exposure returns it: `(N, *spatial, C)`,
+            or `(N, T, C)` for a token layer.
+        grid: for a token sequence on image inputs, the `TokenGrid` its
+            tokens are read on; else None.
+        reason: why the layer was chosen, when a token layer was chosen
+            automatically; else None.
+    """
+
+    call: LayerCall
+    tensor: Any
+    grid: TokenGrid | None = None
+    reason: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The layer's path, as users write it."""
+        return self.call.name
+
+    @property
+    def description(self) -> str:
+        """The path; for a token layer chosen automatically, also why and on which grid.
+
+        Example: `"block1_norm1 (auto: input of the last attention layer, 4x4
+        token grid, 1 skipped token)"`.
+        """
+        if self.reason is None or self.grid is None:
+            return self.name
+        return f"{self.name} ({self.reason}, {self.grid.describe()})"
+
+    def on_grid(self, tensor: tf.Tensor) -> tf.Tensor:
+        """Lay a token layer's `(..., T, C)` tensor out as `(..., h, w, C)`.
+
+        Features `(N, T, C)` and per-target gradients `(N, L, T, C)` alike; a
+        spatial layer's tensors are returned unchanged.
+        """
+        return tensor if self.grid is None else self.grid.to_grid(tensor)
 
 
 @attrs.define(eq=False)
@@ -193,10 +328,12 @@ class Exposure:
     """A model re-wired to return the explained features and scores together.
 
     Attributes:
-        model: a Keras model mapping inputs to `[features, outputs]` (or to
-            `outputs` alone when no layer is exposed); shares the user's weights.
+        model: a Keras model mapping inputs to `[*features, outputs]` (one
+            features tensor per explained layer; `outputs` alone when no layer
+            is exposed); shares the user's weights.
         graph: the replayed graph, or None for an opaque (subclassed) model.
-        feature_call: the call of the explained layer, or None.
+        layers: the explained layers, in the order given (empty for methods
+            that explain the input).
         output_name: the name of the explained output.
         stripped_activation: 'softmax' or 'sigmoid' when the scores are the
             logits behind that activation, else None.
@@ -205,12 +342,17 @@ class Exposure:
 
     model: Callable
     graph: ModelGraph | None
-    feature_call: LayerCall | None
+    layers: tuple[ExplainedLayer, ...]
     output_name: str
     stripped_activation: str | None
     input_shape: tuple | None
     input_dtype: str | None
     outputs: Any = None
+
+    @property
+    def feature_call(self) -> LayerCall | None:
+        """The call of the (first) explained layer, or None."""
+        return self.layers[0].call if self.layers else None
 
     @property
     def output_units(self) -> int | None:
@@ -225,9 +367,12 @@ class Exposure:
         return None if self.outputs is None else tuple(self.outputs.shape)
 
     @property
-    def layer_name(self) -> str | None:
-        """Path of the explained layer, or None."""
-        return None if self.feature_call is None else self.feature_call.name
+    def layer_name(self) -> str | tuple[str, ...] | None:
+        """Path of the explained layer; a tuple of paths for several; None for none."""
+        names = tuple(layer.name for layer in self.layers)
+        if len(names) > 1:
+            return names
+        return names[0] if names else None
 
     @property
     def compute_dtype(self) -> tf.DType:
@@ -266,11 +411,16 @@ class Exposure:
         return tf.nn.softmax(outputs, axis=-1)
 
     def __call__(self, inputs: Any) -> tuple[Any, Any]:
-        """Run the exposed model in inference mode; returns (features, outputs)."""
-        if self.feature_call is None:
+        """Run the exposed model in inference mode; returns `(features, outputs)`.
+
+        `features` is the explained layer's output as the layer returns it (a
+        token layer's `(N, T, C)`; `ExplainedLayer.on_grid` lays it out), a
+        tuple of them with several layers, or None without a layer.
+        """
+        if not self.layers:
             return None, self.model(inputs, training=False)
-        features, outputs = self.model(inputs, training=False)
-        return features, outputs
+        *features, outputs = self.model(inputs, training=False)
+        return (features[0] if len(features) == 1 else tuple(features)), outputs
 
     def head(self) -> Head:
         """Split the model at the explained layer, to re-run the part after it.
@@ -349,13 +499,16 @@ def expose(
     model: Any,
     *,
     layer: LayerSpec = None,
+    layers: Sequence[LayerSpec] | None = None,
     needs_layer: bool = True,
     output: OutputSpec = None,
     logits: bool = True,
+    token_grid: Sequence[int] | None = None,
+    skip_tokens: int | None = None,
     split_activations: bool = False,
     relu_gradient: ReLUGradient | None = None,
 ) -> Exposure:
-    """Re-wire `model` to return the explained layer's output and the scores.
+    """Re-wire `model` to return the explained layers' outputs and the scores.
 
     Args:
         model: a functional or `Sequential` Keras model (nested models allowed),
@@ -364,11 +517,18 @@ def expose(
         layer: the layer to expose: a name, a path into nested models
             (`"backbone/conv5_block3_out"` or a list of names), an index into
             `model.layers`, or a `Layer`. None picks the last layer whose output
-            keeps the input's spatial dimensions.
+            keeps the input's spatial dimensions or, in a vision transformer,
+            the token input of the last attention layer.
+        layers: several layers to expose together, each given as `layer` is
+            (exclusive with `layer`).
         needs_layer: whether the caller needs a hidden layer's output.
         output: the output to explain for multi-output models (name or index).
         logits: explain the pre-activation logits when the output ends in a
             softmax or sigmoid.
+        token_grid: `(h, w)`: the patch grid of token layers `(N, T, C)` on
+            images, instead of the one the input's size implies.
+        skip_tokens: the leading extra tokens of token layers (class,
+            distillation, register tokens), instead of the fewest that fit.
         split_activations: replay layers with a fused non-linear activation
             as linear twin + activation so their pre-activation outputs are in
             the graph (see `trace_model`; default False). Not available for
@@ -384,16 +544,20 @@ def expose(
     Raises:
         ModelStructureError: the model cannot be split, the output is unknown,
             or `relu_gradient` is given for a subclassed model.
-        LayerError: the layer is unknown, ambiguous, has no spatial axes, or is
-            not connected to the output.
+        LayerError: a layer is unknown, ambiguous, has no spatial axes, is a
+            token sequence that fits no patch grid, or is not connected to the
+            output; `layer` and `layers` are both given, or the token options
+            are given without a token layer.
         TypeError: an argument has the wrong type.
     """
+    if layer is not None and layers is not None:
+        raise LayerError("Pass layer= (one layer) or layers= (several), not both.")
     replay = {"split_activations": split_activations, "relu_gradient": relu_gradient}
     if isinstance(model, SplitModel):
-        if layer is not None:
+        if layer is not None or layers is not None:
             raise LayerError(
                 "With a SplitModel the explained layer is the feature extractor's "
-                "output; do not pass layer=."
+                "output; do not pass layer= or layers=."
             )
         graph, split_features = trace_split(model, **replay)
         owner: Any = model.head
@@ -418,7 +582,7 @@ def expose(
                 "the functional API, or pass SplitModel(feature_extractor, head) of "
                 "functional halves."
             )
-        return Exposure(model, None, None, "output", None, None, None)
+        return Exposure(model, None, (), "output", None, None, None)
     else:
         raise TypeError(f"model must be a Keras model or a SplitModel; got {type(model).__name__}.")
 
@@ -434,31 +598,43 @@ def expose(
             "single-input models."
         )
     input_tensor = flat_inputs[0]
-    input_rank = len(input_tensor.shape)
+    input_shape = tuple(input_tensor.shape)
     _refuse_token_ids(graph, input_tensor)
 
-    feature_call = None
+    explained: tuple[ExplainedLayer, ...] = ()
     if needs_layer:
+        reading = {
+            "graph": graph,
+            "outputs": outputs,
+            "output_name": output_name,
+            "input_shape": input_shape,
+            "token_grid": token_grid,
+            "skip_tokens": skip_tokens,
+        }
         if split_features is not None:
-            feature_call = graph.producer(split_features) or LayerCall(
+            call = graph.producer(split_features) or LayerCall(
                 model.feature_extractor, ("features",), (), {}, (), (split_features,)
             )
+            explained = (_explained_layer(call, split_features, **reading),)
+        elif layers is not None:
+            calls = [_resolve_layer(model, graph, spec) for spec in layers]
+            explained = tuple(_explained_layer(call, call.outputs[0], **reading) for call in calls)
         elif layer is None:
-            feature_call = _auto_layer(graph, outputs, input_rank)
+            explained = (_auto_layer(graph, outputs, input_shape, token_grid, skip_tokens),)
         else:
-            feature_call = _resolve_layer(model, graph, layer)
-        _check_feature_call(graph, feature_call, outputs, output_name, input_rank)
-        features = split_features if split_features is not None else feature_call.outputs[0]
-        exposed = keras.Model(graph.inputs, [features, outputs])
+            call = _resolve_layer(model, graph, layer)
+            explained = (_explained_layer(call, call.outputs[0], **reading),)
+        _check_layers(explained, token_grid, skip_tokens)
+        exposed = keras.Model(graph.inputs, [*(entry.tensor for entry in explained), outputs])
     else:
         exposed = keras.Model(graph.inputs, outputs)
     return Exposure(
         exposed,
         graph,
-        feature_call,
+        explained,
         output_name,
         stripped,
-        tuple(input_tensor.shape),
+        input_shape,
         str(input_tensor.dtype),
         outputs,
     )
@@ -481,29 +657,66 @@ def _refuse_token_ids(graph: ModelGraph, input_tensor: Any) -> None:
             )
 
 
-def _check_feature_call(
-    graph: ModelGraph, call: LayerCall, outputs: Any, output_name: str, input_rank: int
-) -> None:
+def _explained_layer(
+    call: LayerCall,
+    tensor: Any,
+    *,
+    graph: ModelGraph,
+    outputs: Any,
+    output_name: str,
+    input_shape: tuple,
+    token_grid: Sequence[int] | None,
+    skip_tokens: int | None,
+) -> ExplainedLayer:
+    """Check that `call`'s output `tensor` can be explained; read a token layer on its grid."""
     if len(call.outputs) != 1:
         raise LayerError(
             f"Layer {call.name!r} has {len(call.outputs)} outputs; choose a layer with one."
         )
-    tensor = call.outputs[0]
-    if len(tensor.shape) < 3:
+    shape = tuple(tensor.shape)
+    input_rank = len(input_shape)
+    if len(shape) < 3:
         raise LayerError(
-            f"Layer {call.name!r} outputs shape {tuple(tensor.shape)}, which has no spatial "
+            f"Layer {call.name!r} outputs shape {shape}, which has no spatial "
             "axes to explain; choose a convolutional (or other spatial) layer."
         )
-    if len(tensor.shape) != input_rank:
+    grid = None
+    if len(shape) == 3 and input_rank == 4:
+        grid = _token_grid(tensor, input_shape, token_grid, skip_tokens)
+        if grid is None:
+            raise token_grid_error(call.name, shape, input_shape[1:3], token_grid, skip_tokens)
+    elif len(shape) != input_rank:
         raise LayerError(
-            f"Layer {call.name!r} outputs shape {tuple(tensor.shape)}, which does not keep "
+            f"Layer {call.name!r} outputs shape {shape}, which does not keep "
             f"the input's {input_rank - 2} spatial axes (expected a layer output of rank "
-            f"{input_rank}: (N, *spatial, C)). A token sequence (N, T, C) from a transformer "
-            "block on image inputs is not supported yet; choose a convolutional layer, or "
-            "a layer whose output has the input's spatial axes."
+            f"{input_rank}: (N, *spatial, C), or a token sequence (N, T, C) on images); "
+            "choose a convolutional layer, or a layer whose output has the input's "
+            "spatial axes."
         )
     if not graph.depends_on(outputs, tensor):
         raise LayerError(
             f"Layer {call.name!r} is not connected to the output {output_name!r}: the "
             "gradient would be zero everywhere. Choose a layer that feeds this output."
+        )
+    return ExplainedLayer(call, tensor, grid)
+
+
+def _check_layers(
+    explained: tuple[ExplainedLayer, ...],
+    token_grid: Sequence[int] | None,
+    skip_tokens: int | None,
+) -> None:
+    """Reject a layer listed twice, and token options without a token layer."""
+    names = [entry.name for entry in explained]
+    for name in names:
+        if names.count(name) > 1:
+            raise LayerError(f"layers= lists the layer {name!r} {names.count(name)} times.")
+    if (token_grid is not None or skip_tokens is not None) and all(
+        entry.grid is None for entry in explained
+    ):
+        shapes = ", ".join(f"{entry.name!r} {tuple(entry.tensor.shape)}" for entry in explained)
+        raise LayerError(
+            "token_grid= and skip_tokens= read a token-sequence layer (N, T, C) of a model "
+            f"on images (N, H, W, C) on its patch grid, but the explained layer outputs "
+            f"no token sequence ({shapes}). Leave them unset."
         )

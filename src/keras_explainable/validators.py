@@ -19,11 +19,14 @@ import attrs
 import numpy as np
 
 __all__ = [
+    "layer_list",
+    "non_negative_int",
     "non_negative_number",
     "positive_int",
     "positive_number",
     "check_postprocess",
     "check_seed",
+    "check_token_grid",
     "check_verbose",
 ]
 
@@ -36,6 +39,16 @@ def positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{attribute.name} must be a positive integer; got {value!r}.")
+
+
+def non_negative_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """Accept an integer >= 0 (not a bool).
+
+    Raises:
+        ValueError: `value` is not an integer >= 0.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{attribute.name} must be an integer >= 0; got {value!r}.")
 
 
 def _is_finite_number(value: Any) -> bool:
@@ -99,3 +112,42 @@ def check_verbose(instance: Any, attribute: attrs.Attribute, value: Any) -> None
     if value == "auto" or value in (0, 1, 2):
         return
     raise ValueError(f"verbose must be 'auto', 0, 1 or 2; got {value!r}.")
+
+
+def layer_list(value: Any) -> tuple | None:
+    """Converter of `layers=`: a non-empty list or tuple of layer specs, as a tuple.
+
+    Raises:
+        TypeError: `value` is a single name or not a list.
+        ValueError: `value` is empty.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise TypeError(
+            "layers must be a list of layers (names, paths, indices or Layers), e.g. "
+            f"layers=['conv4_block6_out', 'conv5_block3_out']; got {value!r}. For one "
+            "layer pass layer=."
+        )
+    if not value:
+        raise ValueError("layers must list at least one layer; got an empty list.")
+    return tuple(value)
+
+
+def check_token_grid(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """Accept None or `(h, w)`: two positive integers.
+
+    Raises:
+        ValueError: anything else.
+    """
+    if value is None:
+        return
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in value)
+    ):
+        raise ValueError(
+            f"{attribute.name} must be (rows, columns) of the patch grid, two positive "
+            f"integers; got {value!r}."
+        )

@@ -48,7 +48,12 @@ x = np.random.default_rng(0).uniform(size=(11, 8, 8, 3)).astype("float32")
 labels = np.arange(11) % 3
 dataset = tf.data.Dataset.from_tensor_slices((x, labels)).batch(4)
 
-methods = {"GradCAM": lambda **kw: ke.GradCAM(model, batch_size=4, **kw)}
+methods = {
+    "GradCAM": lambda **kw: ke.GradCAM(model, batch_size=4, **kw),
+    "GradCAMLayers": lambda **kw: ke.GradCAM(
+        model, layers=["conv_a", "features"], batch_size=4, **kw
+    ),
+}
 if hasattr(ke, "ScoreCAM"):
     methods["ScoreCAM"] = lambda **kw: ke.ScoreCAM(model, batch_size=4, **kw)
 if hasattr(ke, "SmoothGrad"):

@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 import tensorflow as tf
 
-from keras_explainable.base import Explainer
+from keras_explainable.base import Attribution, Explainer
 from keras_explainable.exposure import Exposure
 from keras_explainable.targets import TOP, TargetPlan, Targets
 from keras_explainable.validators import check_verbose, positive_int
@@ -29,7 +29,9 @@ class Decorator(Explainer):
     What a decorator shares with the explainer it wraps:
 
     - the model and its exposure (no second replay): `model`, `layer`,
-      `output` and `logits` are the wrapped explainer's, read-only;
+      `layers`, `token_grid`, `skip_tokens`, `output` and `logits` are the
+      wrapped explainer's, read-only; with several layers, each pass of the
+      wrapped explainer explains (and averages) them all;
     - post-processing: the combined raw maps go through the wrapped
       explainer's own `finish_maps`, so its `rectify`, `postprocess` and
       `resize` hold for the final maps (ReLU, resize and normalisation apply
@@ -82,6 +84,9 @@ class Decorator(Explainer):
     explainer: Explainer = attrs.field(validator=attrs.validators.instance_of(Explainer))
     model: Any = attrs.field(init=False, repr=False)
     layer: Any = attrs.field(init=False, repr=False)
+    layers: tuple | None = attrs.field(init=False, repr=False)
+    token_grid: tuple[int, int] | None = attrs.field(init=False, repr=False)
+    skip_tokens: int | None = attrs.field(init=False, repr=False)
     output: str | int | None = attrs.field(init=False, repr=False)
     logits: bool = attrs.field(init=False, repr=False)
     postprocess: Any = attrs.field(init=False, repr=False)
@@ -98,6 +103,9 @@ class Decorator(Explainer):
         inner = self.explainer
         self.model = inner.model
         self.layer = inner.layer
+        self.layers = inner.layers
+        self.token_grid = inner.token_grid
+        self.skip_tokens = inner.skip_tokens
         self.output = inner.output
         self.logits = inner.logits
         self.postprocess = inner.postprocess
@@ -134,6 +142,14 @@ class Decorator(Explainer):
 
     def _expose(self) -> Exposure:
         return self.explainer.exposure
+
+    def attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
+        """Raw maps of one batch: the decorator's `_attribute` (see `Explainer.attribute`).
+
+        The wrapped explainer explains and averages its layers in each of its
+        passes, so the decorator does not go through them again.
+        """
+        return self._attribute(inputs, targets)
 
     def _check_targets(self, plan: TargetPlan) -> None:
         self.explainer.check_targets(plan)

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from keras_explainable import ops
 from keras_explainable.base import Attribution, Explainer
+from keras_explainable.errors import LayerError
 from keras_explainable.exposure import Exposure, Head
 from keras_explainable.perturbation import evaluate_perturbations
 from keras_explainable.targets import Targets
@@ -102,6 +103,11 @@ class AblationCAM(Explainer):
         return self._head
 
     def _prepare(self, exposure: Exposure) -> None:
+        if len(exposure.layers) > 1:
+            raise LayerError(
+                "AblationCAM re-runs the part of the model after one layer; it takes "
+                "layer=, not layers=. Explain each layer separately."
+            )
         self._head = exposure.head()
 
     def _ablated_scores(
@@ -130,4 +136,7 @@ class AblationCAM(Explainer):
         scores, indices = targets.select(outputs)
         ablated = self._ablated_scores(features, context, targets.fixed(outputs), scores.shape[1])
         weights = ablation_weights(scores, ablated)
+        # A token layer's (N, T, C) activations are ablated as tokens and
+        # weighted on their patch grid.
+        features = self.exposure.layers[0].on_grid(features)
         return Attribution(ops.weighted_feature_sum(features, weights), scores, indices)

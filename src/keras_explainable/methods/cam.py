@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from keras_explainable import ops
 from keras_explainable.base import Attribution, Explainer
-from keras_explainable.errors import ModelStructureError
+from keras_explainable.errors import LayerError, ModelStructureError
 from keras_explainable.exposure import Exposure, expose
 from keras_explainable.graph import LayerCall
 from keras_explainable.targets import FUNCTION, TargetPlan, Targets
@@ -88,6 +88,7 @@ class CAM(Explainer):
     Raises:
         ModelStructureError: the head is not global average pooling + Dense,
             or `layer=` names another layer than the one pooled.
+        LayerError: `layers=` is given: CAM explains one layer.
         TypeError: (from `explain`) a target callable: CAM explains units.
 
     Example:
@@ -103,13 +104,18 @@ class CAM(Explainer):
     _kernel: keras.Variable | None = attrs.field(default=None, init=False, repr=False)
 
     def _expose(self) -> Exposure:
+        if self.layers is not None:
+            raise LayerError(
+                "CAM explains the one layer its global average pooling reads; it takes "
+                f"no layers= (got layers={list(self.layers)!r}). Use GradCAM(model, "
+                "layers=[...]) to explain several layers."
+            )
         exposure = super()._expose()
         dense, pooling = _global_pooling_head(exposure)
         if self.layer is None and pooling.inputs[0] is not exposure.feature_call.outputs[0]:
             source = exposure.graph.producer(pooling.inputs[0])
-            exposure = expose(
-                self.model, layer=list(source.path), output=self.output, logits=self.logits
-            )
+            options = {**self._exposure_options(), "layer": list(source.path)}
+            exposure = expose(self.model, **options)
         elif pooling.inputs[0] is not exposure.feature_call.outputs[0]:
             raise ModelStructureError(
                 f"CAM explains the layer that feeds {pooling.layer.name!r}; got layer "

@@ -86,23 +86,16 @@ class GuidedGradCAM(GradCAM):
     )
 
     def _expose(self) -> Exposure:
-        return expose(
-            self.model,
-            layer=self.layer,
-            output=self.output,
-            logits=self.logits,
-            relu_gradient=guided_relu_gradient,
-        )
+        return expose(self.model, **self._exposure_options(), relu_gradient=guided_relu_gradient)
 
     def _prepare(self, exposure: Exposure) -> None:
         warn_without_relu(exposure, type(self).__name__)
 
     def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
-        features, outputs = self._forward(inputs)
-        scores, indices = targets.select(outputs)
         with ordinary_relu_gradients():
-            feature_gradients = self._gradients(scores, features, f"layer {self.layer_name!r}")
-        weights = self._channel_weights(features, feature_gradients)
+            result = self._feature_gradients(inputs, targets)
+        features, scores, indices = result.features, result.scores, result.targets
+        weights = self._channel_weights(features, result.gradients)
         cam = tf.nn.relu(ops.weighted_feature_sum(features, weights))
         size = [
             tf.shape(inputs)[axis] if length is None else length

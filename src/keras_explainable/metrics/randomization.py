@@ -183,7 +183,8 @@ def rebuild(explainer: Explainer, model: Any) -> Explainer:
 
     Decorators are rebuilt around the rebuilt explainer they wrap. The
     explained layer is given by its resolved path, so a layer passed as an
-    object or an index is found in the copy too. Progress display is off.
+    object or an index is found in the copy too (with `layers=`, each
+    layer). Progress display is off.
 
     Args:
         explainer: any `Explainer`, including a decorator.
@@ -196,7 +197,8 @@ def rebuild(explainer: Explainer, model: Any) -> Explainer:
         return attrs.evolve(explainer, explainer=rebuild(explainer.explainer, model), verbose=0)
     changes: dict[str, Any] = {"model": model, "verbose": 0}
     if explainer.layer_name is not None and not isinstance(model, SplitModel):
-        changes["layer"] = explainer.layer_name
+        option = "layer" if explainer.layers is None else "layers"
+        changes[option] = explainer.layer_name
     return attrs.evolve(explainer, **changes)
 
 
