@@ -84,6 +84,39 @@ def _replica_slices(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset) 
     return strategy.distribute_datasets_from_function(dataset_fn, options)
 
 
+def _global_step(
+    explainer: Explainer,
+    strategy: tf.distribute.Strategy,
+    source: InputSource,
+    plan: TargetPlan,
+    count: int,
+    element_spec: Any,
+) -> Any:
+    """The compiled global step for this input signature and target form (cached).
+
+    Cached with the explainer's local steps, so that explaining again (the
+    metrics explain batch by batch) does not trace the model once more per
+    replica. The step holds `strategy`, so its id in the key stays unique.
+    """
+    spec = source.spec
+    key = ("distributed", id(strategy), tuple(spec.shape), spec.dtype, plan.kind, count)
+    key += (id(plan.function),)
+    if key not in explainer._steps:
+        step = explainer._step_function(spec, plan)
+
+        def replica_step(positions: tf.Tensor, inputs: tf.Tensor, targets: tf.Tensor) -> tuple:
+            maps, scores, explained, finite = step(inputs, targets)
+            return maps, scores, explained, positions, tf.cast(finite, tf.int32)[None]
+
+        @tf.function(input_signature=[element_spec], autograph=False)
+        def global_step(batch: tuple) -> tuple:
+            per_replica = strategy.run(replica_step, args=batch)
+            return tuple(strategy.gather(value, axis=0) for value in per_replica)
+
+        explainer._steps[key] = global_step
+    return explainer._steps[key]
+
+
 def distributed_batches(
     explainer: Explainer,
     strategy: tf.distribute.Strategy,
@@ -110,17 +143,7 @@ def distributed_batches(
     dataset = source.as_dataset(indices, count).skip(skip_batches)
     distributed = _replica_slices(strategy, dataset)
     units = explainer.exposure.output_units
-    step = explainer._step_function(source.spec, plan)
-
-    def replica_step(positions: tf.Tensor, inputs: tf.Tensor, targets: tf.Tensor) -> tuple:
-        maps, scores, explained, finite = step(inputs, targets)
-        return maps, scores, explained, positions, tf.cast(finite, tf.int32)[None]
-
-    @tf.function(input_signature=[distributed.element_spec], autograph=False)
-    def global_step(batch: tuple) -> tuple:
-        per_replica = strategy.run(replica_step, args=batch)
-        return tuple(strategy.gather(value, axis=0) for value in per_replica)
-
+    global_step = _global_step(explainer, strategy, source, plan, count, distributed.element_spec)
     for batch in distributed:
         if plan.kind == INDEX and source.has_targets:
             for targets in strategy.experimental_local_results(batch[2]):
