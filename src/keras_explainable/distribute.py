@@ -31,7 +31,7 @@ __all__ = ["distributed_batches"]
 def _target_columns(
     explainer: Explainer, source: InputSource, plan: TargetPlan
 ) -> tuple[np.ndarray | None, int]:
-    """The `(N, L)` target array for array inputs (or None) and L."""
+    """The `(N, L)` targets of `y` given as an array (or None) and L."""
     if plan.kind != INDEX:
         return None, 0
     if source.has_targets:
@@ -40,7 +40,9 @@ def _target_columns(
         return None, first.shape[1]
     if plan.indices is not None:
         return plan.indices, plan.indices.shape[1]
-    return np.full((source.count, 1), plan.constant, np.int64), 1
+    # One unit for every sample (`y` an int): `as_dataset` fills it in, also
+    # for a dataset, whose length is unknown here.
+    return None, 1
 
 
 def _replica_slices(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset) -> Any:
@@ -140,7 +142,7 @@ def distributed_batches(
         InputError: a batch holds NaN or Inf values.
     """
     indices, count = _target_columns(explainer, source, plan)
-    dataset = source.as_dataset(indices, count).skip(skip_batches)
+    dataset = source.as_dataset(indices, count, plan.constant).skip(skip_batches)
     distributed = _replica_slices(strategy, dataset)
     units = explainer.exposure.output_units
     global_step = _global_step(explainer, strategy, source, plan, count, distributed.element_spec)

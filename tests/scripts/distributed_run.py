@@ -5,7 +5,9 @@ Usage:
         split the CPU into 2 logical devices and check, under a
         MirroredStrategy, every model x explainer x input form x sample count
         of `distributed_cases` against the same explainer without a strategy;
-        then an interrupted and resumed `explain_to_disk`, and two metrics.
+        then every form of targets, a dataset with an empty batch, a model
+        built under the strategy's scope, an interrupted and resumed
+        `explain_to_disk`, and two metrics.
         Writes OUT_DIR/report.json: the number of cases, the failures (each
         naming its case) and the seconds each part took.
     python distributed_run.py worker INDEX PORT0 PORT1 OUT.npz
@@ -54,6 +56,7 @@ import keras_explainable as ke  # noqa: E402
 from distributed_cases import (  # noqa: E402
     ATOL,
     BATCH_SIZE,
+    CLASSES,
     COUNTS,
     EMPTY_SLICE,
     EXPLAINERS,
@@ -149,6 +152,54 @@ def explain_case(
             save[f"{case}|{name}"] = getattr(got, name)
 
 
+def second_logit(outputs: tf.Tensor) -> tf.Tensor:
+    """A target callable."""
+    return outputs[:, 1]
+
+
+def target_and_input_forms() -> None:
+    """Every form of `y`, a dataset of inputs alone, the model's own strategy.
+
+    GradCAM on the plain CNN, with 9 samples: the last batch leaves a replica
+    without samples.
+    """
+    model = MODELS["plain"]()
+    x, labels = data("plain", model, EMPTY_SLICE)
+    distributed = ke.GradCAM(model, batch_size=BATCH_SIZE, verbose=0, strategy=strategy)
+    plain = ke.GradCAM(model, batch_size=BATCH_SIZE, verbose=0)
+    targets = {
+        "top class": None,
+        "an int": 2,
+        "(N,)": labels,
+        "(N, 2)": np.stack([labels, (labels + 1) % CLASSES], axis=1),
+        "a callable": second_logit,
+    }
+    inputs_only = tf.data.Dataset.from_tensor_slices(x).batch(BATCH_SIZE)
+    for name, y in targets.items():
+        expected = plain.explain(x, y)
+        for form, x_form in (("array", x), ("dataset of x alone", inputs_only)):
+            case = f"plain / GradCAM / y {name} / {form} / {EMPTY_SLICE} samples"
+            check(case, explain_case, case, distributed, (x_form, y), expected, None)
+    expected = plain.explain(x, labels)
+    uneven = (  # batches of 5, 0 and 4 samples
+        tf.data.Dataset.from_tensors((x[:5], labels[:5]))
+        .concatenate(tf.data.Dataset.from_tensors((x[:0], labels[:0])))
+        .concatenate(tf.data.Dataset.from_tensors((x[5:], labels[5:])))
+    )
+    case = f"plain / GradCAM / dataset with an empty batch / {EMPTY_SLICE} samples"
+    check(case, explain_case, case, distributed, (uneven,), expected, None)
+    with strategy.scope():
+        scoped = MODELS["plain"]()
+    case = f"plain built under strategy.scope() / GradCAM / array / {EMPTY_SLICE} samples"
+    check(case, explain_scoped, case, scoped, (x, labels), expected)
+
+
+def explain_scoped(case: str, model: Any, args: tuple, expected: Any) -> None:
+    """An explainer without `strategy=` explains with the model's strategy."""
+    assert model.distribute_strategy is strategy, model.distribute_strategy
+    explain_case(case, ke.GradCAM(model, batch_size=BATCH_SIZE, verbose=0), args, expected, None)
+
+
 def resumed_to_disk() -> None:
     """An interrupted, resumed distributed run writes the single-device files."""
     model = MODELS["plain"]()
@@ -215,6 +266,7 @@ started = time.perf_counter()
 if mode == "mirrored":
     os.makedirs(out, exist_ok=True)
     cases = matrix(MODELS, EXPLAINERS)
+    timed("target and input forms", target_and_input_forms)
     timed("explain_to_disk", resumed_to_disk)
     timed("metrics", metrics)
     report = {
