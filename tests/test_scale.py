@@ -55,6 +55,31 @@ def test_interrupted_run_resumes_to_identical_files(tmp_path, image_model):
         ke.GradCAM(model, batch_size=5).explain_to_disk(dataset, tmp_path / "resumed", 1)
 
 
+def test_empty_batches_are_skipped_and_not_counted_for_resuming(tmp_path, image_model):
+    _, _, model = image_model
+    x = np.random.default_rng(2).uniform(size=(9, 8, 8, 3)).astype("float32")
+
+    def batch(start, stop):
+        return tf.data.Dataset.from_tensors(x[start:stop])
+
+    # batches of 4, 0, 4 and 1 samples
+    dataset = batch(0, 4).concatenate(batch(0, 0)).concatenate(batch(4, 8)).concatenate(batch(8, 9))
+    explainer = ke.GradCAM(model, batch_size=4)
+    expected = explainer.explain(x, 1)
+    np.testing.assert_array_equal(explainer.explain(dataset, 1).maps, expected.maps)
+
+    def failing(batch_index, batch):
+        tf.debugging.assert_less(batch_index, tf.constant(3, tf.int64), message="simulated crash")
+        return batch
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match="simulated crash"):
+        explainer.explain_to_disk(dataset.enumerate().map(failing), tmp_path / "resumed", 1)
+    assert np.load(tmp_path / "resumed" / "maps.npy").shape[0] == 8
+    resumed = explainer.explain_to_disk(dataset, tmp_path / "resumed", 1)
+    np.testing.assert_array_equal(np.asarray(resumed.maps), expected.maps)
+    np.testing.assert_array_equal(np.asarray(resumed.targets), expected.targets)
+
+
 MEMORY_SCRIPT = textwrap.dedent(
     """
     import os, sys, json

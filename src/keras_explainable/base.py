@@ -496,11 +496,7 @@ class Explainer(abc.ABC):
         """Yield `(start, maps, scores, targets)` numpy results batch by batch."""
         units = self._exposure.output_units
         for start, batch, batch_targets in source.iterate(skip_batches):
-            size = int(batch.shape[0])
-            if size == 0:
-                # A dataset may yield an empty batch; the model must not see
-                # one (see `distribute._replica_slices`).
-                continue
+            size = int(batch.shape[0])  # never 0: `InputSource.iterate` drops empty batches
             if batch_targets is not None:
                 batch_targets = as_index_array(batch_targets, size, units)
             indices = plan.batch(start, start + size, batch_targets)

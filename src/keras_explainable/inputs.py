@@ -92,7 +92,12 @@ class InputSource:
             for start in range(skip_batches * self._batch_size, self.count, self._batch_size):
                 yield start, self._array[start : start + self._batch_size], None
             return
-        dataset = self._dataset
+        # A dataset may yield empty batches; they are dropped before batches
+        # are counted, so that a resumed run skips exactly the batches it
+        # wrote. (The model must not see one: see `distribute._replica_slices`.)
+        dataset = self._dataset.filter(
+            lambda *element: tf.shape(tf.nest.flatten(element)[0])[0] > 0
+        )
         start = 0
         if skip_batches:
             # Count the skipped samples without running the explainer on them.
