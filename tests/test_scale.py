@@ -1,82 +1,16 @@
-"""Distributed explaining and streaming to disk."""
+"""Streaming explanations to disk: resumable, and in bounded memory."""
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import keras_explainable as ke
-
-SCRIPT = Path(__file__).parent / "scripts" / "distributed_run.py"
-
-
-def _run(args, timeout=240, **kwargs):
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen([sys.executable, str(SCRIPT), *args], env=env, **kwargs)
-
-
-def test_mirrored_strategy_equals_single_device(tmp_path, image_model):
-    out = tmp_path / "mirrored.npz"
-    process = _run(["mirrored", str(out)])
-    assert process.wait(timeout=300) == 0
-    results = np.load(out)
-    assert int(results["replicas"]) == 2
-    names = [key[: -len("_plain")] for key in results.files if key.endswith("_plain")]
-    assert "GradCAM" in names
-    for name in names:
-        np.testing.assert_allclose(
-            results[f"{name}_distributed"], results[f"{name}_plain"], atol=1e-5
-        )
-    # and the same maps as this process computes without any strategy
-    _, _, model = image_model
-    x = np.random.default_rng(0).uniform(size=(11, 8, 8, 3)).astype("float32")
-    expected = ke.GradCAM(model, batch_size=4).explain(x, np.arange(11) % 3).maps
-    np.testing.assert_allclose(results["GradCAM_distributed"], expected, atol=1e-5)
-
-
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def test_multi_worker_strategy_on_localhost(tmp_path, image_model):
-    out = tmp_path / "chief.npz"
-    ports = [str(p) for p in _free_ports(2)]
-    workers = [
-        _run(
-            ["worker", str(index), *ports, str(out)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        for index in range(2)
-    ]
-    try:
-        codes = [worker.wait(timeout=300) for worker in workers]
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-    logs = [worker.stdout.read().decode(errors="replace")[-2000:] for worker in workers]
-    assert codes == [0, 0], logs
-    results = np.load(out)
-    assert int(results["replicas"]) == 2
-    _, _, model = image_model
-    x = np.random.default_rng(0).uniform(size=(11, 8, 8, 3)).astype("float32")
-    expected = ke.GradCAM(model, batch_size=4).explain(x, np.arange(11) % 3).maps
-    np.testing.assert_allclose(results["GradCAM_distributed"], expected, atol=1e-5)
 
 
 def test_stream_to_disk_equals_in_memory(tmp_path, image_model, images):
@@ -119,6 +53,31 @@ def test_interrupted_run_resumes_to_identical_files(tmp_path, image_model):
         ).read_bytes()
     with pytest.raises(ValueError, match="other inputs or options"):
         ke.GradCAM(model, batch_size=5).explain_to_disk(dataset, tmp_path / "resumed", 1)
+
+
+def test_empty_batches_are_skipped_and_not_counted_for_resuming(tmp_path, image_model):
+    _, _, model = image_model
+    x = np.random.default_rng(2).uniform(size=(9, 8, 8, 3)).astype("float32")
+
+    def batch(start, stop):
+        return tf.data.Dataset.from_tensors(x[start:stop])
+
+    # batches of 4, 0, 4 and 1 samples
+    dataset = batch(0, 4).concatenate(batch(0, 0)).concatenate(batch(4, 8)).concatenate(batch(8, 9))
+    explainer = ke.GradCAM(model, batch_size=4)
+    expected = explainer.explain(x, 1)
+    np.testing.assert_array_equal(explainer.explain(dataset, 1).maps, expected.maps)
+
+    def failing(batch_index, batch):
+        tf.debugging.assert_less(batch_index, tf.constant(3, tf.int64), message="simulated crash")
+        return batch
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match="simulated crash"):
+        explainer.explain_to_disk(dataset.enumerate().map(failing), tmp_path / "resumed", 1)
+    assert np.load(tmp_path / "resumed" / "maps.npy").shape[0] == 8
+    resumed = explainer.explain_to_disk(dataset, tmp_path / "resumed", 1)
+    np.testing.assert_array_equal(np.asarray(resumed.maps), expected.maps)
+    np.testing.assert_array_equal(np.asarray(resumed.targets), expected.targets)
 
 
 MEMORY_SCRIPT = textwrap.dedent(

@@ -27,7 +27,7 @@ __all__ = ["distributed_batches", "replicated"]
 def _target_columns(
     source: InputSource, plan: TargetPlan, units: int | None
 ) -> tuple[np.ndarray | None, int]:
-    """The `(N, L)` target array for array inputs (or None) and L."""
+    """The `(N, L)` targets of `y` given as an array (or None) and L."""
     if plan.kind != INDEX:
         return None, 0
     if source.has_targets:
@@ -36,7 +36,9 @@ def _target_columns(
         return None, first.shape[1]
     if plan.indices is not None:
         return plan.indices, plan.indices.shape[1]
-    return np.full((source.count, 1), plan.constant, np.int64), 1
+    # One unit for every sample (`y` an int): `as_dataset` fills it in, also
+    # for a dataset, whose length is unknown here.
+    return None, 1
 
 
 def _replica_slices(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset) -> Any:
@@ -131,7 +133,7 @@ def distributed_batches(
         is False when any replica's slice held NaN or Inf.
     """
     indices, count = _target_columns(source, plan, units)
-    dataset = source.as_dataset(indices, count).skip(skip_batches)
+    dataset = source.as_dataset(indices, count, plan.constant).skip(skip_batches)
     distributed = _replica_slices(strategy, dataset)
     global_step = compiled_for(distributed.element_spec)
     for batch in distributed:

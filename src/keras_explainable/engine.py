@@ -232,12 +232,9 @@ def local_batches(
         `(start, outputs)` per batch, the step's outputs as tensors.
     """
     for start, batch, batch_targets in source.iterate(skip_batches):
-        size = int(batch.shape[0])
-        if size == 0:
-            # A dataset may yield an empty batch, which the model must not
-            # see (see `keras_explainable.distribute`).
-            continue
-        indices = batch_indices(plan, start, size, batch_targets, units)
+        # `source.iterate` drops a dataset's empty batches, which the model
+        # must not see (see `keras_explainable.distribute`).
+        indices = batch_indices(plan, start, int(batch.shape[0]), batch_targets, units)
         yield start, step_for(indices.shape[1])(batch, indices)
 
 

@@ -92,7 +92,12 @@ class InputSource:
             for start in range(skip_batches * self._batch_size, self.count, self._batch_size):
                 yield start, self._array[start : start + self._batch_size], None
             return
-        dataset = self._dataset
+        # A dataset may yield empty batches; they are dropped before batches
+        # are counted, so that a resumed run skips exactly the batches it
+        # wrote. (The model must not see one: see `distribute._replica_slices`.)
+        dataset = self._dataset.filter(
+            lambda *element: tf.shape(tf.nest.flatten(element)[0])[0] > 0
+        )
         start = 0
         if skip_batches:
             # Count the skipped samples without running the explainer on them.
@@ -113,24 +118,31 @@ class InputSource:
             return element[0], element[1]
         return (element[0] if isinstance(element, (tuple, list)) else element), None
 
-    def as_dataset(self, indices: np.ndarray | None, count: int) -> tf.data.Dataset:
+    def as_dataset(
+        self, indices: np.ndarray | None, count: int, constant: int | None = None
+    ) -> tf.data.Dataset:
         """Batches of `(positions, x, target_indices)` for distributed runs.
 
         Args:
-            indices: `(N, L)` targets for array inputs, or None to take them
-                from the dataset (or to pass `(n, 0)` placeholders).
+            indices: `(N, L)` targets by position, or None to take them from
+                the dataset (or to use `constant`, or `(n, 0)` placeholders).
             count: L, the number of target columns.
+            constant: the unit to explain for every sample (`y` an int), or None.
 
         Returns:
             A dataset of global batches of `batch_size` samples.
         """
+        fill = 0 if constant is None else constant
         if self._array is not None:
             if indices is None:
-                indices = np.zeros((self.count, count), np.int64)
+                indices = np.full((self.count, count), fill, np.int64)
             positions = np.arange(self.count, dtype=np.int64)
             dataset = tf.data.Dataset.from_tensor_slices((positions, self._array, indices))
         else:
             has_targets = self.has_targets
+            # A dataset without its own targets is explained on `y` (an array
+            # by position, or an int) like the local loop does (`TargetPlan.batch`).
+            table = None if indices is None else tf.constant(indices, tf.int64)
 
             def sample(position: tf.Tensor, element: Any) -> tuple:
                 if has_targets:
@@ -138,7 +150,10 @@ class InputSource:
                     y = tf.reshape(tf.cast(y, tf.int64), [count])
                 else:
                     x = element[0] if isinstance(element, (tuple, list)) else element
-                    y = tf.zeros([count], tf.int64)
+                    if table is None:
+                        y = tf.fill([count], tf.constant(fill, tf.int64))
+                    else:
+                        y = tf.gather(table, position)
                 return position, x, y
 
             dataset = self._dataset.unbatch().enumerate().map(sample)
