@@ -40,7 +40,13 @@ from keras_explainable.relu_rules import (
     ReLUGradient,
     ReLUWithGradient,
     is_plain_relu,
-    is_relu_function,
+)
+from keras_explainable.split_model import SplitModel
+from keras_explainable.twins import (
+    LINEAR_MAP_LAYERS,
+    has_fused_activation,
+    has_fused_relu,
+    linear_twin,
 )
 
 __all__ = [
@@ -53,67 +59,6 @@ __all__ = [
     "trace_model",
     "trace_split",
 ]
-
-# Layers whose `activation` is applied last, to the output of a linear map: the
-# only ones `split_activations` may rebuild as linear twin + activation.
-LINEAR_MAP_LAYERS = (
-    keras.layers.Dense,
-    keras.layers.EinsumDense,
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-    keras.layers.Conv1DTranspose,
-    keras.layers.Conv2DTranspose,
-    keras.layers.Conv3DTranspose,
-    keras.layers.SeparableConv1D,
-    keras.layers.SeparableConv2D,
-    keras.layers.DepthwiseConv1D,
-    keras.layers.DepthwiseConv2D,
-)
-
-
-@attrs.frozen
-class SplitModel:
-    """A model given as two halves: a feature extractor and a head.
-
-    Use it for models Keras cannot split into layers (subclassed models), or to
-    choose the split point yourself. The explained layer is the feature
-    extractor's output; the explained scores are the head's output.
-
-    Args:
-        feature_extractor: maps inputs `(N, *spatial, C_in)` to features
-            `(N, *spatial', C)`. A Keras model or layer.
-        head: maps features to scores `(N, K)`. A Keras model or layer.
-        input_shape: the shape of one input without the batch axis. Needed
-            only when `feature_extractor` does not define its inputs
-            (a subclassed model).
-
-    Raises:
-        TypeError: a half is not callable.
-        ModelStructureError: (when an explainer is built on it) the feature
-            extractor does not define its inputs and `input_shape` is None.
-
-    Example:
-        >>> split = ke.SplitModel(backbone, classifier_head)
-        >>> ke.GradCAM(split).explain(x)
-        >>> # the halves of a subclassed model, which defines no inputs:
-        >>> split = ke.SplitModel(model.features, model.head, input_shape=(224, 224, 3))
-    """
-
-    feature_extractor: Callable = attrs.field()
-    head: Callable = attrs.field()
-    input_shape: tuple[int | None, ...] | None = attrs.field(
-        default=None, converter=attrs.converters.optional(tuple)
-    )
-
-    @feature_extractor.validator
-    @head.validator
-    def _check_callable(self, attribute: attrs.Attribute, value: Any) -> None:
-        if not callable(value):
-            raise TypeError(
-                f"SplitModel.{attribute.name} must be a Keras model or layer; "
-                f"got {type(value).__name__}."
-            )
 
 
 @attrs.define(eq=False)
@@ -365,63 +310,16 @@ def _call_layer(
             LayerCall(layer, path, args, kwargs, inputs, _flat_tensors(outputs), relu_rule=True)
         )
         return outputs
-    fused_relu = relu_gradient is not None and _has_fused_relu(layer)
+    fused_relu = relu_gradient is not None and has_fused_relu(layer)
     if fused_relu:
         activation = ReLUWithGradient(relu_gradient, dtype=layer.dtype_policy)
         return _call_split(layer, args, kwargs, path, inputs, calls, activation, relu_rule=True)
-    if split_activations and _has_fused_activation(layer):
+    if split_activations and has_fused_activation(layer):
         activation = keras.layers.Activation(layer.activation, name=f"{layer.name}_activation")
         return _call_split(layer, args, kwargs, path, inputs, calls, activation)
     outputs = layer(*args, **kwargs)
     calls.append(LayerCall(layer, path, args, kwargs, inputs, _flat_tensors(outputs)))
     return outputs
-
-
-def _has_fused_activation(layer: Any) -> bool:
-    activation = getattr(layer, "activation", None)
-    return (
-        isinstance(layer, LINEAR_MAP_LAYERS)
-        and activation is not None
-        and activation is not keras.activations.linear
-    )
-
-
-def _has_fused_relu(layer: Any) -> bool:
-    return isinstance(layer, LINEAR_MAP_LAYERS) and is_relu_function(
-        getattr(layer, "activation", None)
-    )
-
-
-def linear_twin(layer: keras.layers.Layer, name: str, *args: Any, **kwargs: Any) -> tuple:
-    """Call a twin of `layer` without its activation; returns `(twin, outputs)`.
-
-    The twin has `layer`'s config with a linear activation, and it *shares*
-    `layer`'s variables instead of copying them: while the twin builds, each
-    weight it asks for is answered with `layer`'s weight of the same name. So
-    the exposure follows the model's weights after `fit` or `set_weights`, and
-    a compiled step never reads stale values.
-    """
-    config = dict(layer.get_config())
-    config["activation"] = "linear"
-    config["name"] = name
-    twin = layer.__class__.from_config(config)
-    variables = {variable.name: variable for variable in layer.weights}
-
-    def shared_weight(*_: Any, name: str | None = None, shape: Any = None, **__: Any) -> Any:
-        variable = variables.get(name)
-        if variable is None or tuple(variable.shape) != tuple(shape):
-            raise ValueError(
-                f"the twin asks for weight {name!r} of shape {shape}; the layer has "
-                f"{[(v.name, tuple(v.shape)) for v in layer.weights]}"
-            )
-        return variable
-
-    twin.add_weight = shared_weight
-    try:
-        outputs = twin(*args, **kwargs)
-    finally:
-        del twin.add_weight
-    return twin, outputs
 
 
 def _call_split(
