@@ -107,7 +107,7 @@ class KernelSHAP(SegmentSurrogate):
 
     Example:
         >>> shap = ke.KernelSHAP(model, grid=(8, 8), samples=500, baseline="mean")
-        >>> expl = shap.explain(images, labels, )
+        >>> expl = shap.explain(images, labels)
         >>> expl.maps.shape   # (N, H, W, 1)
 
     References:
