@@ -41,7 +41,9 @@ BASELINES = ("zeros", "mean", "blur")
 def _check_segments(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if isinstance(value, str) and value != "grid":
         raise ValueError(
-            f"segments must be 'grid', an integer array of labels or a callable; got {value!r}."
+            f"segments must be 'grid', an integer array of labels or a callable; got {value!r}. "
+            "For superpixels (SLIC), pass a callable inputs -> labels with num_segments=, "
+            "e.g. scikit-image's slic wrapped in tf.numpy_function."
         )
     if isinstance(value, np.ndarray) and (value.ndim == 0 or value.max(initial=0) < 1):
         raise ValueError(
