@@ -299,6 +299,55 @@ def scorecam_cases(batch: int, size: int, repeats: int) -> list[dict]:
     ]
 
 
+def surrogate_cases(
+    batch: int, size: int, samples: int, repeats: int, only: list[str] | None
+) -> list[dict]:
+    """KernelSHAP and LIME on MobileNetV3Small (weights=None), against `samples` raw forwards."""
+    keras.utils.set_random_seed(0)
+    model = keras.applications.MobileNetV3Small(
+        weights=None, input_shape=(size, size, 3), include_preprocessing=False
+    )
+    x = np.random.default_rng(0).uniform(-1, 1, (batch, size, size, 3)).astype("float32")
+    options = {"grid": (8, 8), "samples": samples, "batch_size": batch}
+    explainers = {
+        name: build(model, **options)
+        for name, build in (("KernelSHAP", ke.KernelSHAP), ("LIME", ke.LIME))
+        if selected(name, only)
+    }
+    chunk = next(iter(explainers.values())).sample_batch_size
+    # The floor: one raw forward pass per coalition, timed at the batch size
+    # of the methods' masked passes (batch * sample_batch_size images).
+    masked = np.repeat(x, chunk, axis=0)
+    forward, _ = raw_passes(model)
+    calls = -(-samples // chunk)
+    times = round_times(
+        {
+            "forward": lambda: [forward(masked) for _ in range(calls)],
+            **{name: (lambda e=e: e.explain(x)) for name, e in explainers.items()},
+        },
+        repeats,
+    )
+    seconds = best(times)
+    per_pass = seconds["forward"] / calls / chunk
+    label = f"MobileNetV3Small {size}x{size}"
+    rows = [_row(label, "raw forward", per_pass, "forward", 1, per_pass, batch, 1.0)]
+    for name in explainers:
+        ratio = paired_ratio(times, "forward", name, samples / (calls * chunk))
+        rows.append(
+            _row(
+                label,
+                f"{name} ({samples} samples, 8x8 grid)",
+                seconds[name],
+                "forward",
+                samples,
+                per_pass,
+                batch,
+                ratio,
+            )
+        )
+    return rows
+
+
 def ablationcam_cases(batch: int, size: int, repeats: int) -> list[dict]:
     """Ablation-CAM on ResNet50V2 conv5_block3_out, against C passes of its head."""
     keras.utils.set_random_seed(0)
@@ -452,6 +501,8 @@ def main() -> None:
     parser.add_argument("--scorecam-batch", type=int, default=4)
     parser.add_argument("--scorecam-size", type=int, default=96)
     parser.add_argument("--ablationcam-batch", type=int, default=16)
+    parser.add_argument("--surrogate-batch", type=int, default=16)
+    parser.add_argument("--surrogate-samples", type=int, default=256)
     parser.add_argument(
         "--write", metavar="PATH", help="also write the table to this Markdown file"
     )
@@ -468,10 +519,19 @@ def main() -> None:
         rows += scorecam_cases(args.scorecam_batch, args.scorecam_size, args.repeats)
     if selected("AblationCAM", args.only):
         rows += ablationcam_cases(args.ablationcam_batch, args.size, args.repeats)
+    if selected("KernelSHAP", args.only) or selected("LIME", args.only):
+        rows += surrogate_cases(
+            args.surrogate_batch,
+            args.scorecam_size,
+            args.surrogate_samples,
+            args.repeats,
+            args.only,
+        )
     header = (
         f"Measured {datetime.date.today().isoformat()} on {machine()}; ResNet50V2 batch "
         f"{args.batch}, Score-CAM batch {args.scorecam_batch}, Ablation-CAM batch "
-        f"{args.ablationcam_batch}; best of {args.repeats} "
+        f"{args.ablationcam_batch}, KernelSHAP and LIME batch {args.surrogate_batch}; "
+        f"best of {args.repeats} "
         "round-robin rounds after a warm-up; ratios are medians of per-round ratios."
     )
     print(header)

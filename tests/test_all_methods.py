@@ -41,6 +41,12 @@ BUILDERS = {
     "GradientSHAP": lambda model, **kw: ke.GradientSHAP(
         model, BACKGROUND, samples=5, sample_batch_size=2, noise=0.1, seed=3, **kw
     ),
+    "KernelSHAP": lambda model, **kw: ke.KernelSHAP(
+        model, grid=(2, 4), samples=12, sample_batch_size=5, seed=1, **kw
+    ),
+    "LIME": lambda model, **kw: ke.LIME(
+        model, grid=(4, 2), samples=12, sample_batch_size=5, seed=1, **kw
+    ),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import keras_explainable as ke
 from conftest import fix_weights, make_body_head, reference_gradcam
@@ -180,3 +181,16 @@ def test_auto_layer_skips_one_by_one_maps():
     outputs = keras.layers.Dense(2)(keras.layers.Flatten()(x))
     model = keras.Model(inputs, outputs)
     assert ke.GradCAM(model).layer_name == "spatial"
+
+
+def test_plain_callable_is_explained_end_to_end():
+    # A plain function `f(x) -> outputs` takes no `training` argument.
+    weights = tf.constant(np.random.default_rng(0).normal(size=(8 * 8 * 3, 3)), tf.float32)
+
+    def model(x):
+        return tf.matmul(tf.reshape(x, [tf.shape(x)[0], -1]), weights)
+
+    x = np.random.default_rng(1).uniform(size=(4, 8, 8, 3)).astype("float32")
+    expl = ke.Saliency(model).explain(x, 1)
+    assert expl.maps.shape == (4, 8, 8, 1)
+    np.testing.assert_allclose(expl.scores[:, 0], model(x).numpy()[:, 1], rtol=1e-5)

@@ -131,6 +131,8 @@ def methods() -> dict[str, ke.Explainer]:
         "Input × Gradient": ke.InputXGradient(model, verbose=0),
         "Integrated Gradients": ke.IntegratedGradients(model, verbose=0),
         "GradientSHAP": ke.GradientSHAP(model, background, verbose=0),
+        "KernelSHAP": ke.KernelSHAP(model, samples=500, verbose=0),
+        "LIME": ke.LIME(model, samples=500, verbose=0),
     }
 
 
@@ -157,6 +159,8 @@ def method_pictures(data: demo.Shapes) -> None:
         "Input × Gradient": "method-input-x-gradient.png",
         "Integrated Gradients": "method-integrated-gradients.png",
         "GradientSHAP": "method-gradient-shap.png",
+        "KernelSHAP": "method-kernel-shap.png",
+        "LIME": "method-lime.png",
     }
     for name, file in files.items():
         _save(_grid([list(shown), _overlays(images, explanations[name])]), file)

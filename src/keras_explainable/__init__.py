@@ -50,6 +50,8 @@ _EXPORTS = {
     "GradientSHAP": "keras_explainable.methods",
     "InputXGradient": "keras_explainable.methods",
     "IntegratedGradients": "keras_explainable.methods",
+    "KernelSHAP": "keras_explainable.methods",
+    "LIME": "keras_explainable.methods",
     "Saliency": "keras_explainable.methods",
     "ScoreCAM": "keras_explainable.methods",
     "XGradCAM": "keras_explainable.methods",
@@ -85,6 +87,8 @@ __all__ = [
     "GradientSHAP",
     "InputXGradient",
     "IntegratedGradients",
+    "KernelSHAP",
+    "LIME",
     "LayerError",
     "ModelStructureError",
     "Saliency",
@@ -130,6 +134,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from keras_explainable.exposure import SplitModel
     from keras_explainable.methods import (
         CAM,
+        LIME,
         AblationCAM,
         Deconvnet,
         EigenCAM,
@@ -144,6 +149,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         HiResCAM,
         InputXGradient,
         IntegratedGradients,
+        KernelSHAP,
         LayerCAM,
         Saliency,
         ScoreCAM,

@@ -224,6 +224,9 @@ class Exposure:
         tuple of them with several layers, or None without a layer.
         """
         if not self.layers:
+            # A plain callable `f(x) -> outputs` takes no `training` argument.
+            if not isinstance(self.model, keras.Layer):
+                return None, self.model(inputs)
             return None, self.model(inputs, training=False)
         *features, outputs = self.model(inputs, training=False)
         return (features[0] if len(features) == 1 else tuple(features)), outputs

@@ -20,6 +20,8 @@ import tensorflow as tf
 
 __all__ = [
     "BACKGROUND_CHOICE",
+    "COALITION_ORDER",
+    "COALITION_SIZE",
     "INPUT_NOISE",
     "PATH_POINT",
     "SMOOTHGRAD_NOISE",
@@ -47,6 +49,10 @@ PATH_POINT = 3
 """GradientSHAP: where on its path a draw's gradient is taken."""
 INPUT_NOISE = 4
 """GradientSHAP: the noise added to the input of a draw."""
+COALITION_SIZE = 5
+"""KernelSHAP and LIME: how many segments a coalition keeps (or drops)."""
+COALITION_ORDER = 6
+"""KernelSHAP and LIME: which segments a coalition keeps."""
 
 
 def hash32(value: tf.Tensor) -> tf.Tensor:

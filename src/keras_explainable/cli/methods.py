@@ -8,6 +8,7 @@ import attrs
 
 from keras_explainable import (
     CAM,
+    LIME,
     TTA,
     AblationCAM,
     Deconvnet,
@@ -22,6 +23,7 @@ from keras_explainable import (
     HiResCAM,
     InputXGradient,
     IntegratedGradients,
+    KernelSHAP,
     LayerCAM,
     Saliency,
     ScoreCAM,
@@ -90,6 +92,9 @@ METHODS: dict[str, MethodSpec] = {
     # No background set on the command line: a fresh uniform-noise baseline
     # in each image's value range for each draw.
     "gradientshap": MethodSpec(GradientSHAP, defaults={"background": "uniform"}),
+    # A modest cost on the command line: 500 masked passes of an 8x8 grid per image.
+    "kernelshap": MethodSpec(KernelSHAP, defaults={"samples": 500, "grid": (8, 8)}),
+    "lime": MethodSpec(LIME, defaults={"samples": 500, "grid": (8, 8)}),
 }
 
 

@@ -14,7 +14,9 @@ from keras_explainable.methods.guided_gradcam import GuidedGradCAM
 from keras_explainable.methods.hirescam import HiResCAM
 from keras_explainable.methods.input_x_gradient import InputXGradient
 from keras_explainable.methods.integrated_gradients import IntegratedGradients
+from keras_explainable.methods.kernel_shap import KernelSHAP
 from keras_explainable.methods.layercam import LayerCAM
+from keras_explainable.methods.lime import LIME
 from keras_explainable.methods.saliency import Saliency
 from keras_explainable.methods.scorecam import ScoreCAM
 from keras_explainable.methods.xgradcam import XGradCAM
@@ -36,6 +38,8 @@ __all__ = [
     "GradientSHAP",
     "InputXGradient",
     "IntegratedGradients",
+    "KernelSHAP",
+    "LIME",
     "Saliency",
     "ScoreCAM",
     "XGradCAM",

@@ -1,0 +1,252 @@
+"""The machinery KernelSHAP and LIME share: segments scored on and off, and a linear fit.
+
+Both methods explain a prediction by a linear model over `M` input segments:
+coalitions `z` in {0, 1}^M are drawn, each scored by one forward pass of the
+input with the segments of `z` off (replaced by the baseline), and a weighted
+linear model of the scores on `z` is solved. They differ in which coalitions
+they draw, how they weigh them and how they solve; `SegmentSurrogate` does the
+rest once, inside the compiled step.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+import attrs
+import numpy as np
+import tensorflow as tf
+
+from keras_explainable.base import Attribution, Explainer
+from keras_explainable.baselines import as_baseline, baseline_images, baseline_validator
+from keras_explainable.errors import InputError
+from keras_explainable.exposure import Exposure
+from keras_explainable.noise import COALITION_ORDER, hashed_uniform, stream_key
+from keras_explainable.perturbation import evaluate_perturbations
+from keras_explainable.segments import (
+    as_segments,
+    check_grid,
+    grid_labels,
+    paint_segments,
+    segment_masks,
+)
+from keras_explainable.targets import Targets
+from keras_explainable.validators import check_seed, positive_int, positive_number
+
+__all__ = ["SegmentSurrogate", "coalition_uniforms", "random_subsets"]
+
+BASELINES = ("zeros", "mean", "blur")
+
+
+def _check_segments(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if isinstance(value, str) and value != "grid":
+        raise ValueError(
+            f"segments must be 'grid', an integer array of labels or a callable; got {value!r}. "
+            "For superpixels (SLIC), pass a callable inputs -> labels with num_segments=, "
+            "e.g. scikit-image's slic wrapped in tf.numpy_function."
+        )
+    if isinstance(value, np.ndarray) and (value.ndim == 0 or value.max(initial=0) < 1):
+        raise ValueError(
+            f"segments must have at least 2 segments; got an array of shape {value.shape} "
+            f"with {int(value.max(initial=0)) + 1 if value.size else 0}."
+        )
+
+
+def coalition_uniforms(seed: int, draws: tf.Tensor, purpose: int, width: int) -> tf.Tensor:
+    """`(D, width)` uniform numbers in (0, 1) of draws `draws` `(D,)`: the same for every input."""
+    keys = stream_key(seed, tf.cast(draws, tf.int64), purpose)
+    return hashed_uniform(tf.stack([tf.size(keys), width]), keys)
+
+
+def random_subsets(seed: int, draws: tf.Tensor, sizes: tf.Tensor, count: int) -> tf.Tensor:
+    """`(D, count)` float32 coalitions with `sizes` `(D,)` segments on, chosen uniformly."""
+    order = coalition_uniforms(seed, draws, COALITION_ORDER, count)
+    ranks = tf.argsort(tf.argsort(order, axis=-1), axis=-1)
+    return tf.cast(ranks < tf.cast(sizes, tf.int32)[:, None], tf.float32)
+
+
+@attrs.define(eq=False)
+class SegmentSurrogate(Explainer):
+    """Base of the methods that fit a linear model over input segments (KernelSHAP, LIME).
+
+    Subclasses implement `_coalitions` (which coalitions, with which
+    weights) and `_solve` (the weighted linear model); the base draws the
+    segments, scores every coalition by a masked forward pass through the
+    lazy perturbation evaluator (`sample_batch_size` coalitions per pass) and
+    paints each segment's coefficient on its positions.
+
+    Args:
+        model: the model to explain: any model `explain` takes, a subclassed
+            `keras.Model` or a plain callable `inputs -> outputs`.
+        segments: the features: 'grid' (default; `grid` cells over 2-D images),
+            an integer array of labels of one input's spatial shape `(*spatial)`
+            shared by every input, or a callable `inputs -> (N, *spatial)`
+            integer labels in `[0, num_segments)`, run inside the compiled step
+            (wrap a numpy segmenter in `tf.numpy_function`).
+        grid: `(h, w)` cells of `segments='grid'` (default (8, 8)).
+        num_segments: the number of segments a `segments` callable labels
+            (required with a callable, refused otherwise).
+        samples: coalitions scored per input (default 1000).
+        baseline: what a segment that is off shows: a number (default 0.0),
+            'zeros', 'mean' (the input's mean per channel), 'blur', an array
+            broadcastable to one input or a callable `inputs -> baselines`.
+        seed: the integer seed of the coalitions (default 0).
+        sample_batch_size: coalitions whose masked inputs go through the model
+            together (default 16); a pass holds `batch_size *
+            sample_batch_size` inputs. Results do not depend on it.
+        blur_sigma: standard deviation in pixels of the 'blur' baseline.
+        **kwargs: the `Explainer` options.
+    """
+
+    needs_layer: ClassVar[bool] = False
+    uses_baseline_scores: ClassVar[bool] = False
+    """Whether `_solve` needs the scores of the baseline (all segments off)."""
+
+    segments: Any = attrs.field(
+        default="grid", kw_only=True, converter=as_segments, validator=_check_segments
+    )
+    grid: tuple[int, int] = attrs.field(default=(8, 8), kw_only=True, converter=check_grid)
+    num_segments: int | None = attrs.field(
+        default=None, kw_only=True, validator=attrs.validators.optional(positive_int)
+    )
+    samples: int = attrs.field(default=1000, kw_only=True, validator=positive_int)
+    baseline: Any = attrs.field(
+        default=0.0,
+        kw_only=True,
+        converter=as_baseline,
+        validator=baseline_validator(BASELINES, callables=True),
+    )
+    seed: int = attrs.field(default=0, kw_only=True, validator=check_seed)
+    sample_batch_size: int = attrs.field(default=16, kw_only=True, validator=positive_int)
+    blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=positive_number)
+
+    # ------------------------------------------------------------------ hooks
+    @abc.abstractmethod
+    def _coalitions(self, count: int) -> tuple[tf.Tensor, tf.Tensor]:
+        """The coalitions to score and their weights, inside the step.
+
+        Args:
+            count: the number of segments `M`.
+
+        Returns:
+            `(S, M)` float32 coalitions (1: segment on) and `(S,)` weights.
+        """
+
+    @abc.abstractmethod
+    def _solve(
+        self,
+        coalitions: tf.Tensor,
+        weights: tf.Tensor,
+        outcomes: tf.Tensor,
+        scores: tf.Tensor,
+        baseline_scores: tf.Tensor | None,
+    ) -> tf.Tensor:
+        """Fit the linear model; returns `(M, K)` float64 coefficients.
+
+        Args:
+            coalitions: `(S, M)` float64 coalitions.
+            weights: `(S,)` float64 weights.
+            outcomes: `(S, K)` float64 scores of the coalitions, `K` = samples x targets.
+            scores: `(K,)` float64 scores of the inputs (every segment on).
+            baseline_scores: `(K,)` float64 scores of the baselines (every
+                segment off) when `uses_baseline_scores`, else None.
+        """
+
+    # ------------------------------------------------------------- segments
+    @property
+    def segment_count(self) -> int:
+        """The number of segments `M`, the features of the linear model."""
+        if isinstance(self.segments, np.ndarray):
+            return int(self.segments.max()) + 1
+        if callable(self.segments):
+            return self.num_segments
+        return self.grid[0] * self.grid[1]
+
+    def _prepare(self, exposure: Exposure) -> None:
+        if callable(self.segments) and self.num_segments is None:
+            raise ValueError("segments given as a callable needs num_segments= (its label count).")
+        if not callable(self.segments) and self.num_segments is not None:
+            raise ValueError("num_segments= goes with segments given as a callable only.")
+        if self.num_segments is not None and self.num_segments < 2:
+            raise ValueError(f"num_segments must be at least 2; got {self.num_segments}.")
+        if exposure.input_shape is not None:
+            self._check_spatial(exposure.input_shape[1:-1])
+
+    def _check_spatial(self, spatial: Any) -> None:
+        """Check the segments fit inputs of `spatial` shape (None: unknown size)."""
+        spatial = tuple(spatial)
+        if isinstance(self.segments, np.ndarray):
+            shape = self.segments.shape
+            fits = len(shape) == len(spatial) and all(
+                expected is None or size == expected
+                for size, expected in zip(shape, spatial, strict=True)
+            )
+            if not fits:
+                readable = tuple("?" if size is None else size for size in spatial)
+                raise InputError(
+                    f"segments of shape {shape} do not label inputs of spatial shape "
+                    f"{readable}; pass one label per position, shape (*spatial)."
+                )
+        elif self.segments == "grid" and all(size is not None for size in spatial):
+            grid_labels(spatial, self.grid)
+
+    def _masks(self, inputs: tf.Tensor) -> tf.Tensor:
+        """`(n, *spatial, M)` one-hot segment masks, `n` 1 (shared) or N."""
+        count = self.segment_count
+        segments = self.segments
+        if callable(segments):
+            labels = tf.convert_to_tensor(segments(inputs))
+            if not labels.shape.is_compatible_with(inputs.shape[:-1]):
+                raise InputError(
+                    f"The segments callable returned shape {tuple(labels.shape)} for inputs "
+                    f"of shape {tuple(inputs.shape)}; it must return (N, *spatial) labels."
+                )
+            return segment_masks(labels, count, inputs.dtype)
+        self._check_spatial(inputs.shape[1:-1])
+        if isinstance(segments, str):
+            segments = grid_labels(inputs.shape[1:-1], self.grid)
+        return segment_masks(tf.constant(segments[None]), count, inputs.dtype)
+
+    # ------------------------------------------------------------------ step
+    def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
+        masks = self._masks(inputs)
+        _, outputs = self._forward(inputs)
+        scores, explained = targets.select(outputs)
+        targets = targets.fixed(outputs)
+        baselines = baseline_images(self.baseline, inputs, blur_sigma=self.blur_sigma)
+        coalitions, weights = self._coalitions(self.segment_count)
+        difference = inputs - baselines
+        flat_masks = tf.reshape(masks, [tf.shape(masks)[0], -1, masks.shape[-1]])
+
+        def perturb(indices: tf.Tensor) -> tf.Tensor:
+            # (k,) coalitions -> (k, N, *shape): segments off show the baseline.
+            chosen = tf.cast(tf.gather(coalitions, indices), inputs.dtype)
+            keep = tf.einsum("npm,km->knp", flat_masks, chosen)
+            keep = tf.reshape(keep, tf.concat([tf.shape(keep)[:2], tf.shape(masks)[1:-1]], 0))
+            return baselines[None] + keep[..., None] * difference[None]
+
+        def score(images: tf.Tensor, copies: int) -> tf.Tensor:
+            _, copy_outputs = self._forward(images)
+            copy_scores, _ = targets.tiled(copies).select(copy_outputs)
+            return copy_scores
+
+        count = scores.shape[1]
+        samples = coalitions.shape[0]
+        outcomes = evaluate_perturbations(
+            perturb, score, samples, self.sample_batch_size, [count]
+        )  # (S, N, L)
+        baseline_scores = None
+        if self.uses_baseline_scores:
+            _, baseline_outputs = self._forward(baselines)
+            baseline_scores, _ = targets.select(baseline_outputs)
+            baseline_scores = tf.reshape(tf.cast(baseline_scores, tf.float64), [-1])
+        values = self._solve(
+            tf.cast(coalitions, tf.float64),
+            tf.cast(weights, tf.float64),
+            tf.reshape(tf.cast(outcomes, tf.float64), [samples, -1]),
+            tf.reshape(tf.cast(scores, tf.float64), [-1]),
+            baseline_scores,
+        )
+        values = tf.reshape(tf.transpose(values), [-1, count, self.segment_count])
+        maps = paint_segments(masks, tf.cast(values, tf.float32))
+        return Attribution(maps, scores, explained)

@@ -1,0 +1,105 @@
+"""Segments: the input regions that KernelSHAP and LIME switch on and off.
+
+A segmentation gives every spatial position of an input an integer label in
+`[0, M)`; the `M` segments are the features of the surrogate models. It takes
+three forms, validated here once: 'grid' (a regular grid of cells over 2-D
+images), an integer array of labels shared by every input, or a callable
+`inputs -> labels` run inside the compiled step (one segmentation per input).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from keras_explainable.errors import InputError
+
+__all__ = ["as_segments", "check_grid", "grid_labels", "paint_segments", "segment_masks"]
+
+
+def as_segments(value: Any) -> Any:
+    """Keep names and callables; turn arrays of labels into int32 arrays of `0..M-1`.
+
+    The labels of an array are renumbered in increasing order, so any integers
+    may name the segments.
+
+    Raises:
+        TypeError: `value` is neither a name, a callable nor an integer array.
+    """
+    if isinstance(value, str) or callable(value):
+        return value
+    if isinstance(value, (tf.Tensor, tf.Variable)):
+        value = value.numpy()
+    array = np.asarray(value)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(
+            "segments must be 'grid', an integer array of segment labels or a callable "
+            f"inputs -> labels; got {type(value).__name__} of dtype {array.dtype}."
+        )
+    _, labels = np.unique(array, return_inverse=True)
+    return labels.reshape(array.shape).astype(np.int32)
+
+
+def check_grid(value: Any) -> tuple[int, int]:
+    """Return `(h, w)`, two positive integers, or raise `ValueError`."""
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 2
+        or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in value)
+        or any(v < 1 for v in value)
+        or value[0] * value[1] < 2
+    ):
+        raise ValueError(
+            f"grid must be (h, w), two positive integers making at least 2 cells; got {value!r}."
+        )
+    return int(value[0]), int(value[1])
+
+
+def grid_labels(spatial: Sequence[int], grid: tuple[int, int]) -> np.ndarray:
+    """`(H, W)` int32 labels of a grid of `h x w` cells, numbered row by row.
+
+    Cell rows and columns split the image as evenly as the sizes allow.
+
+    Raises:
+        InputError: the images are not 2-D, their size is unknown, or smaller
+            than the grid.
+    """
+    if len(spatial) != 2 or any(size is None for size in spatial):
+        raise InputError(
+            "segments='grid' needs 2-D images (N, H, W, C) of a known size; got spatial "
+            f"shape {tuple(spatial)}. Pass segments as an array or a callable instead."
+        )
+    height, width = spatial
+    if height < grid[0] or width < grid[1]:
+        raise InputError(
+            f"grid {grid} has more cells than the {height}x{width} images have pixels."
+        )
+    rows = np.arange(height) * grid[0] // height
+    columns = np.arange(width) * grid[1] // width
+    return (rows[:, None] * grid[1] + columns[None, :]).astype(np.int32)
+
+
+def segment_masks(labels: tf.Tensor, count: int, dtype: tf.DType) -> tf.Tensor:
+    """`(n, *spatial, M)` one-hot masks of `(n, *spatial)` labels (out-of-range: none)."""
+    return tf.one_hot(tf.cast(labels, tf.int32), count, dtype=dtype)
+
+
+def paint_segments(masks: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
+    """Paint each segment's values on its positions.
+
+    Args:
+        masks: `(n, *spatial, M)` one-hot segment masks, `n` 1 or N.
+        values: `(N, L, M)` values per sample, target and segment.
+
+    Returns:
+        `(N, *spatial, L)` maps.
+    """
+    spatial = tf.shape(masks)[1:-1]
+    count = tf.shape(values)[0]
+    flat = tf.reshape(masks, [tf.shape(masks)[0], -1, masks.shape[-1]])
+    flat = tf.broadcast_to(flat, tf.concat([[count], tf.shape(flat)[1:]], axis=0))
+    maps = tf.matmul(flat, tf.cast(values, flat.dtype), transpose_b=True)  # (N, P, L)
+    return tf.reshape(maps, tf.concat([[count], spatial, [values.shape[1]]], axis=0))
