@@ -41,6 +41,12 @@ BUILDERS = {
     "GradientSHAP": lambda model, **kw: ke.GradientSHAP(
         model, BACKGROUND, samples=5, sample_batch_size=2, noise=0.1, seed=3, **kw
     ),
+    "Occlusion": lambda model, **kw: ke.Occlusion(
+        model, window=3, stride=2, window_batch_size=4, **kw
+    ),
+    "RISE": lambda model, **kw: ke.RISE(
+        model, masks=20, cell_size=3, mask_batch_size=6, seed=1, **kw
+    ),
 }
 
 

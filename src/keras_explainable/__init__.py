@@ -50,6 +50,8 @@ _EXPORTS = {
     "GradientSHAP": "keras_explainable.methods",
     "InputXGradient": "keras_explainable.methods",
     "IntegratedGradients": "keras_explainable.methods",
+    "Occlusion": "keras_explainable.methods",
+    "RISE": "keras_explainable.methods",
     "Saliency": "keras_explainable.methods",
     "ScoreCAM": "keras_explainable.methods",
     "XGradCAM": "keras_explainable.methods",
@@ -87,6 +89,8 @@ __all__ = [
     "IntegratedGradients",
     "LayerError",
     "ModelStructureError",
+    "Occlusion",
+    "RISE",
     "Saliency",
     "ScoreCAM",
     "SmoothGrad",
@@ -130,6 +134,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from keras_explainable.exposure import SplitModel
     from keras_explainable.methods import (
         CAM,
+        RISE,
         AblationCAM,
         Deconvnet,
         EigenCAM,
@@ -145,6 +150,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         InputXGradient,
         IntegratedGradients,
         LayerCAM,
+        Occlusion,
         Saliency,
         ScoreCAM,
         XGradCAM,

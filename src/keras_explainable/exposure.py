@@ -224,6 +224,9 @@ class Exposure:
         tuple of them with several layers, or None without a layer.
         """
         if not self.layers:
+            if not isinstance(self.model, keras.layers.Layer):
+                # A plain callable `inputs -> outputs` takes no `training` argument.
+                return None, self.model(inputs)
             return None, self.model(inputs, training=False)
         *features, outputs = self.model(inputs, training=False)
         return (features[0] if len(features) == 1 else tuple(features)), outputs

@@ -22,6 +22,7 @@ __all__ = [
     "BACKGROUND_CHOICE",
     "INPUT_NOISE",
     "PATH_POINT",
+    "RISE_MASK",
     "SMOOTHGRAD_NOISE",
     "UNIFORM_BASELINE",
     "hash32",
@@ -47,6 +48,8 @@ PATH_POINT = 3
 """GradientSHAP: where on its path a draw's gradient is taken."""
 INPUT_NOISE = 4
 """GradientSHAP: the noise added to the input of a draw."""
+RISE_MASK = 5
+"""RISE: the cells and shift of a random mask (a function of the seed and mask number)."""
 
 
 def hash32(value: tf.Tensor) -> tf.Tensor:

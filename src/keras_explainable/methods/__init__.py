@@ -15,6 +15,8 @@ from keras_explainable.methods.hirescam import HiResCAM
 from keras_explainable.methods.input_x_gradient import InputXGradient
 from keras_explainable.methods.integrated_gradients import IntegratedGradients
 from keras_explainable.methods.layercam import LayerCAM
+from keras_explainable.methods.occlusion import Occlusion
+from keras_explainable.methods.rise import RISE
 from keras_explainable.methods.saliency import Saliency
 from keras_explainable.methods.scorecam import ScoreCAM
 from keras_explainable.methods.xgradcam import XGradCAM
@@ -33,6 +35,8 @@ __all__ = [
     "GuidedGradCAM",
     "HiResCAM",
     "LayerCAM",
+    "Occlusion",
+    "RISE",
     "GradientSHAP",
     "InputXGradient",
     "IntegratedGradients",
