@@ -8,6 +8,7 @@ import attrs
 
 from keras_explainable import (
     CAM,
+    RISE,
     TTA,
     AblationCAM,
     Deconvnet,
@@ -23,6 +24,7 @@ from keras_explainable import (
     InputXGradient,
     IntegratedGradients,
     LayerCAM,
+    Occlusion,
     Saliency,
     ScoreCAM,
     SmoothGrad,
@@ -42,8 +44,8 @@ class MethodSpec:
         explainer: the explainer class.
         wraps: for a decorator (`SmoothGrad`, `TTA`), the explainer class it
             wraps, built with the model and the options; None otherwise.
-        defaults: constructor arguments the command line always passes (a
-            GradientSHAP background, say).
+        defaults: constructor arguments the command line passes unless its
+            options give them (a GradientSHAP background, say).
 
     Example:
         >>> MethodSpec(SmoothGrad, wraps=Saliency).build(model, batch_size=8)
@@ -61,7 +63,7 @@ class MethodSpec:
     def build(self, model: Any, **options: Any) -> Any:
         """Construct the explainer for `model` with `options`."""
         if self.wraps is None:
-            return self.explainer(model, **self.defaults, **options)
+            return self.explainer(model, **{**self.defaults, **options})
         return self.explainer(self.wraps(model, **options), **self.defaults)
 
 
@@ -90,6 +92,9 @@ METHODS: dict[str, MethodSpec] = {
     # No background set on the command line: a fresh uniform-noise baseline
     # in each image's value range for each draw.
     "gradientshap": MethodSpec(GradientSHAP, defaults={"background": "uniform"}),
+    # Half-overlapping 8x8 windows (225 positions on the demo's 64x64 images).
+    "occlusion": MethodSpec(Occlusion, defaults={"window": 8, "stride": 4}),
+    "rise": MethodSpec(RISE, defaults={"masks": 1000}),
 }
 
 
