@@ -56,6 +56,7 @@ def test_window_starts_cover_the_axis():
         ((8, 8, 3), (2, 2), (3, 3)),  # gaps between windows
         ((11, 2), (3,), (2,)),
         ((11, 2), (4,), (3,)),
+        ((5, 6, 4, 2), (2, 3, 2), (2, 2, 3)),
     ],
 )
 def test_occlusion_matches_numpy_loop(shape, window, stride):

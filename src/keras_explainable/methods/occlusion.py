@@ -18,7 +18,9 @@ from keras_explainable.baselines import (
     as_baseline,
     baseline_images,
     baseline_validator,
+    blend_with_baseline,
     check_baseline_shape,
+    is_zero_baseline,
 )
 from keras_explainable.errors import InputError
 from keras_explainable.exposure import Exposure
@@ -221,7 +223,9 @@ class Occlusion(Explainer):
             for first, width, length in zip(starts, window, size, strict=True)
         ]
         counts = [len(first) for first in starts]
-        baselines = baseline_images(self.baseline, inputs, blur_sigma=self.blur_sigma)
+        baselines = None
+        if not is_zero_baseline(self.baseline):
+            baselines = baseline_images(self.baseline, inputs, blur_sigma=self.blur_sigma)
         _, outputs = self._forward(inputs)
         scores, indices = targets.select(outputs)
         targets = targets.fixed(outputs)
@@ -240,8 +244,7 @@ class Occlusion(Explainer):
                 line = tf.gather(axis_covers[axis], coordinates[axis])  # (k, size_a)
                 line = tf.reshape(line, [-1, *[1] * axis, size[axis], *[1] * (rank - 1 - axis)])
                 mask = line if mask is None else mask * line
-            mask = mask[:, None, ..., None]
-            return inputs[None] * (1.0 - mask) + baselines[None] * mask
+            return blend_with_baseline(inputs, baselines, 1.0 - mask[:, None, ..., None])
 
         def score(images: tf.Tensor, copies: int) -> tf.Tensor:
             _, occluded_outputs = self._forward(images)

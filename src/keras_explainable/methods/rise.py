@@ -18,7 +18,9 @@ from keras_explainable.baselines import (
     as_baseline,
     baseline_images,
     baseline_validator,
+    blend_with_baseline,
     check_baseline_shape,
+    is_zero_baseline,
 )
 from keras_explainable.errors import InputError
 from keras_explainable.exposure import Exposure
@@ -226,7 +228,9 @@ class RISE(Explainer):
                 "RISE makes masks of the input's size, which must be known: got inputs "
                 f"of shape {tuple(inputs.shape)}. Batch inputs of one size."
             )
-        baselines = baseline_images(self.baseline, inputs, blur_sigma=self.blur_sigma)
+        baselines = None
+        if not is_zero_baseline(self.baseline):
+            baselines = baseline_images(self.baseline, inputs, blur_sigma=self.blur_sigma)
         _, outputs = self._forward(inputs)
         scores, indices = targets.select(outputs)
         targets = targets.fixed(outputs)
@@ -239,7 +243,7 @@ class RISE(Explainer):
         def masked(numbers: tf.Tensor) -> tf.Tensor:
             # (k,) mask numbers -> (k, N, *spatial, C) masked copies.
             mask = tf.cast(masks_of(numbers), inputs.dtype)[:, None, ..., None]
-            return inputs[None] * mask + baselines[None] * (1.0 - mask)
+            return blend_with_baseline(inputs, baselines, mask)
 
         def score(images: tf.Tensor, copies: int) -> tf.Tensor:
             _, masked_outputs = self._forward(images)
