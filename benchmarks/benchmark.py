@@ -565,7 +565,8 @@ the timings vary by a few percent, so a ratio slightly above 1 means "at the
 floor". Score-CAM's floor is timed at the batch size of its own masked passes;
 Ablation-CAM's is one forward pass plus one pass of the model's head (the
 layers after the explained one) per channel, the head timed at the batch size
-of its own ablated passes.
+of its own ablated passes. Occlusion's and RISE's floors are one forward pass
+per window or mask, timed at the batch size of their own perturbed passes.
 
 {header}
 
