@@ -2,7 +2,8 @@
 
 SmoothGrad's noisy copies, Integrated Gradients' uniform baselines and
 GradientSHAP's baselines, path points and noise all draw random numbers
-inside the compiled step. Each sample's numbers come from a hash of the seed,
+inside the compiled step (RISE's masks too, from the seed and the mask's
+number alone: every sample gets the same masks). Each sample's numbers come from a hash of the seed,
 a stream (which copy, which draw, what for) and a fingerprint of the sample's
 own values, so a sample gets the same numbers in any batch, at any position,
 on any replica, with or without XLA: maps do not depend on the batch size.

@@ -223,6 +223,7 @@ def _load_explainer(args: argparse.Namespace, verbose: str | int) -> tuple[Any, 
             "hidden from Keras; use an input method (saliency) or re-save the model "
             "as .keras."
         )
+    options = _method_options(args)
     model = load_model(args.model, unsafe=args.unsafe)
     explainer = build_method(
         args.method,
@@ -230,7 +231,7 @@ def _load_explainer(args: argparse.Namespace, verbose: str | int) -> tuple[Any, 
         layer=args.layer,
         batch_size=args.batch_size,
         verbose=verbose,
-        **_method_options(args),
+        **options,
     )
     logits = getattr(getattr(explainer, "exposure", None), "stripped_activation", None)
     layer = getattr(explainer, "layer_name", None)
