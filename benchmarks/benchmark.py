@@ -15,6 +15,9 @@ on the same batch in the same process:
   channel, timed on the layer's activations at the batch size of
   Ablation-CAM's own ablated passes; the table also gives its ratio to the
   head passes alone and its speed-up over one raw forward pass per channel;
+* Occlusion (36 windows) and RISE (256 masks) on MobileNetV3Small 96x96:
+  one raw forward pass per window or mask, timed at the batch size of the
+  method's own perturbed passes (they add one forward pass on the input);
 * SmoothGrad over Saliency: `samples` raw forward + backward passes;
 * InputXGradient: one raw forward + backward pass to the input;
 * IntegratedGradients with `steps=16` (kept short): 16 raw forward +
@@ -348,6 +351,59 @@ def surrogate_cases(
     return rows
 
 
+def perturbation_cases(
+    batch: int, size: int, repeats: int, only: list[str] | None = None
+) -> list[dict]:
+    """Occlusion and RISE on MobileNetV3Small (weights=None), against P raw forward passes."""
+    keras.utils.set_random_seed(0)
+    model = keras.applications.MobileNetV3Small(
+        weights=None, input_shape=(size, size, 3), include_preprocessing=False
+    )
+    x = np.random.default_rng(0).uniform(-1, 1, (batch, size, size, 3)).astype("float32")
+    forward, _ = raw_passes(model)
+    window = size // 6
+    cases = [
+        (
+            "Occlusion",
+            f"Occlusion ({window}x{window} window, stride {window}: 36 windows)",
+            lambda: ke.Occlusion(model, window=window, batch_size=batch),
+            36,
+            "window_batch_size",
+        ),
+        (
+            "RISE",
+            "RISE (256 masks)",
+            lambda: ke.RISE(model, masks=256, batch_size=batch),
+            256,
+            "mask_batch_size",
+        ),
+    ]
+    label = f"MobileNetV3Small {size}x{size}"
+    rows = []
+    for name, method, build, count, chunk_option in cases:
+        if not selected(name, only):
+            continue
+        explainer = build()
+        # The floor: one raw forward pass per perturbation, timed at the batch
+        # size of the method's own passes (batch * chunk images, the
+        # perturbations shared evenly among the passes).
+        calls = -(-count // getattr(explainer, chunk_option))
+        chunk = -(-count // calls)
+        perturbed = np.repeat(x, chunk, axis=0)
+        times = round_times(
+            {
+                "forward": lambda: [forward(perturbed) for _ in range(calls)],  # noqa: B023
+                name: lambda: explainer.explain(x),  # noqa: B023
+            },
+            repeats,
+        )
+        seconds = best(times)
+        per_pass = seconds["forward"] / calls / chunk
+        ratio = paired_ratio(times, "forward", name, count / (calls * chunk))
+        rows.append(_row(label, method, seconds[name], "forward", count, per_pass, batch, ratio))
+    return rows
+
+
 def ablationcam_cases(batch: int, size: int, repeats: int) -> list[dict]:
     """Ablation-CAM on ResNet50V2 conv5_block3_out, against C passes of its head."""
     keras.utils.set_random_seed(0)
@@ -501,6 +557,8 @@ def main() -> None:
     parser.add_argument("--scorecam-batch", type=int, default=4)
     parser.add_argument("--scorecam-size", type=int, default=96)
     parser.add_argument("--ablationcam-batch", type=int, default=16)
+    parser.add_argument("--perturbation-batch", type=int, default=16)
+    parser.add_argument("--perturbation-size", type=int, default=96)
     parser.add_argument("--surrogate-batch", type=int, default=16)
     parser.add_argument("--surrogate-samples", type=int, default=256)
     parser.add_argument(
@@ -519,6 +577,10 @@ def main() -> None:
         rows += scorecam_cases(args.scorecam_batch, args.scorecam_size, args.repeats)
     if selected("AblationCAM", args.only):
         rows += ablationcam_cases(args.ablationcam_batch, args.size, args.repeats)
+    if selected("Occlusion", args.only) or selected("RISE", args.only):
+        rows += perturbation_cases(
+            args.perturbation_batch, args.perturbation_size, args.repeats, args.only
+        )
     if selected("KernelSHAP", args.only) or selected("LIME", args.only):
         rows += surrogate_cases(
             args.surrogate_batch,
@@ -530,7 +592,8 @@ def main() -> None:
     header = (
         f"Measured {datetime.date.today().isoformat()} on {machine()}; ResNet50V2 batch "
         f"{args.batch}, Score-CAM batch {args.scorecam_batch}, Ablation-CAM batch "
-        f"{args.ablationcam_batch}, KernelSHAP and LIME batch {args.surrogate_batch}; "
+        f"{args.ablationcam_batch}, KernelSHAP and LIME batch {args.surrogate_batch}, "
+        f"Occlusion and RISE batch {args.perturbation_batch}; "
         f"best of {args.repeats} "
         "round-robin rounds after a warm-up; ratios are medians of per-round ratios."
     )
@@ -562,7 +625,8 @@ the timings vary by a few percent, so a ratio slightly above 1 means "at the
 floor". Score-CAM's floor is timed at the batch size of its own masked passes;
 Ablation-CAM's is one forward pass plus one pass of the model's head (the
 layers after the explained one) per channel, the head timed at the batch size
-of its own ablated passes.
+of its own ablated passes. Occlusion's and RISE's floors are one forward pass
+per window or mask, timed at the batch size of their own perturbed passes.
 
 {header}
 

@@ -47,6 +47,12 @@ BUILDERS = {
     "LIME": lambda model, **kw: ke.LIME(
         model, grid=(4, 2), samples=12, sample_batch_size=5, seed=1, **kw
     ),
+    "Occlusion": lambda model, **kw: ke.Occlusion(
+        model, window=3, stride=2, window_batch_size=4, **kw
+    ),
+    "RISE": lambda model, **kw: ke.RISE(
+        model, masks=20, cell_size=3, mask_batch_size=6, seed=1, **kw
+    ),
 }
 
 

@@ -224,6 +224,24 @@ def test_existing_outputs_need_overwrite(capsys, work, small_model, user_images)
     assert np.load(out / "a_cam.npy").shape == (16, 16, 1)
 
 
+def test_perturbation_methods_take_their_main_option(capsys, work, small_model, user_images):
+    model, model_path = small_model
+    rgb, paths = user_images
+    out = work / "perturbed"
+    base = ["explain", model_path, paths[0], "--preprocess", "scale01", "--out", out]
+    x = rgb[None] / 255.0
+    code, _, _ = call(capsys, *base, "--method", "rise", "--masks", 30)
+    assert code == 0
+    expected = ke.RISE(model, masks=30, verbose=0).explain(x)
+    np.testing.assert_allclose(np.load(out / "a_rise.npy"), expected.maps[0], atol=1e-5)
+    code, _, _ = call(capsys, *base, "--method", "occlusion", "--window", 6)
+    assert code == 0
+    expected = ke.Occlusion(model, window=6, stride=3, verbose=0).explain(x)
+    np.testing.assert_allclose(np.load(out / "a_occlusion.npy"), expected.maps[0], atol=1e-5)
+    code, _, err = call(capsys, *base, "--method", "gradcam", "--masks", 30, "--overwrite")
+    assert_one_error(code, err, r"--masks is an option of rise, not of gradcam")
+
+
 def test_subprocess_error_is_one_line_without_traceback(corrupt_run, work):
     result = corrupt_run
     assert result.returncode == 1

@@ -3,6 +3,7 @@
 Run from the repository root (about two minutes on two CPU cores):
 
     python docs/scripts/make_pictures.py
+    python docs/scripts/make_pictures.py --methods Occlusion RISE   # those pictures only
 
 Everything is computed from `keras_explainable.demo`: the bundled shapes
 classifier and generated images, so nothing is downloaded or drawn by hand,
@@ -133,13 +134,20 @@ def methods() -> dict[str, ke.Explainer]:
         "GradientSHAP": ke.GradientSHAP(model, background, verbose=0),
         "KernelSHAP": ke.KernelSHAP(model, samples=500, verbose=0),
         "LIME": ke.LIME(model, samples=500, verbose=0),
+        "Occlusion": ke.Occlusion(model, window=8, stride=4, verbose=0),
+        "RISE": ke.RISE(model, masks=2000, verbose=0),
     }
 
 
-def method_pictures(data: demo.Shapes) -> None:
+def method_pictures(data: demo.Shapes, only: list[str] | None = None) -> None:
+    """Each method's picture (only those named in `only`, and then nothing else)."""
     images = data.images
     shown = _as_uint8(images)
-    explanations = {name: m.explain(images, data.labels) for name, m in methods().items()}
+    explanations = {
+        name: m.explain(images, data.labels)
+        for name, m in methods().items()
+        if only is None or name in only
+    }
     files = {
         "Saliency": "method-saliency.png",
         "CAM": "method-cam.png",
@@ -161,9 +169,14 @@ def method_pictures(data: demo.Shapes) -> None:
         "GradientSHAP": "method-gradient-shap.png",
         "KernelSHAP": "method-kernel-shap.png",
         "LIME": "method-lime.png",
+        "Occlusion": "method-occlusion.png",
+        "RISE": "method-rise.png",
     }
     for name, file in files.items():
-        _save(_grid([list(shown), _overlays(images, explanations[name])]), file)
+        if name in explanations:
+            _save(_grid([list(shown), _overlays(images, explanations[name])]), file)
+    if only is not None:
+        return
     # Home page: rows are images, columns the input and the OVERVIEW methods.
     columns = [list(shown)] + [_overlays(images, explanations[name]) for name in OVERVIEW]
     rows = [list(row) for row in zip(*columns, strict=True)]
@@ -301,10 +314,19 @@ def curve_picture(count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=64, help="images scored for the metrics")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        metavar="NAME",
+        help="write only these methods' pictures (display names, e.g. RISE), nothing else",
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     (DOCS / "images").mkdir(exist_ok=True)
     data = demo.make_shapes(4, seed=SEED)
+    if args.methods:
+        method_pictures(data, args.methods)
+        return
     method_pictures(data)
     target_picture(data)
     layer_picture(data)

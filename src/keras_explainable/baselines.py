@@ -31,7 +31,9 @@ __all__ = [
     "as_baseline",
     "baseline_images",
     "baseline_validator",
+    "blend_with_baseline",
     "check_baseline_shape",
+    "is_zero_baseline",
 ]
 
 
@@ -166,3 +168,39 @@ def baseline_images(
     value = np.asarray(baseline, np.float32)
     check_baseline_shape(value, inputs.shape[1:], name)
     return tf.broadcast_to(tf.constant(value, inputs.dtype), tf.shape(inputs))
+
+
+def is_zero_baseline(baseline: Any) -> bool:
+    """Whether a validated baseline is all zeros by its form ('zeros' or the number 0)."""
+    if isinstance(baseline, str):
+        return baseline == "zeros"
+    return (
+        isinstance(baseline, (int, float, np.number))
+        and not isinstance(baseline, bool)
+        and baseline == 0
+    )
+
+
+def blend_with_baseline(
+    inputs: tf.Tensor, baselines: tf.Tensor | None, keep: tf.Tensor
+) -> tf.Tensor:
+    """Copies of a batch kept where `keep` is 1 and replaced by baselines where it is 0.
+
+    Computes `b + (x - b) * keep` (`x * keep` for zero baselines, one operation
+    on the copies instead of three: perturbation methods build many of them).
+
+    Args:
+        inputs: `(N, *shape)` inputs `x`.
+        baselines: `(N, *shape)` baselines `b`, or None for zeros.
+        keep: weights in [0, 1] broadcastable to `(k, N, *shape)`: one mask per copy.
+
+    Returns:
+        The `(k, N, *shape)` copies.
+
+    Example:
+        >>> keep = masks[:, None, :, :, None]   # (k, 1, H, W, 1)
+        >>> copies = blend_with_baseline(images, None, keep)   # (k, N, H, W, C)
+    """
+    if baselines is None:
+        return inputs[None] * keep
+    return baselines[None] + (inputs - baselines)[None] * keep

@@ -2,7 +2,8 @@
 
 SmoothGrad's noisy copies, Integrated Gradients' uniform baselines and
 GradientSHAP's baselines, path points and noise all draw random numbers
-inside the compiled step. Each sample's numbers come from a hash of the seed,
+inside the compiled step (RISE's masks too, from the seed and the mask's
+number alone: every sample gets the same masks). Each sample's numbers come from a hash of the seed,
 a stream (which copy, which draw, what for) and a fingerprint of the sample's
 own values, so a sample gets the same numbers in any batch, at any position,
 on any replica, with or without XLA: maps do not depend on the batch size.
@@ -24,6 +25,7 @@ __all__ = [
     "COALITION_SIZE",
     "INPUT_NOISE",
     "PATH_POINT",
+    "RISE_MASK",
     "SMOOTHGRAD_NOISE",
     "UNIFORM_BASELINE",
     "hash32",
@@ -53,6 +55,8 @@ COALITION_SIZE = 5
 """KernelSHAP and LIME: how many segments a coalition keeps (or drops)."""
 COALITION_ORDER = 6
 """KernelSHAP and LIME: which segments a coalition keeps."""
+RISE_MASK = 7
+"""RISE: the cells and shift of a random mask (a function of the seed and mask number)."""
 
 
 def hash32(value: tf.Tensor) -> tf.Tensor:

@@ -38,7 +38,8 @@ def evaluate_perturbations(
             (`(copies * N, *shape)`).
         count: the number of perturbations.
         chunk: perturbations built and scored together (at most `count`);
-            a pass holds `chunk * N` inputs.
+            a pass holds `chunk * N` inputs. The `ceil(count / chunk)` passes
+            share the perturbations evenly, so a pass may hold fewer.
         score_shape: the shape of one sample's score (default `()`).
 
     Returns:
@@ -57,6 +58,9 @@ def evaluate_perturbations(
     """
     chunk = max(1, min(chunk, count))
     chunks = -(-count // chunk)
+    # Balanced chunks: as many passes, but at most `chunks - 1` padding copies
+    # (36 perturbations in chunks of 16 are scored as 3 x 12, not 3 x 16).
+    chunk = -(-count // chunks)
 
     def body(index: tf.Tensor, scores: tf.TensorArray) -> tuple:
         indices = tf.minimum(index * chunk + tf.range(chunk), count - 1)

@@ -44,6 +44,7 @@ examples:
   keras-explainable explain model.keras photos/*.jpg --method scorecam --out maps
   keras-explainable explain resnet.h5 cat.jpg --preprocess caffe --target 281,285
   keras-explainable explain model.keras x.png --layer conv5_block3_out --overwrite
+  keras-explainable explain model.keras cat.jpg --method rise --masks 4000
 
 Writes, per image, <name>_<method>_class<k>.png (the heat map over the image,
 one per explained class k) and <name>_<method>.npy (the maps, float32 of
@@ -108,6 +109,18 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument(
         "--batch-size", type=positive, default=16, help="images per batch (default: 16)"
+    )
+    parser.add_argument(
+        "--window",
+        type=positive,
+        metavar="PIXELS",
+        help="occlusion: the window's size, moved by half of it (default: 8)",
+    )
+    parser.add_argument(
+        "--masks",
+        type=positive,
+        metavar="N",
+        help="rise: the number of random masks (default: 1000)",
     )
     parser.set_defaults(run=run)
 
@@ -210,9 +223,15 @@ def _load_explainer(args: argparse.Namespace, verbose: str | int) -> tuple[Any, 
             "hidden from Keras; use an input method (saliency) or re-save the model "
             "as .keras."
         )
+    options = _method_options(args)
     model = load_model(args.model, unsafe=args.unsafe)
     explainer = build_method(
-        args.method, model, layer=args.layer, batch_size=args.batch_size, verbose=verbose
+        args.method,
+        model,
+        layer=args.layer,
+        batch_size=args.batch_size,
+        verbose=verbose,
+        **options,
     )
     logits = getattr(getattr(explainer, "exposure", None), "stripped_activation", None)
     layer = getattr(explainer, "layer_name", None)
@@ -223,6 +242,21 @@ def _load_explainer(args: argparse.Namespace, verbose: str | int) -> tuple[Any, 
         + "."
     )
     return model, explainer
+
+
+def _method_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of one method given on the command line (--window, --masks)."""
+    options: dict[str, Any] = {}
+    window = getattr(args, "window", None)
+    masks = getattr(args, "masks", None)
+    for flag, method, value in (("--window", "occlusion", window), ("--masks", "rise", masks)):
+        if value is not None and args.method != method:
+            raise CommandError(f"{flag} is an option of {method}, not of {args.method}.")
+    if window is not None:
+        options.update(window=window, stride=max(1, window // 2))
+    if masks is not None:
+        options["masks"] = masks
+    return options
 
 
 def _stream_folder(args: argparse.Namespace, folder: Path, out: Path, units: Any) -> int:

@@ -9,6 +9,7 @@ import attrs
 from keras_explainable import (
     CAM,
     LIME,
+    RISE,
     TTA,
     AblationCAM,
     Deconvnet,
@@ -25,6 +26,7 @@ from keras_explainable import (
     IntegratedGradients,
     KernelSHAP,
     LayerCAM,
+    Occlusion,
     Saliency,
     ScoreCAM,
     SmoothGrad,
@@ -44,8 +46,8 @@ class MethodSpec:
         explainer: the explainer class.
         wraps: for a decorator (`SmoothGrad`, `TTA`), the explainer class it
             wraps, built with the model and the options; None otherwise.
-        defaults: constructor arguments the command line always passes (a
-            GradientSHAP background, say).
+        defaults: constructor arguments the command line passes unless its
+            options give them (a GradientSHAP background, say).
 
     Example:
         >>> MethodSpec(SmoothGrad, wraps=Saliency).build(model, batch_size=8)
@@ -63,7 +65,7 @@ class MethodSpec:
     def build(self, model: Any, **options: Any) -> Any:
         """Construct the explainer for `model` with `options`."""
         if self.wraps is None:
-            return self.explainer(model, **self.defaults, **options)
+            return self.explainer(model, **{**self.defaults, **options})
         return self.explainer(self.wraps(model, **options), **self.defaults)
 
 
@@ -95,6 +97,9 @@ METHODS: dict[str, MethodSpec] = {
     # A modest cost on the command line: 500 masked passes of an 8x8 grid per image.
     "kernelshap": MethodSpec(KernelSHAP, defaults={"samples": 500, "grid": (8, 8)}),
     "lime": MethodSpec(LIME, defaults={"samples": 500, "grid": (8, 8)}),
+    # Half-overlapping 8x8 windows (225 positions on the demo's 64x64 images).
+    "occlusion": MethodSpec(Occlusion, defaults={"window": 8, "stride": 4}),
+    "rise": MethodSpec(RISE, defaults={"masks": 1000}),
 }
 
 

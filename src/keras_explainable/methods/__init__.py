@@ -17,6 +17,8 @@ from keras_explainable.methods.integrated_gradients import IntegratedGradients
 from keras_explainable.methods.kernel_shap import KernelSHAP
 from keras_explainable.methods.layercam import LayerCAM
 from keras_explainable.methods.lime import LIME
+from keras_explainable.methods.occlusion import Occlusion
+from keras_explainable.methods.rise import RISE
 from keras_explainable.methods.saliency import Saliency
 from keras_explainable.methods.scorecam import ScoreCAM
 from keras_explainable.methods.xgradcam import XGradCAM
@@ -35,6 +37,8 @@ __all__ = [
     "GuidedGradCAM",
     "HiResCAM",
     "LayerCAM",
+    "Occlusion",
+    "RISE",
     "GradientSHAP",
     "InputXGradient",
     "IntegratedGradients",
