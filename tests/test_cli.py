@@ -238,8 +238,14 @@ def test_perturbation_methods_take_their_main_option(capsys, work, small_model, 
     assert code == 0
     expected = ke.Occlusion(model, window=6, stride=3, verbose=0).explain(x)
     np.testing.assert_allclose(np.load(out / "a_occlusion.npy"), expected.maps[0], atol=1e-5)
+    code, _, _ = call(capsys, *base, "--method", "lime", "--samples", 40, "--grid", 2, 3)
+    assert code == 0
+    expected = ke.LIME(model, samples=40, grid=(2, 3), verbose=0).explain(x)
+    np.testing.assert_allclose(np.load(out / "a_lime.npy"), expected.maps[0], atol=1e-5)
     code, _, err = call(capsys, *base, "--method", "gradcam", "--masks", 30, "--overwrite")
     assert_one_error(code, err, r"--masks is an option of rise, not of gradcam")
+    code, _, err = call(capsys, *base, "--method", "rise", "--grid", 2, 2, "--overwrite")
+    assert_one_error(code, err, r"--grid is an option of kernelshap and lime, not of rise")
 
 
 def test_subprocess_error_is_one_line_without_traceback(corrupt_run, work):

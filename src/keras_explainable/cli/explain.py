@@ -122,6 +122,19 @@ def add_parser(commands: Any) -> None:
         metavar="N",
         help="rise: the number of random masks (default: 1000)",
     )
+    parser.add_argument(
+        "--samples",
+        type=positive,
+        metavar="N",
+        help="kernelshap, lime: the number of sampled coalitions (default: 500)",
+    )
+    parser.add_argument(
+        "--grid",
+        type=positive,
+        nargs=2,
+        metavar=("ROWS", "COLUMNS"),
+        help="kernelshap, lime: the grid of segments (default: 8 8)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -245,17 +258,24 @@ def _load_explainer(args: argparse.Namespace, verbose: str | int) -> tuple[Any, 
 
 
 def _method_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The options of one method given on the command line (--window, --masks)."""
+    """The options of one method given on the command line (--window, --masks, ...)."""
+    # flag -> (the methods that take it, the explainer options it sets)
+    flags = {
+        "--window": (("occlusion",), lambda w: {"window": w, "stride": max(1, w // 2)}),
+        "--masks": (("rise",), lambda n: {"masks": n}),
+        "--samples": (("kernelshap", "lime"), lambda n: {"samples": n}),
+        "--grid": (("kernelshap", "lime"), lambda grid: {"grid": tuple(grid)}),
+    }
     options: dict[str, Any] = {}
-    window = getattr(args, "window", None)
-    masks = getattr(args, "masks", None)
-    for flag, method, value in (("--window", "occlusion", window), ("--masks", "rise", masks)):
-        if value is not None and args.method != method:
-            raise CommandError(f"{flag} is an option of {method}, not of {args.method}.")
-    if window is not None:
-        options.update(window=window, stride=max(1, window // 2))
-    if masks is not None:
-        options["masks"] = masks
+    for flag, (methods, to_options) in flags.items():
+        value = getattr(args, flag[2:], None)
+        if value is None:
+            continue
+        if args.method not in methods:
+            raise CommandError(
+                f"{flag} is an option of {' and '.join(methods)}, not of {args.method}."
+            )
+        options.update(to_options(value))
     return options
 
 
