@@ -169,3 +169,30 @@ def make_smooth_model(input_shape=(6, 6, 2), classes=3, seed=3, scale=0.5, linea
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = keras.layers.Dense(classes, name="dense")(x)
     return fix_weights(keras.Model(inputs, outputs), seed, scale)
+
+
+class Opaque(keras.Model):
+    """A subclassed model around another: its graph is not visible to Keras."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def call(self, inputs):
+        return self.inner(inputs)
+
+
+def opaque_model(model, form):
+    """`model` as a subclassed model ("subclassed") or a plain callable ("callable")."""
+    return Opaque(model) if form == "subclassed" else (lambda x: model(x))
+
+
+def target_forms():
+    """Every form of y for the 7-sample `images` fixture and 3 outputs, by name."""
+    return {
+        "top": None,
+        "int": 2,
+        "per sample": np.array([0, 1, 2, 2, 1, 0, 1]),
+        "several": np.array([[0, 2], [1, 0], [2, 1], [0, 1], [2, 2], [1, 1], [0, 0]]),
+        "callable": lambda outputs: outputs[:, 1] - outputs[:, 0],
+    }

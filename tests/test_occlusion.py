@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import itertools
 
-import keras
 import numpy as np
 import pytest
 
 import keras_explainable as ke
-from conftest import make_body_head
+from conftest import make_body_head, opaque_model, target_forms
 from keras_explainable.methods.occlusion import window_starts
 
 
@@ -136,29 +135,11 @@ def test_layer_options_are_refused():
         ke.Occlusion(model, layer="features")
 
 
-class Wrapped(keras.Model):
-    """A subclassed model: its graph is not visible."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner = inner
-
-    def call(self, inputs):
-        return self.inner(inputs)
-
-
 @pytest.mark.parametrize("form", ["subclassed", "callable"])
 def test_any_model_and_every_target_form(form, images):
     _, _, model = make_body_head(softmax=False, seed=4)
-    opaque = Wrapped(model) if form == "subclassed" else (lambda x: model(x))
-    targets = {
-        "top": None,
-        "int": 2,
-        "per sample": np.array([0, 1, 2, 2, 1, 0, 1]),
-        "several": np.array([[0, 2], [1, 0], [2, 1], [0, 1], [2, 2], [1, 1], [0, 0]]),
-        "callable": lambda outputs: outputs[:, 1] - outputs[:, 0],
-    }
-    for name, y in targets.items():
+    opaque = opaque_model(model, form)
+    for name, y in target_forms().items():
         expected = ke.Occlusion(model, window=3, stride=2).explain(images, y)
         got = ke.Occlusion(opaque, window=3, stride=2, batch_size=3).explain(images, y)
         np.testing.assert_allclose(got.maps, expected.maps, atol=1e-5, err_msg=name)

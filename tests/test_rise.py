@@ -7,12 +7,11 @@ import subprocess
 import sys
 import textwrap
 
-import keras
 import numpy as np
 import pytest
 
 import keras_explainable as ke
-from conftest import head_logits, make_body_head
+from conftest import head_logits, make_body_head, opaque_model, target_forms
 from keras_explainable import demo
 from keras_explainable.methods.rise import rise_masks
 
@@ -118,30 +117,12 @@ def test_bad_options_are_refused_at_construction(options, message):
     assert not calls
 
 
-class Wrapped(keras.Model):
-    """A subclassed model: its graph is not visible."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner = inner
-
-    def call(self, inputs):
-        return self.inner(inputs)
-
-
 @pytest.mark.parametrize("form", ["subclassed", "callable"])
 def test_any_model_and_every_target_form(form, images):
     # Logits out: an opaque model's outputs are taken as logits, as the functional one's.
     _, _, model = make_body_head(softmax=False, seed=4)
-    opaque = Wrapped(model) if form == "subclassed" else (lambda x: model(x))
-    targets = {
-        "top": None,
-        "int": 2,
-        "per sample": np.array([0, 1, 2, 2, 1, 0, 1]),
-        "several": np.array([[0, 2], [1, 0], [2, 1], [0, 1], [2, 2], [1, 1], [0, 0]]),
-        "callable": lambda probabilities: probabilities[:, 1] - probabilities[:, 0],
-    }
-    for name, y in targets.items():
+    opaque = opaque_model(model, form)
+    for name, y in target_forms().items():
         expected = ke.RISE(model, masks=12, cell_size=3).explain(images, y)
         got = ke.RISE(opaque, masks=12, cell_size=3, batch_size=3).explain(images, y)
         np.testing.assert_allclose(got.maps, expected.maps, atol=1e-5, err_msg=name)
