@@ -79,8 +79,16 @@ def test_multi_output_model_choice():
     model = fix_weights(keras.Model(inputs, [first, second]))
     x = np.random.default_rng(0).normal(size=(3, 6, 6, 2)).astype("float32")
     _, age = model.predict(x, verbose=0)
-    with pytest.raises(ke.ModelStructureError, match="2 outputs"):
-        ke.GradCAM(model)
+    # Without output=, every output is kept for targets that read them all;
+    # a unit target then asks for a choice, before any work.
+    both = ke.GradCAM(model)
+    for y in (None, 1, np.ones(3, int), ke.targets.Class(1), ke.targets.Regression(1)):
+        with pytest.raises(ke.ModelStructureError, match=r"2 outputs \['species', 'age'\]"):
+            both.explain(x, y)
+    summed = both.explain(x, lambda outputs: outputs[0][:, 3] + outputs[1][:, 1])
+    np.testing.assert_allclose(
+        summed.scores[:, 0], model.predict(x, verbose=0)[0][:, 3] + age[:, 1], rtol=1e-5
+    )
     by_name = ke.GradCAM(model, output="age").explain(x, 1)
     by_index = ke.GradCAM(model, output=1).explain(x, 1)
     np.testing.assert_allclose(by_name.scores[:, 0], age[:, 1], rtol=1e-5)

@@ -60,7 +60,7 @@ _EXPORTS = {
     "Targets": "keras_explainable.targets",
 }
 # Public submodules reached as attributes (`ke.metrics.Deletion`).
-_SUBMODULES = ("metrics",)
+_SUBMODULES = ("metrics", "targets")
 
 __all__ = [
     "CAM",
@@ -104,6 +104,7 @@ __all__ = [
     "XGradCAM",
     "__version__",
     "metrics",
+    "targets",
 ]
 
 
@@ -123,7 +124,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from keras_explainable import metrics
+    from keras_explainable import metrics, targets
     from keras_explainable.base import Attribution, Explainer, FeatureGradients, InputGradients
     from keras_explainable.decorators import TTA, Decorator, SmoothGrad
     from keras_explainable.errors import (

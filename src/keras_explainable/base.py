@@ -74,7 +74,10 @@ class Explainer(LayerAccess, abc.ABC):
             the layers; a method's own extra passes (Score-CAM's masked
             inputs) run per layer. `Explanation.layer` is then the tuple of
             the layers' paths.
-        output: for multi-output models, the output to explain (name or index).
+        output: for multi-output models, the output to explain (name or
+            index). Left None, every output is kept for targets that read
+            them all (`ke.targets.Box`, a callable of the output structure);
+            unit targets then ask for a choice.
         logits: explain the pre-activation logits when the output layer ends in
             a softmax or sigmoid (default True).
         batch_size: samples per compiled step (default 32). A dataset keeps its
@@ -217,6 +220,16 @@ class Explainer(LayerAccess, abc.ABC):
     def _check_targets(self, plan: TargetPlan) -> None:  # noqa: B027 - optional hook
         """Reject target forms this method cannot explain (optional hook)."""
 
+    def _sample_data(self) -> dict[str, np.ndarray]:
+        """Arrays of one row per input `(N, ...)` that `_attribute` reads, by name.
+
+        An option given per input (KernelSHAP's segment labels, say) is cut
+        into batches with the inputs and reaches `_attribute` as
+        `targets.data[name]`, the batch's rows (copied with the batch by
+        `targets.tiled`). The default has none.
+        """
+        return {}
+
     def _report(self, notes: dict[str, np.ndarray], start: int) -> None:  # noqa: B027
         """Read a batch's `Attribution.notes` on the host (optional hook).
 
@@ -290,7 +303,15 @@ class Explainer(LayerAccess, abc.ABC):
         if source.has_targets:
             plan = TargetPlan(INDEX, count=None)
         else:
-            plan = plan_targets(y, source.count, exposure.output_units, exposure.output_shape)
+            plan = plan_targets(
+                y,
+                source.count,
+                exposure.output_units,
+                exposure.output_shape,
+                exposure.output_names if exposure.all_outputs else None,
+            )
+        plan = plan.with_data(self.sample_data())
+        plan.check_count(source.count)
         self.check_targets(plan)
         return plan
 
@@ -354,9 +375,16 @@ class Explainer(LayerAccess, abc.ABC):
         """
         self._check_targets(plan)
 
+    def sample_data(self) -> dict[str, np.ndarray]:
+        """The method's own per-sample arrays `(N, ...)` (see `_sample_data`)."""
+        return self._sample_data()
+
     # ------------------------------------------------------------------ running
     def _step_function(self, spec: tf.TensorSpec, plan: TargetPlan) -> Callable:
-        """The uncompiled step: `(inputs, indices) -> (maps, scores, targets, notes, finite)`."""
+        """The uncompiled step: `(inputs, feed) -> (maps, scores, targets, notes, finite)`.
+
+        `feed` is the batch's `TargetPlan.feed`: target indices and per-sample data.
+        """
         # The data's static size, else the model's, else the size at run time.
         model_shape = self._exposure.input_shape or (None,) * len(spec.shape)
         static_size = [
@@ -365,13 +393,13 @@ class Explainer(LayerAccess, abc.ABC):
         ]
         compute_dtype = self._exposure.compute_dtype
 
-        def step(inputs: tf.Tensor, indices: tf.Tensor) -> tuple:
+        def step(inputs: tf.Tensor, feed: dict) -> tuple:
             spatial_size = [
                 size if size is not None else tf.shape(inputs)[axis]
                 for axis, size in enumerate(static_size, start=1)
             ]
             finite = tf.reduce_all(tf.math.is_finite(tf.cast(inputs, tf.float32)))
-            attribution = self.attribute(tf.cast(inputs, compute_dtype), plan.targets(indices))
+            attribution = self.attribute(tf.cast(inputs, compute_dtype), plan.targets(feed))
             maps = self.finish_maps(attribution.maps, spatial_size)
             scores = tf.cast(attribution.scores, tf.float32)
             notes = {
@@ -395,7 +423,7 @@ class Explainer(LayerAccess, abc.ABC):
                 # batch by batch) does not trace the model on every replica again.
                 key = ("replicated", id(strategy), repr(element_spec), plan.kind)
                 function = lambda: replicated(self._step_function(spec, plan), strategy)  # noqa: E731
-                key += (id(plan.function),)
+                key += (id(plan.function), id(plan.target))
                 # A strategy's collectives do not compile with XLA as one step.
                 return self._steps.get(
                     key, function, [element_spec], keep=strategy, jit_compile=False
@@ -405,8 +433,10 @@ class Explainer(LayerAccess, abc.ABC):
         else:
 
             def step_for(count: int) -> Callable:
-                key = (tuple(spec.shape), spec.dtype, plan.kind, count, id(plan.function))
-                signature = [spec, tf.TensorSpec((None, count), tf.int64)]
+                feed_spec = plan.feed_spec(count)
+                key = (tuple(spec.shape), spec.dtype, plan.kind, repr(feed_spec))
+                key += (id(plan.function), id(plan.target))
+                signature = [spec, feed_spec]
                 return self._steps.get(key, lambda: self._step_function(spec, plan), signature)
 
             batches = local_batches(source, plan, units, step_for, skip)
@@ -467,7 +497,11 @@ class Explainer(LayerAccess, abc.ABC):
         source, plan = self._inputs(x, y)
         writer = ArrayWriter(source.count)
         self._run(source, plan, writer)
-        return Explanation(*writer.arrays(), method=self.method_name, layer=self.layer_description)
+        maps, scores, targets = writer.arrays()
+        plan.finished(targets)
+        return Explanation(
+            maps, scores, targets, method=self.method_name, layer=self.layer_description
+        )
 
     def explain_to_disk(
         self, x: Any, directory: Any, y: Any = None, *, resume: bool = True
@@ -511,7 +545,11 @@ class Explainer(LayerAccess, abc.ABC):
         if not writer.finished:
             self._run(source, plan, writer, skip=writer.completed_batches)
             writer.finish()
-        return Explanation(*writer.arrays(), method=self.method_name, layer=self.layer_description)
+        maps, scores, targets = writer.arrays()
+        plan.finished(targets)
+        return Explanation(
+            maps, scores, targets, method=self.method_name, layer=self.layer_description
+        )
 
     def _run_signature(self, source: InputSource) -> dict:
         """What identifies a run for resuming: the method, options and input."""

@@ -42,7 +42,7 @@ def _target_columns(
 
 
 def _replica_slices(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset) -> Any:
-    """Distribute global batches of `(positions, x, y)` as one slice per replica.
+    """Distribute global batches of `(positions, x, feed)` as one slice per replica.
 
     Every replica gets a non-empty slice. When a batch has fewer samples than
     there are replicas (the last, uneven batch), a replica left without
@@ -70,7 +70,7 @@ def _replica_slices(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset) 
                 begin = tf.where(empty, 0, start)
                 end = tf.where(empty, 1, stop)
                 kept = tf.where(empty, tf.constant(-1, positions.dtype), positions[begin:end])
-                return (kept, *(part[begin:end] for part in batch))
+                return (kept, *tf.nest.map_structure(lambda part: part[begin:end], batch))
 
             return tf.data.Dataset.from_tensor_slices((starts, stops)).map(replica_slice)
 
@@ -86,18 +86,18 @@ def replicated(step: Callable, strategy: tf.distribute.Strategy) -> Callable:
     """The global step: `step` on every replica's slice, results gathered.
 
     Args:
-        step: the uncompiled step `(inputs, indices) -> (maps, scores,
+        step: the uncompiled step `(inputs, feed) -> (maps, scores,
             targets, notes, finite)` that every replica runs on its slice.
         strategy: the distribution strategy.
 
     Returns:
         An uncompiled function of one distributed batch `(positions, inputs,
-        indices)` returning `(maps, scores, targets, notes, positions,
+        feed)` returning `(maps, scores, targets, notes, positions,
         finite)` gathered from all replicas.
     """
 
-    def replica_step(positions: tf.Tensor, inputs: tf.Tensor, targets: tf.Tensor) -> tuple:
-        maps, scores, explained, notes, finite = step(inputs, targets)
+    def replica_step(positions: tf.Tensor, inputs: tf.Tensor, feed: dict) -> tuple:
+        maps, scores, explained, notes, finite = step(inputs, feed)
         return maps, scores, explained, notes, positions, tf.cast(finite, tf.int32)[None]
 
     def global_step(batch: tuple) -> tuple:
@@ -133,12 +133,12 @@ def distributed_batches(
         is False when any replica's slice held NaN or Inf.
     """
     indices, count = _target_columns(source, plan, units)
-    dataset = source.as_dataset(indices, count, plan.constant).skip(skip_batches)
+    dataset = source.as_dataset(indices, count, plan.constant, plan.data).skip(skip_batches)
     distributed = _replica_slices(strategy, dataset)
     global_step = compiled_for(distributed.element_spec)
     for batch in distributed:
         if plan.kind == INDEX and source.has_targets:
-            for targets in strategy.experimental_local_results(batch[2]):
+            for targets in strategy.experimental_local_results(batch[2]["indices"]):
                 as_index_array(targets.numpy(), None, units)
         results = tf.nest.map_structure(lambda value: value.numpy(), global_step(batch))
         maps, scores, targets, notes, positions, finite = results

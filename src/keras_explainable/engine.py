@@ -225,7 +225,8 @@ def local_batches(
         source: the validated inputs.
         plan: the validated targets.
         units: the explained output's number of units, to check targets.
-        step_for: returns the compiled step for `L` targets per sample.
+        step_for: returns the compiled step `(inputs, feed)` for `L` targets
+            per sample.
         skip_batches: batches already done (a resumed run).
 
     Yields:
@@ -234,8 +235,10 @@ def local_batches(
     for start, batch, batch_targets in source.iterate(skip_batches):
         # `source.iterate` drops a dataset's empty batches, which the model
         # must not see (see `keras_explainable.distribute`).
-        indices = batch_indices(plan, start, int(batch.shape[0]), batch_targets, units)
-        yield start, step_for(indices.shape[1])(batch, indices)
+        size = int(batch.shape[0])
+        indices = batch_indices(plan, start, size, batch_targets, units)
+        feed = {"indices": indices, "data": plan.batch_data(start, start + size)}
+        yield start, step_for(indices.shape[1])(batch, feed)
 
 
 def run_steps(

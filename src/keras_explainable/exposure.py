@@ -89,6 +89,10 @@ def _strip_probability(graph: ModelGraph, tensor: Any) -> tuple[Any, str | None]
     return logits, activation
 
 
+#: The `output_name` of an exposure that explains all of a model's outputs.
+ALL_OUTPUTS = "all outputs"
+
+
 def _output_names(model: Any, outputs: Any) -> list[str]:
     if isinstance(outputs, dict):
         return list(outputs)
@@ -108,10 +112,9 @@ def _select_output(model: Any, outputs: Any, output: OutputSpec) -> tuple[Any, s
     )
     if output is None:
         if len(flat) > 1:
-            raise ModelStructureError(
-                f"The model has {len(flat)} outputs {names}; choose the one to explain "
-                "with output=<name or index>."
-            )
+            # Every output is kept: a target reading them all (a detector's
+            # boxes and scores) needs no choice; unit targets ask for one.
+            return outputs, ALL_OUTPUTS
         return flat[0], names[0]
     if isinstance(output, bool) or not isinstance(output, (int, str)):
         raise TypeError(f"output must be an output name or index; got {type(output).__name__}.")
@@ -144,6 +147,11 @@ class Exposure:
         stripped_activation: 'softmax' or 'sigmoid' when the scores are the
             logits behind that activation, else None.
         input_shape: the model's input shape including the batch axis, or None.
+        input_dtype: the model's input dtype, or None.
+        outputs: the explained output tensor (symbolic), or the model's
+            output structure when all outputs are explained.
+        output_names: the outputs' names when all outputs of a multi-output
+            model are explained (no `output=` given), else None.
     """
 
     model: Callable
@@ -154,6 +162,12 @@ class Exposure:
     input_shape: tuple | None
     input_dtype: str | None
     outputs: Any = None
+    output_names: list[str] | None = None
+
+    @property
+    def all_outputs(self) -> bool:
+        """Whether every output of a multi-output model is explained (a structure)."""
+        return self.output_names is not None
 
     @property
     def feature_call(self) -> LayerCall | None:
@@ -163,14 +177,20 @@ class Exposure:
     @property
     def output_units(self) -> int | None:
         """Number of units of a `(N, K)` output, else None."""
-        if self.outputs is None or len(self.outputs.shape) != 2:
+        if self.outputs is None or self.all_outputs or len(self.outputs.shape) != 2:
             return None
         return self.outputs.shape[-1]
 
     @property
     def output_shape(self) -> tuple | None:
-        """Shape of the explained output, batch axis included, or None."""
-        return None if self.outputs is None else tuple(self.outputs.shape)
+        """Shape of the explained output, batch axis included, or None.
+
+        A dict or list of shapes when all outputs of a multi-output model are
+        explained.
+        """
+        if self.outputs is None:
+            return None
+        return keras.tree.map_structure(lambda tensor: tuple(tensor.shape), self.outputs)
 
     @property
     def layer_name(self) -> str | tuple[str, ...] | None:
@@ -209,6 +229,9 @@ class Exposure:
             >>> _, outputs = exposure(images)
             >>> exposure.confidence(outputs)[:, k]   # probability of class k
         """
+        if self.all_outputs:
+            # A structure (a detector's boxes and scores) is read as it is.
+            return keras.tree.map_structure(lambda value: tf.cast(value, tf.float32), outputs)
         outputs = tf.cast(outputs, tf.float32)
         if not probabilities:
             return outputs
@@ -332,6 +355,9 @@ def expose(
             (exclusive with `layer`).
         needs_layer: whether the caller needs a hidden layer's output.
         output: the output to explain for multi-output models (name or index).
+            None with several outputs keeps them all, as a structure, for
+            targets that read them all (`ke.targets.Box`, callables); unit
+            targets then ask for a choice.
         logits: explain the pre-activation logits when the output ends in a
             softmax or sigmoid.
         token_grid: `(h, w)`: the patch grid of token layers `(N, T, C)` on
@@ -397,7 +423,10 @@ def expose(
 
     outputs, output_name = _select_output(owner, graph.outputs, output)
     stripped = None
-    if logits:
+    output_names = None
+    if output_name == ALL_OUTPUTS:
+        output_names = _output_names(owner, graph.outputs)
+    elif logits:
         outputs, stripped = _strip_probability(graph, outputs)
 
     flat_inputs = keras.tree.flatten(graph.inputs)
@@ -446,4 +475,5 @@ def expose(
         input_shape,
         str(input_tensor.dtype),
         outputs,
+        output_names,
     )

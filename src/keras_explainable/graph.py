@@ -136,9 +136,9 @@ class ModelGraph:
         return self._producers.get(id(tensor))
 
     def depends_on(self, tensor: Any, source: Any) -> bool:
-        """Whether `tensor` is computed from `source` in this graph."""
+        """Whether `tensor` (or any tensor of a structure) is computed from `source`."""
         seen: set[int] = set()
-        stack = [tensor]
+        stack = list(keras.tree.flatten(tensor))
         while stack:
             current = stack.pop()
             if current is source:

@@ -119,30 +119,39 @@ class InputSource:
         return (element[0] if isinstance(element, (tuple, list)) else element), None
 
     def as_dataset(
-        self, indices: np.ndarray | None, count: int, constant: int | None = None
+        self,
+        indices: np.ndarray | None,
+        count: int,
+        constant: int | None = None,
+        data: dict[str, np.ndarray] | None = None,
     ) -> tf.data.Dataset:
-        """Batches of `(positions, x, target_indices)` for distributed runs.
+        """Batches of `(positions, x, feed)` for distributed runs.
 
         Args:
             indices: `(N, L)` targets by position, or None to take them from
                 the dataset (or to use `constant`, or `(n, 0)` placeholders).
             count: L, the number of target columns.
             constant: the unit to explain for every sample (`y` an int), or None.
+            data: per-sample arrays `(N, ...)` by name, fed with the inputs.
 
         Returns:
-            A dataset of global batches of `batch_size` samples.
+            A dataset of global batches of `batch_size` samples, whose feed is
+            `{"indices": (n, L), "data": {name: (n, ...)}}` (see `TargetPlan.feed`).
         """
         fill = 0 if constant is None else constant
+        data = data or {}
         if self._array is not None:
             if indices is None:
                 indices = np.full((self.count, count), fill, np.int64)
             positions = np.arange(self.count, dtype=np.int64)
-            dataset = tf.data.Dataset.from_tensor_slices((positions, self._array, indices))
+            feed = {"indices": indices, "data": data}
+            dataset = tf.data.Dataset.from_tensor_slices((positions, self._array, feed))
         else:
             has_targets = self.has_targets
             # A dataset without its own targets is explained on `y` (an array
             # by position, or an int) like the local loop does (`TargetPlan.batch`).
             table = None if indices is None else tf.constant(indices, tf.int64)
+            tables = {name: tf.constant(array) for name, array in data.items()}
 
             def sample(position: tf.Tensor, element: Any) -> tuple:
                 if has_targets:
@@ -154,7 +163,15 @@ class InputSource:
                         y = tf.fill([count], tf.constant(fill, tf.int64))
                     else:
                         y = tf.gather(table, position)
-                return position, x, y
+                for name, array in tables.items():
+                    tf.debugging.assert_less(
+                        position,
+                        tf.cast(tf.shape(array)[0], position.dtype),
+                        message=f"The inputs have more samples than the rows of the "
+                        f"per-sample {name!r}; give one row per input.",
+                    )
+                rows = {name: tf.gather(array, position) for name, array in tables.items()}
+                return position, x, {"indices": y, "data": rows}
 
             dataset = self._dataset.unbatch().enumerate().map(sample)
         return dataset.batch(self._batch_size)

@@ -2,9 +2,11 @@
 
 A segmentation gives every spatial position of an input an integer label in
 `[0, M)`; the `M` segments are the features of the surrogate models. It takes
-three forms, validated here once: 'grid' (a regular grid of cells over 2-D
-images), an integer array of labels shared by every input, or a callable
-`inputs -> labels` run inside the compiled step (one segmentation per input).
+five forms, validated here once: 'grid' (a regular grid of cells over 2-D
+images), 'slic' (SLIC superpixels of each image, with scikit-image), an
+integer array of labels shared by every input, an integer array of one
+segmentation per input, or a callable `inputs -> labels` run inside the
+compiled step.
 """
 
 from __future__ import annotations
@@ -17,7 +19,16 @@ import tensorflow as tf
 
 from keras_explainable.errors import InputError
 
-__all__ = ["as_segments", "check_grid", "grid_labels", "paint_segments", "segment_masks"]
+__all__ = [
+    "as_segments",
+    "check_grid",
+    "grid_labels",
+    "paint_segments",
+    "per_input_labels",
+    "require_slic",
+    "segment_masks",
+    "slic_labels",
+]
 
 
 def as_segments(value: Any) -> Any:
@@ -36,7 +47,7 @@ def as_segments(value: Any) -> Any:
     array = np.asarray(value)
     if not np.issubdtype(array.dtype, np.integer):
         raise TypeError(
-            "segments must be 'grid', an integer array of segment labels or a callable "
+            "segments must be 'grid', 'slic', an integer array of segment labels or a callable "
             f"inputs -> labels; got {type(value).__name__} of dtype {array.dtype}."
         )
     _, labels = np.unique(array, return_inverse=True)
@@ -80,6 +91,77 @@ def grid_labels(spatial: Sequence[int], grid: tuple[int, int]) -> np.ndarray:
     rows = np.arange(height) * grid[0] // height
     columns = np.arange(width) * grid[1] // width
     return (rows[:, None] * grid[1] + columns[None, :]).astype(np.int32)
+
+
+def per_input_labels(labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """Renumber one segmentation per input `(N, *spatial)` to `0..M_n-1` each.
+
+    Returns:
+        The int32 labels and `M`, the most segments of an input.
+
+    Raises:
+        ValueError: an input has a single segment (nothing to compare).
+    """
+    renumbered = np.empty(labels.shape, np.int32)
+    counts = []
+    for index, row in enumerate(labels):
+        values, inverse = np.unique(row, return_inverse=True)
+        if values.size < 2:
+            raise ValueError(
+                f"segments of input {index} have a single segment; each input needs at least 2."
+            )
+        renumbered[index] = inverse.reshape(row.shape)
+        counts.append(values.size)
+    return renumbered, int(max(counts))
+
+
+def require_slic() -> Any:
+    """Return scikit-image's `slic`, or raise `ImportError` saying how to install it."""
+    try:
+        from skimage.segmentation import slic
+    except ImportError as error:
+        raise ImportError(
+            "segments='slic' needs scikit-image, which is not installed. Install the "
+            "extra: pip install 'keras-explainable[segmentation]' (or pip install "
+            "scikit-image), or pass segments='grid', an array of labels or a callable."
+        ) from error
+    return slic
+
+
+def slic_labels(images: np.ndarray, count: int, compactness: float) -> np.ndarray:
+    """SLIC superpixels of each image: `(N, H, W)` int32 labels in `[0, count)`.
+
+    Each image is scaled to [0, 1] first (SLIC's colour distances assume it,
+    whatever the model's preprocessing). SLIC's `n_segments` is a target, not
+    a bound: when an image gets more than `count` superpixels, it is segmented
+    again with fewer, until it fits.
+
+    Args:
+        images: `(N, H, W, C)` float images.
+        count: the most superpixels per image.
+        compactness: SLIC's balance of colour and space (higher: squarer).
+    """
+    slic = require_slic()
+    labels = np.empty(images.shape[:-1], np.int32)
+    for index, image in enumerate(np.asarray(images, np.float64)):
+        low, high = image.min(), image.max()
+        image = (image - low) / (high - low) if high > low else np.zeros_like(image)
+        wanted = count
+        while True:
+            segmented = slic(
+                image,
+                n_segments=wanted,
+                compactness=compactness,
+                channel_axis=-1,
+                start_label=0,
+                convert2lab=image.shape[-1] == 3,
+            )
+            _, segmented = np.unique(segmented, return_inverse=True)
+            if segmented.max() < count or wanted <= 2:
+                break
+            wanted -= max(1, wanted // 10)
+        labels[index] = np.minimum(segmented.reshape(image.shape[:-1]), count - 1)
+    return labels
 
 
 def segment_masks(labels: tf.Tensor, count: int, dtype: tf.DType) -> tf.Tensor:

@@ -38,6 +38,7 @@ class Decorator(Explainer):
       once, after averaging, never to each pass);
     - `jit_compile`: the wrapped explainer's;
     - target rules: the wrapped explainer's `check_targets`.
+    - per-sample options: the wrapped explainer's `sample_data`.
 
     `batch_size`, `verbose` and `strategy` default to the wrapped
     explainer's, and can be set on the decorator: the decorator's compiled
@@ -153,6 +154,9 @@ class Decorator(Explainer):
 
     def _check_targets(self, plan: TargetPlan) -> None:
         self.explainer.check_targets(plan)
+
+    def _sample_data(self) -> dict:
+        return self.explainer.sample_data()
 
     def finish_maps(self, maps: tf.Tensor, spatial_size: Sequence) -> tf.Tensor:
         """The wrapped explainer's post-processing (see `Explainer.finish_maps`)."""

@@ -185,7 +185,7 @@ class TTA(Decorator):
             if maps_sum is None:
                 maps_sum, scores_sum, indices = maps, scores, attribution.targets
                 if targets.kind == TOP:
-                    targets = Targets(INDEX, indices=indices)
+                    targets = attrs.evolve(targets, kind=INDEX, indices=indices)
             else:
                 maps_sum, scores_sum = maps_sum + maps, scores_sum + scores
         count = len(self._passes())

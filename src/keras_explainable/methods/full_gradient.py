@@ -278,10 +278,10 @@ class FullGradient(Explainer):
         compute_dtype = self.exposure.compute_dtype
 
         def build() -> Callable:
-            def summed(inputs: tf.Tensor, indices: tf.Tensor) -> tuple:
+            def summed(inputs: tf.Tensor, feed: dict) -> tuple:
                 finite = tf.reduce_all(tf.math.is_finite(tf.cast(inputs, tf.float32)))
                 scores, indices, terms = self._terms(
-                    tf.cast(inputs, compute_dtype), plan.targets(indices)
+                    tf.cast(inputs, compute_dtype), plan.targets(feed)
                 )
                 sums = {
                     name: tf.reduce_sum(term, axis=list(range(2, term.shape.rank)))
@@ -295,8 +295,10 @@ class FullGradient(Explainer):
 
         def step_for(count: int) -> Callable:
             spec = source.spec
-            key = ("terms", tuple(spec.shape), spec.dtype, plan.kind, count, id(plan.function))
-            signature = [spec, tf.TensorSpec((None, count), tf.int64)]
+            feed_spec = plan.feed_spec(count)
+            key = ("terms", tuple(spec.shape), spec.dtype, plan.kind, repr(feed_spec))
+            key += (id(plan.function), id(plan.target))
+            signature = [spec, feed_spec]
             return self._steps.get(key, build, signature)
 
         writer = ArrayWriter(source.count)

@@ -28,7 +28,10 @@ from keras_explainable.segments import (
     check_grid,
     grid_labels,
     paint_segments,
+    per_input_labels,
+    require_slic,
     segment_masks,
+    slic_labels,
 )
 from keras_explainable.targets import Targets
 from keras_explainable.validators import check_seed, positive_int, positive_number
@@ -38,13 +41,18 @@ __all__ = ["SegmentSurrogate", "coalition_uniforms", "random_subsets"]
 BASELINES = ("zeros", "mean", "blur")
 
 
+#: Superpixels SLIC aims at per image when `num_segments` is not given.
+SLIC_SEGMENTS = 50
+
+
 def _check_segments(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if isinstance(value, str) and value != "grid":
+    if isinstance(value, str) and value not in ("grid", "slic"):
         raise ValueError(
-            f"segments must be 'grid', an integer array of labels or a callable; got {value!r}. "
-            "For superpixels (SLIC), pass a callable inputs -> labels with num_segments=, "
-            "e.g. scikit-image's slic wrapped in tf.numpy_function."
+            f"segments must be 'grid', 'slic', an integer array of labels or a callable; "
+            f"got {value!r}."
         )
+    if isinstance(value, str) and value == "slic":
+        require_slic()
     if isinstance(value, np.ndarray) and (value.ndim == 0 or value.max(initial=0) < 1):
         raise ValueError(
             f"segments must have at least 2 segments; got an array of shape {value.shape} "
@@ -79,13 +87,20 @@ class SegmentSurrogate(Explainer):
         model: the model to explain: any model `explain` takes, a subclassed
             `keras.Model` or a plain callable `inputs -> outputs`.
         segments: the features: 'grid' (default; `grid` cells over 2-D images),
-            an integer array of labels of one input's spatial shape `(*spatial)`
-            shared by every input, or a callable `inputs -> (N, *spatial)`
+            'slic' (SLIC superpixels of each image, computed in the step with
+            scikit-image: `pip install 'keras-explainable[segmentation]'`),
+            an integer array of labels of one input's spatial shape
+            `(*spatial)` shared by every input, an integer array `(N,
+            *spatial)` of one segmentation per input (any integers; each
+            input's are renumbered), or a callable `inputs -> (N, *spatial)`
             integer labels in `[0, num_segments)`, run inside the compiled step
             (wrap a numpy segmenter in `tf.numpy_function`).
         grid: `(h, w)` cells of `segments='grid'` (default (8, 8)).
-        num_segments: the number of segments a `segments` callable labels
-            (required with a callable, refused otherwise).
+        num_segments: the most superpixels per image for 'slic' (default
+            50), or the number of segments a `segments` callable labels
+            (required with a callable); refused with the other forms.
+        compactness: SLIC's balance of colour against space (default 10.0;
+            higher gives squarer superpixels); only with 'slic'.
         samples: coalitions scored per input (default 1000).
         baseline: what a segment that is off shows: a number (default 0.0),
             'zeros', 'mean' (the input's mean per channel), 'blur', an array
@@ -109,6 +124,9 @@ class SegmentSurrogate(Explainer):
     num_segments: int | None = attrs.field(
         default=None, kw_only=True, validator=attrs.validators.optional(positive_int)
     )
+    compactness: float | None = attrs.field(
+        default=None, kw_only=True, validator=attrs.validators.optional(positive_number)
+    )
     samples: int = attrs.field(default=1000, kw_only=True, validator=positive_int)
     baseline: Any = attrs.field(
         default=0.0,
@@ -119,6 +137,9 @@ class SegmentSurrogate(Explainer):
     seed: int = attrs.field(default=0, kw_only=True, validator=check_seed)
     sample_batch_size: int = attrs.field(default=16, kw_only=True, validator=positive_int)
     blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=positive_number)
+    # One segmentation per input, renumbered, and their most segments (set in `_prepare`).
+    _input_labels: np.ndarray | None = attrs.field(default=None, init=False, repr=False)
+    _input_segment_count: int = attrs.field(default=0, init=False, repr=False)
 
     # ------------------------------------------------------------------ hooks
     @abc.abstractmethod
@@ -155,28 +176,63 @@ class SegmentSurrogate(Explainer):
     # ------------------------------------------------------------- segments
     @property
     def segment_count(self) -> int:
-        """The number of segments `M`, the features of the linear model."""
+        """The number of segments `M`, the features of the linear model.
+
+        With one segmentation per input, the most segments of an input; with
+        'slic', the most superpixels of an image.
+        """
+        if self._input_labels is not None:
+            return self._input_segment_count
         if isinstance(self.segments, np.ndarray):
             return int(self.segments.max()) + 1
         if callable(self.segments):
             return self.num_segments
+        if self.segments == "slic":
+            return SLIC_SEGMENTS if self.num_segments is None else self.num_segments
         return self.grid[0] * self.grid[1]
 
     def _prepare(self, exposure: Exposure) -> None:
+        slic = isinstance(self.segments, str) and self.segments == "slic"
+        takes_count = callable(self.segments) or slic
         if callable(self.segments) and self.num_segments is None:
             raise ValueError("segments given as a callable needs num_segments= (its label count).")
-        if not callable(self.segments) and self.num_segments is not None:
-            raise ValueError("num_segments= goes with segments given as a callable only.")
+        if not takes_count and self.num_segments is not None:
+            raise ValueError(
+                "num_segments= goes with segments='slic' or segments given as a callable only."
+            )
         if self.num_segments is not None and self.num_segments < 2:
             raise ValueError(f"num_segments must be at least 2; got {self.num_segments}.")
-        if exposure.input_shape is not None:
-            self._check_spatial(exposure.input_shape[1:-1])
+        if self.compactness is not None and not slic:
+            raise ValueError("compactness= goes with segments='slic' only.")
+        spatial = None if exposure.input_shape is None else exposure.input_shape[1:-1]
+        if isinstance(self.segments, np.ndarray):
+            # One more axis than an input's positions: one segmentation per input.
+            # (A model of unknown input shape: arrays of 3 or more axes are.)
+            rank = self.segments.ndim
+            if (spatial is not None and rank == len(spatial) + 1) or (
+                spatial is None and rank >= 3
+            ):
+                self._input_labels, self._input_segment_count = per_input_labels(self.segments)
+        if spatial is not None:
+            self._check_spatial(spatial)
+        if slic and spatial is not None and len(spatial) != 2:
+            raise InputError(
+                f"segments='slic' segments 2-D images (N, H, W, C); the model's inputs have "
+                f"spatial shape {tuple(spatial)}."
+            )
+
+    def _sample_data(self) -> dict[str, np.ndarray]:
+        if self._input_labels is None:
+            return {}
+        return {"segments": self._input_labels}
 
     def _check_spatial(self, spatial: Any) -> None:
         """Check the segments fit inputs of `spatial` shape (None: unknown size)."""
         spatial = tuple(spatial)
         if isinstance(self.segments, np.ndarray):
             shape = self.segments.shape
+            if self._input_labels is not None:
+                shape = shape[1:]
             fits = len(shape) == len(spatial) and all(
                 expected is None or size == expected
                 for size, expected in zip(shape, spatial, strict=True)
@@ -184,16 +240,29 @@ class SegmentSurrogate(Explainer):
             if not fits:
                 readable = tuple("?" if size is None else size for size in spatial)
                 raise InputError(
-                    f"segments of shape {shape} do not label inputs of spatial shape "
-                    f"{readable}; pass one label per position, shape (*spatial)."
+                    f"segments of shape {self.segments.shape} do not label inputs of spatial "
+                    f"shape {readable}; pass one label per position, shape (*spatial) for "
+                    "every input or (N, *spatial) one segmentation per input."
                 )
-        elif self.segments == "grid" and all(size is not None for size in spatial):
+        elif isinstance(self.segments, str) and self.segments == "grid" and None not in spatial:
             grid_labels(spatial, self.grid)
 
-    def _masks(self, inputs: tf.Tensor) -> tf.Tensor:
+    def _masks(self, inputs: tf.Tensor, data: dict[str, tf.Tensor]) -> tf.Tensor:
         """`(n, *spatial, M)` one-hot segment masks, `n` 1 (shared) or N."""
         count = self.segment_count
         segments = self.segments
+        if "segments" in data:
+            return segment_masks(data["segments"], count, inputs.dtype)
+        if isinstance(segments, str) and segments == "slic":
+            compactness = 10.0 if self.compactness is None else self.compactness
+            labels = tf.numpy_function(
+                lambda images: slic_labels(images, count, compactness),
+                [tf.cast(inputs, tf.float32)],
+                tf.int32,
+                stateful=False,
+            )
+            labels.set_shape(inputs.shape[:-1])
+            return segment_masks(labels, count, inputs.dtype)
         if callable(segments):
             labels = tf.convert_to_tensor(segments(inputs))
             if not labels.shape.is_compatible_with(inputs.shape[:-1]):
@@ -209,7 +278,7 @@ class SegmentSurrogate(Explainer):
 
     # ------------------------------------------------------------------ step
     def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
-        masks = self._masks(inputs)
+        masks = self._masks(inputs, targets.data)
         _, outputs = self._forward(inputs)
         scores, explained = targets.select(outputs)
         targets = targets.fixed(outputs)

@@ -17,7 +17,14 @@ from keras_explainable.explanation import Explanation
 from keras_explainable.exposure import Exposure
 from keras_explainable.inputs import InputSource, make_source
 from keras_explainable.metrics.truth import ground_truth_masks, single_map
-from keras_explainable.targets import FUNCTION, INDEX, TargetPlan, as_index_array, plan_targets
+from keras_explainable.targets import (
+    FUNCTION,
+    INDEX,
+    Target,
+    TargetPlan,
+    as_index_array,
+    plan_targets,
+)
 
 __all__ = ["Job", "make_job", "ready_maps", "score_targets", "spatial_size"]
 
@@ -116,6 +123,12 @@ def score_targets(
         TargetError: targets that do not fit, or more than one per sample.
         TypeError: targets the explainer cannot take.
     """
+    if isinstance(y, Target):
+        raise TypeError(
+            f"{metric_name} scores unit targets or a callable of the outputs; target "
+            f"objects such as {type(y).__name__} are not supported by metrics yet. Pass "
+            "a callable computing the same score instead."
+        )
     if explanation is not None:
         if callable(y):
             return TargetPlan(FUNCTION, count=None, function=y)
@@ -138,6 +151,7 @@ def score_targets(
             None if source is None else source.count,
             reference.output_units,
             reference.output_shape,
+            reference.output_names if reference.all_outputs else None,
         )
     if plan.count is not None and plan.count > 1:
         raise TargetError(
