@@ -96,6 +96,35 @@ def test_multi_target_equals_separate_calls(image_model, images, name):
 
 
 @pytest.mark.parametrize("name", list(BUILDERS))
+def test_target_objects_equal_the_forms_they_stand_for(image_model, images, name):
+    """`Class(k)` and `Regression(k)` explain unit k; `Regression(k, sign=-1)` its negation."""
+    _, _, model = image_model
+    explainer = BUILDERS[name](model, batch_size=3)
+    labels = np.array([0, 1, 2, 2, 1, 0, 1])
+    by_index = explainer.explain(images, labels)
+    if name == "CAM":
+        # CAM reads the class weights of the last Dense layer: class units only.
+        np.testing.assert_array_equal(
+            explainer.explain(images, ke.targets.Class(labels)).maps, by_index.maps
+        )
+        with pytest.raises(TypeError, match="cannot take Regression"):
+            explainer.explain(images, ke.targets.Regression(2))
+        return
+    for target in (ke.targets.Class(labels), ke.targets.Regression(2)):
+        expected = (
+            by_index if isinstance(target, ke.targets.Class) else explainer.explain(images, 2)
+        )
+        result = explainer.explain(images, target)
+        np.testing.assert_allclose(result.maps, expected.maps, atol=1e-6)
+        np.testing.assert_allclose(result.scores, expected.scores, rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(result.targets, expected.targets)
+    decrease = explainer.explain(images, ke.targets.Regression(1, sign=-1))
+    negated = explainer.explain(images, lambda outputs: -outputs[:, 1])
+    np.testing.assert_allclose(decrease.maps, negated.maps, atol=1e-6)
+    np.testing.assert_allclose(decrease.scores, negated.scores, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", list(BUILDERS))
 def test_explainer_follows_weight_changes_without_retracing(images, name):
     # A model of its own: the test changes its weights. The softmax output
     # makes the exposure build a logits head, which must share the weights.

@@ -23,7 +23,7 @@ from keras_explainable.attribution import Attribution
 from keras_explainable.decorators.base import Decorator
 from keras_explainable.errors import InputError, ModelStructureError
 from keras_explainable.exposure import Exposure
-from keras_explainable.targets import INDEX, TOP, Targets
+from keras_explainable.targets import INDEX, TOP, TargetPlan, Targets
 
 __all__ = ["TTA"]
 
@@ -56,6 +56,17 @@ def _check_flips(instance: Any, attribute: attrs.Attribute, value: tuple) -> Non
             )
     if len(set(value)) != len(value):
         raise ValueError(f"flips has repeated values: {value!r}.")
+
+
+def _unflipped(targets: Targets, axis: int) -> Any:
+    """An outputs view that reverses `axis`, then applies the targets' own view."""
+    previous = targets.outputs_view
+
+    def view(outputs: Any) -> Any:
+        outputs = tf.reverse(outputs, [axis])
+        return outputs if previous is None else previous(outputs)
+
+    return view
 
 
 def _as_tuple(value: Any) -> tuple:
@@ -142,6 +153,25 @@ class TTA(Decorator):
                 "scales=(1.0,)."
             )
 
+    def _spatial_output(self) -> bool:
+        """Whether the explained output is a map over the input's axes (segmentation)."""
+        output, input_shape = self._exposure.output_shape, self._exposure.input_shape
+        return (
+            isinstance(output, tuple)
+            and input_shape is not None
+            and len(output) == len(input_shape)
+            and len(output) > 2
+        )
+
+    def _check_targets(self, plan: TargetPlan) -> None:
+        super()._check_targets(plan)
+        if any(scale != 1.0 for scale in self.scales) and self._spatial_output():
+            raise ValueError(
+                f"TTA scales={self.scales} resize the input, and so the model's output map "
+                f"{self._exposure.output_shape}, which a target over that map (a "
+                "Segmentation mask) would then misread. Use scales=(1.0,) with flips."
+            )
+
     def _passes(self) -> list[tuple[float, str | None]]:
         """`(scale, flip)` of every pass, unscaled passes first."""
         scales = sorted(self.scales, key=lambda scale: scale != 1.0)
@@ -167,7 +197,12 @@ class TTA(Decorator):
             axis = None if flip is None else rank - 2 - _FLIPS.index(flip)
             if axis is not None:
                 augmented = tf.reverse(augmented, [axis])
-            attribution = self.explainer.attribute(augmented, targets)
+            pass_targets = targets
+            if axis is not None and self._spatial_output():
+                # The output map is flipped with the input: flip it back before
+                # a target reads it (a Segmentation mask covers the same pixels).
+                pass_targets = attrs.evolve(targets, outputs_view=_unflipped(targets, axis))
+            attribution = self.explainer.attribute(augmented, pass_targets)
             maps = tf.cast(attribution.maps, tf.float32)
             if maps.shape.rank != rank:
                 raise ModelStructureError(

@@ -15,7 +15,7 @@ from keras_explainable.base import Attribution, Explainer
 from keras_explainable.errors import LayerError, ModelStructureError
 from keras_explainable.exposure import Exposure, expose
 from keras_explainable.graph import LayerCall
-from keras_explainable.targets import FUNCTION, TargetPlan, Targets
+from keras_explainable.targets import FUNCTION, OBJECT, TargetPlan, Targets
 
 __all__ = ["CAM"]
 
@@ -126,10 +126,11 @@ class CAM(Explainer):
         return exposure
 
     def _check_targets(self, plan: TargetPlan) -> None:
-        if plan.kind == FUNCTION:
+        if plan.kind in (FUNCTION, OBJECT):
+            what = "a target callable" if plan.kind == FUNCTION else type(plan.target).__name__
             raise TypeError(
-                "CAM explains class units and cannot take a target callable; use "
-                "GradCAM for custom objectives."
+                f"CAM explains class units (the weights of its last Dense layer) and cannot "
+                f"take {what}; use GradCAM for other objectives."
             )
 
     def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:

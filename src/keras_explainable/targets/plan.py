@@ -40,6 +40,9 @@ class Targets:
         data: the batch's per-sample tensors `(N, ...)` by name: a target
             object's (masks, boxes) and the explainer's own (see
             `Explainer._sample_data`). They follow the batch: `tiled` tiles them.
+        outputs_view: a function applied to the outputs before the scores are
+            read, or None: `TTA` un-flips a flipped input's segmentation map
+            with it, so a mask still covers the pixels it was drawn on.
 
     Example:
         In a method's `_attribute`, whatever form the user's `y` took:
@@ -53,6 +56,7 @@ class Targets:
     function: Callable | None = None
     target: Target | None = None
     data: dict = attrs.field(factory=dict)
+    outputs_view: Callable | None = None
 
     def select(self, outputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Return the explained scores `(N, L)` and unit indices `(N, L)`.
@@ -60,6 +64,8 @@ class Targets:
         For kind 'function' the indices are -1: a custom objective has no unit.
         A target object gives its own (-1 where a score is not one unit's).
         """
+        if self.outputs_view is not None:
+            outputs = self.outputs_view(outputs)
         if self.kind == OBJECT:
             scores = tf.cast(self.target.scores(outputs, self.data), tf.float32)
             if scores.shape.rank != 2 or scores.shape[1] != self.target.count:
