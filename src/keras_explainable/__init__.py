@@ -59,8 +59,8 @@ _EXPORTS = {
     "XGradCAM": "keras_explainable.methods",
     "Targets": "keras_explainable.targets",
 }
-# Public submodules reached as attributes (`ke.metrics.Deletion`).
-_SUBMODULES = ("metrics",)
+# Public submodules reached as attributes (`ke.metrics.Deletion`, `ke.plot.series`).
+_SUBMODULES = ("metrics", "plot")
 
 __all__ = [
     "CAM",
@@ -104,6 +104,7 @@ __all__ = [
     "XGradCAM",
     "__version__",
     "metrics",
+    "plot",
 ]
 
 
@@ -123,7 +124,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from keras_explainable import metrics
+    from keras_explainable import metrics, plot
     from keras_explainable.base import Attribution, Explainer, FeatureGradients, InputGradients
     from keras_explainable.decorators import TTA, Decorator, SmoothGrad
     from keras_explainable.errors import (
