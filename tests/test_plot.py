@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from keras_explainable import Explanation
-from keras_explainable.plot import overlay, plot_grid
+from keras_explainable.plot import overlay, plot_grid, series
 
 JET = matplotlib.colormaps["jet"]
 
@@ -148,3 +148,104 @@ def test_plot_grid_columns_from_targets_or_list():
         plot_grid(images, {"x": _explanation(n=3)})
     with pytest.raises(TypeError, match="explanations"):
         plot_grid(images, 5)
+
+
+# ---------------------------------------------------------------- series
+VIRIDIS = matplotlib.colormaps["viridis"]
+
+
+def _series(n=2, steps=10, channels=3, seed=2):
+    return np.random.default_rng(seed).normal(size=(n, steps, channels)).astype("float32")
+
+
+def _band_colours(axis):
+    """The RGB colour of each time step's cell in a panel's band."""
+    image = axis.get_images()[0]
+    return image.to_rgba(image.get_array())[0, :, :3]
+
+
+def test_series_draws_one_panel_per_channel_with_the_line():
+    x = _series()
+    figure = series(x, np.zeros((2, 10, 1), "float32"), index=1)
+    axes = figure.get_axes()
+    assert len(axes) == 3
+    for channel, axis in enumerate(axes):
+        np.testing.assert_array_equal(axis.get_lines()[0].get_ydata(), x[1, :, channel])
+        assert axis.get_ylabel() == f"channel {channel}"
+    univariate = series(x[0, :, 0], np.linspace(0, 1, 10, dtype="float32"))
+    assert len(univariate.get_axes()) == 1
+
+
+def test_series_band_colours_follow_the_attribution():
+    x = _series()
+    maps = np.zeros((2, 10, 2), "float32")
+    maps[1, 6, 1] = 1.0  # sample 1, target 1: all the attribution at step 6
+    maps[1, 2, 1] = 0.5
+    figure = series(x, maps, index=1, target=1, cmap="viridis")
+    for axis in figure.get_axes():  # one map per step: every channel's band alike
+        colours = _band_colours(axis)
+        np.testing.assert_allclose(colours[6], VIRIDIS(1.0)[:3])
+        np.testing.assert_allclose(colours[2], VIRIDIS(0.5)[:3])
+        np.testing.assert_allclose(colours[0], VIRIDIS(0.0)[:3])
+
+
+def test_series_per_channel_maps_give_each_channel_its_band():
+    x = _series()
+    maps = np.zeros((2, 10, 3, 1), "float32")
+    for channel in range(3):
+        maps[0, 3 * channel, channel, 0] = 1.0
+    figure = series(x, maps, channel_names=["a", "b", "c"], cmap="viridis")
+    for channel, axis in enumerate(figure.get_axes()):
+        is_top = np.all(np.isclose(_band_colours(axis), VIRIDIS(1.0)[:3]), axis=-1)
+        assert np.flatnonzero(is_top).tolist() == [3 * channel]
+        assert axis.get_ylabel() == "abc"[channel]
+
+
+def test_series_scales_raw_maps_over_all_channels_together():
+    x = _series(n=1, channels=2)
+    maps = np.zeros((1, 10, 2, 1), "float32")
+    maps[0, 4, 0, 0] = -3.0  # raw, signed: min-max scaled jointly
+    maps[0, 5, 1, 0] = 3.0
+    first, second = series(x, maps, cmap=VIRIDIS).get_axes()
+    np.testing.assert_allclose(_band_colours(first)[4], VIRIDIS(0.0)[:3])
+    np.testing.assert_allclose(_band_colours(first)[0], VIRIDIS(0.5)[:3], atol=0.01)
+    np.testing.assert_allclose(_band_colours(second)[5], VIRIDIS(1.0)[:3])
+
+
+def test_series_takes_an_explanation_and_titles_it(tmp_path):
+    x = _series()
+    maps = np.random.default_rng(3).uniform(size=(2, 10, 3, 1)).astype("float32")
+    scores = np.array([[1.5], [2.25]], "float32")
+    expl = Explanation(maps, scores, np.array([[0], [4]]), method="Saliency")
+    figure = series(x, expl, tmp_path / "series.png", index=-1)
+    assert figure.texts[0].get_text() == "Saliency: class 4 2.25"
+    assert Image.open(tmp_path / "series.png").size[0] > 0
+    # One series with the explanation of its batch.
+    one = series(x[1], expl, index=1, title="")
+    assert len(one.get_axes()) == 3 and not one.texts
+
+
+def test_series_is_reached_from_the_package():
+    import keras_explainable as ke
+
+    assert ke.plot.series is series
+
+
+def test_series_rejects_shapes_that_do_not_match():
+    x = _series()
+    with pytest.raises(ValueError, match="8 time steps and the series 10"):
+        series(x, np.zeros((2, 8, 1), "float32"))
+    with pytest.raises(ValueError, match="2 channels and the series 3"):
+        series(x, np.zeros((2, 10, 2, 1), "float32"))
+    with pytest.raises(ValueError, match="3 maps for 2 series"):
+        series(x, np.zeros((3, 10, 1), "float32"))
+    with pytest.raises(ValueError, match="index=2 is out of range"):
+        series(x, np.zeros((2, 10, 1), "float32"), index=2)
+    with pytest.raises(ValueError, match="target=1 is out of range"):
+        series(x, np.zeros((2, 10, 1), "float32"), target=1)
+    with pytest.raises(ValueError, match="x must be"):
+        series(np.zeros((1, 2, 10, 3)), np.zeros((2, 10, 1)))
+    with pytest.raises(ValueError, match="channel names"):
+        series(x, np.zeros((2, 10, 1), "float32"), channel_names=["a"])
+    with pytest.raises(ValueError, match="alpha"):
+        series(x, np.zeros((2, 10, 1), "float32"), alpha=2.0)

@@ -59,8 +59,9 @@ _EXPORTS = {
     "XGradCAM": "keras_explainable.methods",
     "Targets": "keras_explainable.targets",
 }
-# Public submodules reached as attributes (`ke.metrics.Deletion`).
-_SUBMODULES = ("metrics", "targets")
+# Public submodules reached as attributes (`ke.metrics.Deletion`, `ke.plot.series`,
+# `ke.targets.Box`).
+_SUBMODULES = ("metrics", "plot", "targets")
 
 __all__ = [
     "CAM",
@@ -104,6 +105,7 @@ __all__ = [
     "XGradCAM",
     "__version__",
     "metrics",
+    "plot",
     "targets",
 ]
 
@@ -124,7 +126,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from keras_explainable import metrics, targets
+    from keras_explainable import metrics, plot, targets
     from keras_explainable.base import Attribution, Explainer, FeatureGradients, InputGradients
     from keras_explainable.decorators import TTA, Decorator, SmoothGrad
     from keras_explainable.errors import (

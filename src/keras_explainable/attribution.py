@@ -18,7 +18,8 @@ class Attribution(NamedTuple):
     """What `_attribute` returns for one batch.
 
     Attributes:
-        maps: `(N, *spatial, L)` raw maps (before post-processing and resizing).
+        maps: `(N, *spatial, L)` raw maps (before post-processing and
+            resizing), or per-channel maps `(N, *spatial, C, L)`.
         scores: `(N, L)` explained scores.
         targets: `(N, L)` explained unit indices.
         notes: optional per-sample diagnostics, name -> `(N, ...)` tensor

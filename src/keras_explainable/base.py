@@ -85,8 +85,9 @@ class Explainer(LayerAccess, abc.ABC):
         postprocess: 'auto' (default) rectifies CAM-family maps with a ReLU,
             takes the absolute value of signed input attributions, and min-max
             normalises every map to [0, 1]; None returns raw maps; a
-            callable receives the resized `(N, *spatial, L)` maps in the
-            compiled step and returns new ones.
+            callable receives the resized `(N, *spatial, L)` maps (per-channel
+            maps `(N, *spatial, C, L)`) in the compiled step and returns new
+            ones.
         resize: resize maps to the input's spatial size (default True).
         verbose: 'auto' (a progress bar on a terminal for multi-batch runs),
             0 (silent), 1 (progress bar) or 2 (one line per run).
@@ -355,6 +356,10 @@ class Explainer(LayerAccess, abc.ABC):
     def finish_maps(self, maps: tf.Tensor, spatial_size: Sequence) -> tf.Tensor:
         """Post-process raw `(N, *spatial, L)` maps: rectify, resize, normalise.
 
+        Per-channel maps `(N, *spatial, C, L)` (input attributions with
+        `channel_reduction=None`) are resized over the spatial axes only and
+        normalised per sample and target over all positions and channels.
+
         Args:
             maps: raw maps, as `attribute` returns them.
             spatial_size: the input's spatial size (ints or scalar tensors).
@@ -481,8 +486,9 @@ class Explainer(LayerAccess, abc.ABC):
                 scores (regression, segmentation masks, ...).
 
         Returns:
-            An `Explanation` with `maps (N, *spatial, L)`, `scores (N, L)` and
-            `targets (N, L)`.
+            An `Explanation` with `maps (N, *spatial, L)` (per-channel maps
+            `(N, *spatial, C, L)` for input attributions with
+            `channel_reduction=None`), `scores (N, L)` and `targets (N, L)`.
 
         Raises:
             InputError: wrong rank or shape, empty inputs, NaN/Inf values.

@@ -16,7 +16,9 @@ class Explanation:
 
     Attributes:
         maps: float32 array `(N, *spatial, L)`: one map per sample and target,
-            resized to the input's spatial size unless `resize=False`.
+            resized to the input's spatial size unless `resize=False`; input
+            attributions with `channel_reduction=None` keep one map per
+            input channel, `(N, *spatial, C, L)`.
         scores: float32 array `(N, L)`: the explained scores (pre-softmax
             logits when the model ends in a softmax or sigmoid).
         targets: int64 array `(N, L)`: the explained output units (-1 for a

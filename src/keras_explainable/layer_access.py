@@ -180,7 +180,9 @@ class LayerAccess:
             tf.shape(inputs)[axis] if size is None else size
             for axis, size in enumerate(inputs.shape[1:-1], start=1)
         ]
-        sizes = [list(layer_maps.shape[1:-1]) for layer_maps in maps]
+        # Per-channel maps have an extra axis before the last: not spatial.
+        spatial_rank = inputs.shape.rank - 2
+        sizes = [list(layer_maps.shape[1 : spatial_rank + 1]) for layer_maps in maps]
         if self.resize or any(size is None for layer_size in sizes for size in layer_size):
             return input_size
         return max(sizes, key=lambda layer_size: int(np.prod(layer_size)))

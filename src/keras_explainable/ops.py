@@ -1,7 +1,9 @@
 """Small tensor operations shared by the methods and the engine.
 
 Each is a pure function on tensors, testable without a model. Maps use the
-layout `(N, *spatial, L)`: one map per sample and explained target.
+layout `(N, *spatial, L)`: one map per sample and explained target; per-channel
+maps (input attributions with `channel_reduction=None`) keep the input's
+channel axis before the target axis, `(N, *spatial, C, L)`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ __all__ = [
     "gaussian_blur",
     "normalize_maps",
     "reduce_channels",
+    "channel_maps",
     "gradient_maps",
     "principal_projection",
     "resize_maps",
@@ -53,8 +56,12 @@ def weighted_feature_sum(features: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
 def normalize_maps(maps: tf.Tensor) -> tf.Tensor:
     """Min-max normalise each map to [0, 1]; a constant map becomes zeros.
 
+    Each sample and target is scaled on its own, over all the axes between
+    the first and the last: every position and, for per-channel maps, every
+    channel, so the channels of one map stay comparable.
+
     Args:
-        maps: `(N, *spatial, L)` maps.
+        maps: `(N, *spatial, L)` maps, or per-channel maps `(N, *spatial, C, L)`.
 
     Returns:
         The normalised maps, same shape.
@@ -83,21 +90,36 @@ def resize_maps(maps: tf.Tensor, size: Sequence[int | tf.Tensor]) -> tf.Tensor:
 
     Two spatial axes use `tf.image.resize` (bilinear); one or three axes are
     resized one axis at a time, which is the same separable interpolation.
+    Only the `len(size)` axes after the first are resized: axes between them
+    and the last (the channel axis of per-channel maps `(N, *spatial, C, L)`)
+    are kept as they are.
 
     Args:
-        maps: `(N, *spatial, L)` maps.
+        maps: `(N, *spatial, L)` maps, or per-channel maps `(N, *spatial, C, L)`.
         size: the target spatial size, one entry per spatial axis: ints, or
             scalar int tensors for sizes known only when the step runs.
 
     Returns:
-        `(N, *size, L)` float32 maps.
+        `(N, *size, L)` (or `(N, *size, C, L)`) float32 maps.
+
+    Example:
+        >>> resize_maps(tf.ones([2, 4, 3, 1]), [8]).shape   # 4 steps -> 8, 3 channels kept
+        TensorShape([2, 8, 3, 1])
     """
     maps = tf.cast(maps, tf.float32)
     size = [s if tf.is_tensor(s) else int(s) for s in size]
-    current = list(maps.shape[1:-1])
+    spatial_rank = len(size)
+    current = list(maps.shape[1 : spatial_rank + 1])
     if current == size:
         return maps
-    if len(size) == 2:
+    if maps.shape.rank > spatial_rank + 2:
+        # Fold the kept axes into the last, resize, and unfold them.
+        dynamic = tf.shape(maps)
+        lengths = [dynamic[axis] if n is None else n for axis, n in enumerate(maps.shape)]
+        folded = tf.reshape(maps, lengths[: spatial_rank + 1] + [-1])
+        resized = resize_maps(folded, size)
+        return tf.reshape(resized, [lengths[0], *size, *lengths[spatial_rank + 1 :]])
+    if spatial_rank == 2:
         return tf.image.resize(maps, size, method="bilinear")
     for offset, target in enumerate(size):
         if tf.is_tensor(target) or current[offset] != target:
@@ -129,23 +151,26 @@ def gaussian_blur(images: tf.Tensor, sigma: float) -> tf.Tensor:
     return tf.nn.depthwise_conv2d(blurred, row, [1, 1, 1, 1], "SAME")
 
 
-#: The names `reduce_channels` takes.
+#: The names `reduce_channels` takes (and None, which keeps the channels).
 CHANNEL_REDUCTIONS = ("sum", "mean", "max", "l2")
 
 
-def reduce_channels(values: tf.Tensor, reduction: str) -> tf.Tensor:
+def reduce_channels(values: tf.Tensor, reduction: str | None) -> tf.Tensor:
     """Reduce the last (channel) axis of `values`.
 
     Args:
         values: a tensor whose last axis holds the input's channels.
-        reduction: 'sum', 'mean', 'max' or 'l2' (the Euclidean norm).
+        reduction: 'sum', 'mean', 'max' or 'l2' (the Euclidean norm); None
+            keeps every channel.
 
     Returns:
-        `values` without its last axis.
+        `values` without its last axis; with None, `values` unchanged.
 
     Raises:
         ValueError: an unknown `reduction`.
     """
+    if reduction is None:
+        return values
     if reduction == "sum":
         return tf.reduce_sum(values, axis=-1)
     if reduction == "mean":
@@ -154,27 +179,46 @@ def reduce_channels(values: tf.Tensor, reduction: str) -> tf.Tensor:
         return tf.reduce_max(values, axis=-1)
     if reduction == "l2":
         return tf.norm(values, axis=-1)
-    raise ValueError(f"reduction must be one of {CHANNEL_REDUCTIONS}; got {reduction!r}.")
+    raise ValueError(f"reduction must be one of {CHANNEL_REDUCTIONS} or None; got {reduction!r}.")
 
 
-def gradient_maps(gradients: tf.Tensor, reduction: str = "max", absolute: bool = True) -> tf.Tensor:
+def channel_maps(values: tf.Tensor, reduction: str | None) -> tf.Tensor:
+    """Maps from per-target values of the input's elements.
+
+    Args:
+        values: `(N, L, *spatial, C)` per-target gradients or attributions.
+        reduction: how to reduce the channels (see `reduce_channels`); None
+            keeps them.
+
+    Returns:
+        `(N, *spatial, L)` maps; with None, per-channel maps `(N, *spatial, C, L)`.
+    """
+    return tf.experimental.numpy.moveaxis(reduce_channels(values, reduction), 1, -1)
+
+
+def gradient_maps(
+    gradients: tf.Tensor, reduction: str | None = "max", absolute: bool = True
+) -> tf.Tensor:
     """Reduce per-target input gradients over the input's channels to maps.
 
     Args:
         gradients: `(N, L, *spatial, C)` gradients, one per target.
-        reduction: 'max', 'mean', 'sum' or 'l2' (see `reduce_channels`).
+        reduction: 'max', 'mean', 'sum' or 'l2' (see `reduce_channels`); None
+            keeps one map per channel.
         absolute: take the absolute value before reducing.
 
     Returns:
-        `(N, *spatial, L)` maps.
+        `(N, *spatial, L)` maps; with None, per-channel maps `(N, *spatial, C, L)`.
 
     Example:
         >>> gradient_maps(tf.constant([[[[1.0, -3.0]]]]))   # (1, 1, 1, 2) -> (1, 1, 1)
         <tf.Tensor: shape=(1, 1, 1), dtype=float32, numpy=array([[[3.]]], dtype=float32)>
+        >>> gradient_maps(tf.constant([[[[1.0, -3.0]]]]), None).shape   # per channel
+        TensorShape([1, 1, 2, 1])
     """
     if absolute:
         gradients = tf.abs(gradients)
-    return tf.experimental.numpy.moveaxis(reduce_channels(gradients, reduction), 1, -1)
+    return channel_maps(gradients, reduction)
 
 
 def split_copies(tensor: tf.Tensor, copies: int) -> tf.Tensor:

@@ -98,7 +98,8 @@ class TTA(Decorator):
 
     Args:
         explainer: the explainer to wrap (any `Explainer`, decorators too).
-            Its raw maps must keep the input's spatial axes.
+            Its raw maps must keep the input's spatial axes (per-channel
+            maps `(N, *spatial, C, L)` too).
         scales: input scale factors (default `(1.0,)`); must include 1.0.
             Scales other than 1 need a model that accepts any spatial size
             (`keras.Input((None, None, 3))`).
@@ -204,7 +205,8 @@ class TTA(Decorator):
                 pass_targets = attrs.evolve(targets, outputs_view=_unflipped(targets, axis))
             attribution = self.explainer.attribute(augmented, pass_targets)
             maps = tf.cast(attribution.maps, tf.float32)
-            if maps.shape.rank != rank:
+            # Per-channel maps (N, *spatial, C, L) have one axis more.
+            if maps.shape.rank not in (rank, rank + 1):
                 raise ModelStructureError(
                     f"TTA needs maps with the input's spatial axes; "
                     f"{self.explainer.method_name} returned maps of shape "
@@ -213,7 +215,7 @@ class TTA(Decorator):
             if axis is not None:
                 maps = tf.reverse(maps, [axis])
             if reference is None:
-                reference = maps.shape[1:-1]
+                reference = maps.shape[1 : rank - 1]
             elif scale != 1.0:
                 maps = ops.resize_maps(maps, reference)
             scores = tf.cast(attribution.scores, tf.float32)

@@ -55,16 +55,18 @@ class Deconvnet(GuidedBackprop):
     Args:
         model: a functional or `Sequential` model (nested models allowed), or
             a `SplitModel` of such halves; it takes no `layer=`.
-        channel_reduction: 'max' (default), 'mean', 'sum' or 'l2'.
+        channel_reduction: 'max' (default), 'mean', 'sum' or 'l2'; None keeps
+            one map per channel, maps `(N, *spatial, C, L)`.
         absolute: take the absolute value before reducing (default True).
         **kwargs: the `Explainer` options.
 
-    Returns from `explain`: maps `(N, *spatial, L)` normalised to [0, 1].
+    Returns from `explain`: maps `(N, *spatial, L)` normalised to [0, 1]
+    (`(N, *spatial, C, L)` with `channel_reduction=None`).
 
     Raises:
         ModelStructureError: the model is subclassed, or a layer with a
             fused ReLU cannot be rebuilt without it.
-        ValueError: `channel_reduction` is not 'max', 'mean', 'sum' or 'l2'.
+        ValueError: `channel_reduction` is not 'max', 'mean', 'sum', 'l2' or None.
         LayerError: `layer=` is given: the method explains the input itself.
 
     Example:

@@ -105,14 +105,16 @@ class GradientSHAP(InputAttributionExplainer):
         seed: the integer seed of the draws (default 0).
         sample_batch_size: draws that go through the model together (default
             1, so a pass holds one ordinary batch); results do not depend on it.
-        channel_reduction: 'sum' (default), 'mean' or 'l2'.
+        channel_reduction: 'sum' (default), 'mean' or 'l2'; None keeps one map
+            per channel, maps `(N, *spatial, C, L)`.
         blur_sigma: standard deviation in pixels of the 'blur' background
             (default 5.0).
         **kwargs: the `Explainer` options (`output`, `logits`, `batch_size`,
             `postprocess`, `resize`, `verbose`, `jit_compile`, `strategy`).
 
     Returns from `explain`: maps `(N, *spatial, L)` normalised to [0, 1]
-    ('auto'), or the signed attributions reduced over channels (None).
+    ('auto'), or the signed attributions reduced over channels (None);
+    `(N, *spatial, C, L)` with `channel_reduction=None`.
 
     Raises:
         ValueError: an empty background, a background with NaN or Inf, an

@@ -90,7 +90,8 @@ class GuidedBackprop(Saliency):
         model: a functional or `Sequential` model (nested models allowed), or
             a `SplitModel` of such halves; it takes no `layer=`.
         channel_reduction: how to reduce the input channels at each position:
-            'max' (default), 'mean', 'sum' or 'l2'.
+            'max' (default), 'mean', 'sum' or 'l2'; None keeps one map per
+            channel, maps `(N, *spatial, C, L)`.
         absolute: take the absolute value of the gradient before reducing
             (default True). 'auto' post-processing then min-max normalises
             the map, as for `Saliency`; with False and 'sum' or 'mean' the
@@ -98,12 +99,13 @@ class GuidedBackprop(Saliency):
         **kwargs: the `Explainer` options (`output`, `logits`, `batch_size`,
             `postprocess`, `resize`, `verbose`, `jit_compile`).
 
-    Returns from `explain`: maps `(N, *spatial, L)` normalised to [0, 1].
+    Returns from `explain`: maps `(N, *spatial, L)` normalised to [0, 1]
+    (`(N, *spatial, C, L)` with `channel_reduction=None`).
 
     Raises:
         ModelStructureError: the model is subclassed (its ReLUs are not
             visible), or a layer with a fused ReLU cannot be rebuilt without it.
-        ValueError: `channel_reduction` is not 'max', 'mean', 'sum' or 'l2'.
+        ValueError: `channel_reduction` is not 'max', 'mean', 'sum', 'l2' or None.
         LayerError: `layer=` is given: the method explains the input itself.
 
     Example:

@@ -48,7 +48,8 @@ class GuidedGradCAM(GradCAM):
         layer: the layer to explain; default the last layer whose output keeps
             the input's spatial dimensions.
         channel_reduction: how to reduce the guided gradient's input channels:
-            'max' (default), 'mean', 'sum' or 'l2'.
+            'max' (default), 'mean', 'sum' or 'l2'; None keeps one map per
+            channel, `G_c * up(L)`, maps `(N, *spatial, C, L)`.
         absolute: take the absolute value of the guided gradient before
             reducing (default True): the map is then non-negative. With False
             and 'sum' or 'mean' it is signed.
@@ -57,14 +58,15 @@ class GuidedGradCAM(GradCAM):
             definition); the map is built at the input's size, so `resize`
             has no effect. `postprocess=None` returns `G * up(L)` as is.
 
-    Returns from `explain`: maps `(N, *spatial, L)` normalised to [0, 1].
+    Returns from `explain`: maps `(N, *spatial, L)` normalised to [0, 1]
+    (`(N, *spatial, C, L)` with `channel_reduction=None`).
 
     Raises:
         LayerError: the layer is unknown, ambiguous, has no spatial axes or
             does not feed the output.
         ModelStructureError: the model is subclassed (pass a `SplitModel`),
             or a layer with a fused ReLU cannot be rebuilt without it.
-        ValueError: `channel_reduction` is not 'max', 'mean', 'sum' or 'l2'.
+        ValueError: `channel_reduction` is not 'max', 'mean', 'sum', 'l2' or None.
 
     Example:
         >>> expl = ke.GuidedGradCAM(model, layer="conv5_block3_out").explain(x, y)
@@ -78,8 +80,10 @@ class GuidedGradCAM(GradCAM):
 
     rectify = False
 
-    channel_reduction: str = attrs.field(
-        default="max", kw_only=True, validator=attrs.validators.in_(ops.CHANNEL_REDUCTIONS)
+    channel_reduction: str | None = attrs.field(
+        default="max",
+        kw_only=True,
+        validator=attrs.validators.optional(attrs.validators.in_(ops.CHANNEL_REDUCTIONS)),
     )
     absolute: bool = attrs.field(
         default=True, kw_only=True, validator=attrs.validators.instance_of(bool)
@@ -105,4 +109,6 @@ class GuidedGradCAM(GradCAM):
         guided = ops.gradient_maps(
             self._gradients(scores, inputs, "the input"), self.channel_reduction, self.absolute
         )
+        if self.channel_reduction is None:
+            cam = cam[..., None, :]  # the same located weight for every channel
         return Attribution(cam * tf.cast(guided, tf.float32), scores, indices)

@@ -1,7 +1,7 @@
 """The base of signed input attributions: InputXGradient, IntegratedGradients, GradientSHAP.
 
 Their maps are attributions of the input's elements, reduced over its
-channels, and signed. The path methods (Integrated Gradients, GradientSHAP)
+channels (or kept per channel), and signed. The path methods (Integrated Gradients, GradientSHAP)
 average the input gradient over many points between baselines and the input:
 `InputAttributionExplainer._integrate` evaluates those points `chunk` at a
 time in a `tf.while_loop` inside the compiled step, so a pass holds `chunk`
@@ -51,15 +51,17 @@ class InputAttributionExplainer(Explainer):
 
     A subclass computes `(N, L, *spatial, C)` attributions (a path method
     with `_integrate`, describing its points) and turns them into maps with
-    `_maps`. 'auto' post-processing takes the maps' absolute value
-    (`magnitude = True`) before scaling them to [0, 1].
+    `_maps`: `(N, *spatial, L)`, or `(N, *spatial, C, L)` per channel.
+    'auto' post-processing takes the maps' absolute value (`magnitude =
+    True`) before scaling them to [0, 1].
 
     Args:
         model: the model to explain (see `Explainer`).
         channel_reduction: how the attributions of an input position's
             channels become one map value: 'sum' (default; the maps then sum
             to the attributions' total), 'mean' or 'l2' (their Euclidean norm,
-            unsigned).
+            unsigned); None keeps each channel's own signed attributions,
+            maps `(N, *spatial, C, L)`.
         **kwargs: the `Explainer` options.
     """
 
@@ -67,8 +69,10 @@ class InputAttributionExplainer(Explainer):
     rectify = False
     magnitude = True
 
-    channel_reduction: str = attrs.field(
-        default="sum", kw_only=True, validator=attrs.validators.in_(ATTRIBUTION_REDUCTIONS)
+    channel_reduction: str | None = attrs.field(
+        default="sum",
+        kw_only=True,
+        validator=attrs.validators.optional(attrs.validators.in_(ATTRIBUTION_REDUCTIONS)),
     )
 
     def _integrate(
@@ -140,6 +144,9 @@ class InputAttributionExplainer(Explainer):
         return PathIntegral(total, first_scores, last_scores, explained)
 
     def _maps(self, attributions: tf.Tensor) -> tf.Tensor:
-        """`(N, *spatial, L)` maps from `(N, L, *spatial, C)` attributions."""
-        maps = ops.reduce_channels(attributions, self.channel_reduction)
-        return tf.experimental.numpy.moveaxis(maps, 1, -1)
+        """`(N, *spatial, L)` (or per-channel `(N, *spatial, C, L)`) maps from attributions.
+
+        Args:
+            attributions: `(N, L, *spatial, C)` attributions of the input's elements.
+        """
+        return ops.channel_maps(attributions, self.channel_reduction)

@@ -36,15 +36,17 @@ class InputXGradient(InputAttributionExplainer):
     Args:
         model: the model to explain (see `Explainer`).
         channel_reduction: 'sum' (default), 'mean' or 'l2' (the norm of the
-            channels' attributions, unsigned).
+            channels' attributions, unsigned); None keeps one map per channel,
+            `x_c * dS/dx_c`, maps `(N, *spatial, C, L)`.
         **kwargs: the `Explainer` options (`output`, `logits`, `batch_size`,
             `postprocess`, `resize`, `verbose`, `jit_compile`, `strategy`).
 
     Returns from `explain`: maps `(N, *spatial, L)` normalised to [0, 1]
-    ('auto'), or the signed attributions reduced over channels (None).
+    ('auto'), or the signed attributions reduced over channels (None);
+    `(N, *spatial, C, L)` with `channel_reduction=None`.
 
     Raises:
-        ValueError: `channel_reduction` is not 'sum', 'mean' or 'l2'.
+        ValueError: `channel_reduction` is not 'sum', 'mean', 'l2' or None.
         LayerError: `layer=` is given: the input itself is explained.
 
     Example:

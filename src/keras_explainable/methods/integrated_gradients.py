@@ -80,7 +80,8 @@ class IntegratedGradients(InputAttributionExplainer):
             (default 1, so a pass holds one ordinary batch). Larger values
             trade memory for fewer, larger passes; results do not depend on it.
         channel_reduction: 'sum' (default; complete), 'mean' or 'l2' (the
-            norm of the channels' attributions, unsigned).
+            norm of the channels' attributions, unsigned); None keeps one map
+            per channel (complete too), maps `(N, *spatial, C, L)`.
         completeness_tolerance: the relative completeness error above which
             `explain` warns (default 0.05).
         blur_sigma: standard deviation in pixels of the 'blur' baseline
@@ -90,7 +91,8 @@ class IntegratedGradients(InputAttributionExplainer):
             `postprocess`, `resize`, `verbose`, `jit_compile`, `strategy`).
 
     Returns from `explain`: maps `(N, *spatial, L)` normalised to [0, 1]
-    ('auto'), or the signed attributions reduced over channels (None).
+    ('auto'), or the signed attributions reduced over channels (None);
+    `(N, *spatial, C, L)` with `channel_reduction=None`.
 
     Raises:
         ValueError: `steps`, `step_batch_size`, `completeness_tolerance` or

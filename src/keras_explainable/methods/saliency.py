@@ -23,28 +23,35 @@ class Saliency(Explainer):
 
     For target score `S` and input `x`, the map at each position is
     `reduce_c |dS/dx[..., c]|`: the largest absolute gradient over the input's
-    channels (the paper's choice). Cost: one forward and one backward pass to
-    the input per target.
+    channels (the paper's choice). With `channel_reduction=None` each channel
+    keeps its own map, `|dS/dx[..., c]|`: for multichannel series or
+    spectra, which channel matters where. Cost: one forward and one backward
+    pass to the input per target.
 
     Args:
         model: the model to explain (see `Explainer`).
         channel_reduction: how to reduce the input channels at each position:
-            'max' (default, as in the paper), 'mean', 'sum' or 'l2'.
+            'max' (default, as in the paper), 'mean', 'sum' or 'l2'; None
+            keeps one map per channel, maps `(N, *spatial, C, L)`.
         absolute: take the absolute value of the gradient before reducing
             (default True). With False and 'sum' or 'mean' the map is signed.
         **kwargs: the `Explainer` options (`output`, `logits`, `batch_size`,
             `postprocess`, `resize`, `verbose`, `jit_compile`).
 
-    Returns from `explain`: maps `(N, *spatial, L)` normalised to [0, 1].
+    Returns from `explain`: maps `(N, *spatial, L)` normalised to [0, 1]
+    (per-channel `(N, *spatial, C, L)` with `channel_reduction=None`, each
+    sample and target normalised over all its positions and channels).
 
     Raises:
-        ValueError: `channel_reduction` is not 'max', 'mean', 'sum' or 'l2'.
+        ValueError: `channel_reduction` is not 'max', 'mean', 'sum', 'l2' or None.
         TypeError: `absolute` is not a bool.
         LayerError: `layer=` is given: Saliency explains the input itself.
 
     Example:
         >>> expl = ke.Saliency(model).explain(images, labels)
         >>> expl.maps.shape   # (N, H, W, 1), values in [0, 1]
+        >>> per_channel = ke.Saliency(model, channel_reduction=None).explain(series)
+        >>> per_channel.maps.shape   # (N, T, C, 1)
 
     References:
         Simonyan, Vedaldi & Zisserman (2014), "Deep Inside Convolutional
@@ -55,8 +62,10 @@ class Saliency(Explainer):
     needs_layer = False
     rectify = False
 
-    channel_reduction: str = attrs.field(
-        default="max", kw_only=True, validator=attrs.validators.in_(ops.CHANNEL_REDUCTIONS)
+    channel_reduction: str | None = attrs.field(
+        default="max",
+        kw_only=True,
+        validator=attrs.validators.optional(attrs.validators.in_(ops.CHANNEL_REDUCTIONS)),
     )
     absolute: bool = attrs.field(
         default=True, kw_only=True, validator=attrs.validators.instance_of(bool)
