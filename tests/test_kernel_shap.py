@@ -213,3 +213,65 @@ def test_segments_that_do_not_fit_are_refused_before_any_forward_pass(x):
     with pytest.raises(InputError, match="do not label"):
         ke.KernelSHAP(counted, segments=np.arange(36).reshape(6, 6) // 9).explain(x, 0)
     assert not calls
+
+
+def test_one_segmentation_per_input_gives_each_input_its_exact_values(model, x):
+    rng = np.random.default_rng(6)
+    # Any integers name the segments; input 2 has fewer segments than the others.
+    labels = rng.integers(0, 4, (5, 8, 8)) * 7 + 3
+    labels[2] = np.where(labels[2] > 10, 20, 3)
+    target = np.array([0, 1, 2, 1, 0])
+    explanation = raw(model, segments=labels, samples=300, batch_size=2).explain(x, target)
+    for n in range(5):
+        own = np.unique(labels[n], return_inverse=True)[1].reshape(8, 8)
+        expected = true_values(x[n : n + 1], target[n], labels=own)[0]
+        got = segment_values(explanation.maps[n : n + 1, ..., 0], own)[0]
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+        alone = raw(model, segments=labels[n], samples=300).explain(x[n : n + 1], target[n])
+        np.testing.assert_allclose(explanation.maps[n], alone.maps[0], atol=1e-5)
+    dataset = tf.data.Dataset.from_tensor_slices((x, target)).batch(3)
+    from_dataset = raw(model, segments=labels, samples=300).explain(dataset)
+    np.testing.assert_allclose(from_dataset.maps, explanation.maps, atol=1e-6)
+    with pytest.raises(InputError, match="3 rows for 5 inputs"):
+        raw(model, segments=labels[:3], samples=300).explain(x, target)
+
+
+def test_slic_superpixels_equal_scikit_image_slic_given_as_labels(model):
+    from skimage.segmentation import slic
+
+    # Images with regions for SLIC to find: four coloured quadrants, noise on top.
+    rng = np.random.default_rng(8)
+    x = np.repeat(rng.uniform(0, 1, (5, 2, 2, 3)), 4, axis=1).repeat(4, axis=2)
+    x = (x + rng.normal(0, 0.02, x.shape)).astype("float32")
+    references = []
+    for image in x.astype(np.float64):
+        scaled = (image - image.min()) / (image.max() - image.min())
+        segmented = slic(scaled, n_segments=8, compactness=10.0, channel_axis=-1, start_label=0)
+        references.append(segmented)
+    references = np.stack(references)
+    assert all(2 <= len(np.unique(row)) <= 8 for row in references)
+    by_slic = raw(model, segments="slic", num_segments=8, samples=100).explain(x, 1)
+    by_labels = raw(model, segments=references, samples=100).explain(x, 1)
+    np.testing.assert_allclose(by_slic.maps, by_labels.maps, atol=1e-5)
+    own = np.unique(references[0], return_inverse=True)[1].reshape(8, 8)
+    np.testing.assert_allclose(
+        segment_values(by_slic.maps[:1, ..., 0], own)[0],
+        true_values(x[:1], 1, labels=own)[0],
+        rtol=1e-4,
+        atol=1e-5,
+    )
+
+
+def test_slic_without_scikit_image_says_how_to_install_it(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "skimage.segmentation", None)
+    with pytest.raises(ImportError, match=r"pip install 'keras-explainable\[segmentation\]'"):
+        ke.KernelSHAP(linear, segments="slic")
+
+
+def test_slic_refuses_inputs_that_are_not_images():
+    inputs = keras.Input((12, 2))
+    sequence_model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(inputs)))
+    with pytest.raises(InputError, match="2-D images"):
+        ke.LIME(sequence_model, segments="slic")

@@ -157,6 +157,19 @@ def second_logit(outputs: tf.Tensor) -> tf.Tensor:
     return outputs[:, 1]
 
 
+class WeightedClasses(ke.targets.Target):
+    """A target with per-sample data: each sample's own weighting of the logits."""
+
+    def __init__(self, weights: np.ndarray) -> None:
+        self.weights = weights.astype("float32")
+
+    def sample_data(self) -> dict:
+        return {"weights": self.weights}
+
+    def scores(self, outputs: Any, data: dict) -> tf.Tensor:
+        return tf.reduce_sum(outputs * data["weights"], axis=1, keepdims=True)
+
+
 def target_and_input_forms() -> None:
     """Every form of `y`, a dataset of inputs alone, the model's own strategy.
 
@@ -173,6 +186,10 @@ def target_and_input_forms() -> None:
         "(N,)": labels,
         "(N, 2)": np.stack([labels, (labels + 1) % CLASSES], axis=1),
         "a callable": second_logit,
+        "Regression(1, sign=-1)": ke.targets.Regression(1, sign=-1),
+        "a target with per-sample data": WeightedClasses(
+            np.random.default_rng(3).normal(size=(EMPTY_SLICE, CLASSES))
+        ),
     }
     inputs_only = tf.data.Dataset.from_tensor_slices(x).batch(BATCH_SIZE)
     for name, y in targets.items():
@@ -180,6 +197,14 @@ def target_and_input_forms() -> None:
         for form, x_form in (("array", x), ("dataset of x alone", inputs_only)):
             case = f"plain / GradCAM / y {name} / {form} / {EMPTY_SLICE} samples"
             check(case, explain_case, case, distributed, (x_form, y), expected, None)
+    # The explainer's own per-sample data: one segmentation per input.
+    segments = np.random.default_rng(4).integers(0, 3, (EMPTY_SLICE, *x.shape[1:-1]))
+    shap = {"segments": segments, "samples": 12, "batch_size": BATCH_SIZE, "verbose": 0}
+    expected = ke.KernelSHAP(model, **shap).explain(x, labels)
+    for form, x_form in (("array", x), ("dataset of x alone", inputs_only)):
+        case = f"plain / KernelSHAP(per-input segments) / {form} / {EMPTY_SLICE} samples"
+        explainer = ke.KernelSHAP(model, strategy=strategy, **shap)
+        check(case, explain_case, case, explainer, (x_form, labels), expected, None)
     expected = plain.explain(x, labels)
     uneven = (  # batches of 5, 0 and 4 samples
         tf.data.Dataset.from_tensors((x[:5], labels[:5]))
