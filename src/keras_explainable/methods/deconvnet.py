@@ -55,7 +55,7 @@ class Deconvnet(GuidedBackprop):
     Args:
         model: a functional or `Sequential` model (nested models allowed), or
             a `SplitModel` of such halves; it takes no `layer=`.
-        channel_reduction: 'max' (default), 'mean', 'sum' or 'l2'.
+        channel_reduction: 'max' (default; 'l2' on a text model), 'mean', 'sum' or 'l2'.
         absolute: take the absolute value before reducing (default True).
         **kwargs: the `Explainer` options.
 

@@ -90,7 +90,7 @@ class GuidedBackprop(Saliency):
         model: a functional or `Sequential` model (nested models allowed), or
             a `SplitModel` of such halves; it takes no `layer=`.
         channel_reduction: how to reduce the input channels at each position:
-            'max' (default), 'mean', 'sum' or 'l2'.
+            'max' (default; 'l2' on a text model), 'mean', 'sum' or 'l2'.
         absolute: take the absolute value of the gradient before reducing
             (default True). 'auto' post-processing then min-max normalises
             the map, as for `Saliency`; with False and 'sum' or 'mean' the

@@ -29,7 +29,9 @@ class Saliency(Explainer):
     Args:
         model: the model to explain (see `Explainer`).
         channel_reduction: how to reduce the input channels at each position:
-            'max' (default, as in the paper), 'mean', 'sum' or 'l2'.
+            'max' (as in the paper), 'mean', 'sum' or 'l2'. Default None:
+            'max', or 'l2' on a text model (the norm of the gradient over the
+            embedding of each token).
         absolute: take the absolute value of the gradient before reducing
             (default True). With False and 'sum' or 'mean' the map is signed.
         **kwargs: the `Explainer` options (`output`, `logits`, `batch_size`,
@@ -55,8 +57,10 @@ class Saliency(Explainer):
     needs_layer = False
     rectify = False
 
-    channel_reduction: str = attrs.field(
-        default="max", kw_only=True, validator=attrs.validators.in_(ops.CHANNEL_REDUCTIONS)
+    channel_reduction: str | None = attrs.field(
+        default=None,
+        kw_only=True,
+        validator=attrs.validators.optional(attrs.validators.in_(ops.CHANNEL_REDUCTIONS)),
     )
     absolute: bool = attrs.field(
         default=True, kw_only=True, validator=attrs.validators.instance_of(bool)
@@ -64,5 +68,11 @@ class Saliency(Explainer):
 
     def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
         result = self._input_gradients(inputs, targets)
-        maps = ops.gradient_maps(result.gradients, self.channel_reduction, self.absolute)
+        maps = ops.gradient_maps(result.gradients, self._channel_reduction(), self.absolute)
         return result.attribution(maps)
+
+    def _channel_reduction(self) -> str:
+        """The user's `channel_reduction`, else 'l2' over a text model's embeddings, else 'max'."""
+        if self.channel_reduction is not None:
+            return self.channel_reduction
+        return "l2" if self.exposure.embedding is not None else "max"

@@ -18,7 +18,12 @@ import numpy as np
 import tensorflow as tf
 
 from keras_explainable.base import Attribution, Explainer
-from keras_explainable.baselines import as_baseline, baseline_images, baseline_validator
+from keras_explainable.baselines import (
+    as_baseline,
+    baseline_images,
+    baseline_validator,
+    check_baseline,
+)
 from keras_explainable.errors import InputError
 from keras_explainable.exposure import Exposure
 from keras_explainable.noise import COALITION_ORDER, hashed_uniform, stream_key
@@ -26,6 +31,7 @@ from keras_explainable.perturbation import evaluate_perturbations
 from keras_explainable.segments import (
     as_segments,
     check_grid,
+    default_grid,
     grid_labels,
     paint_segments,
     segment_masks,
@@ -78,18 +84,24 @@ class SegmentSurrogate(Explainer):
     Args:
         model: the model to explain: any model `explain` takes, a subclassed
             `keras.Model` or a plain callable `inputs -> outputs`.
-        segments: the features: 'grid' (default; `grid` cells over 2-D images),
+        segments: the features: 'grid' (default; `grid` cells over 2-D images
+            or runs of positions over a sequence),
             an integer array of labels of one input's spatial shape `(*spatial)`
             shared by every input, or a callable `inputs -> (N, *spatial)`
             integer labels in `[0, num_segments)`, run inside the compiled step
             (wrap a numpy segmenter in `tf.numpy_function`).
-        grid: `(h, w)` cells of `segments='grid'` (default (8, 8)).
+        grid: the cells of `segments='grid'`: `(h, w)` over 2-D images,
+            `(g,)` runs of positions over a sequence. Default None: (8, 8)
+            over images, one cell per position (each token of a text model)
+            over a sequence.
         num_segments: the number of segments a `segments` callable labels
             (required with a callable, refused otherwise).
         samples: coalitions scored per input (default 1000).
         baseline: what a segment that is off shows: a number (default 0.0),
             'zeros', 'mean' (the input's mean per channel), 'blur', an array
-            broadcastable to one input or a callable `inputs -> baselines`.
+            broadcastable to one input, a callable `inputs -> baselines`, or
+            for a text model a `TokenBaseline` (its tokens that are off become
+            that token).
         seed: the integer seed of the coalitions (default 0).
         sample_batch_size: coalitions whose masked inputs go through the model
             together (default 16); a pass holds `batch_size *
@@ -105,7 +117,7 @@ class SegmentSurrogate(Explainer):
     segments: Any = attrs.field(
         default="grid", kw_only=True, converter=as_segments, validator=_check_segments
     )
-    grid: tuple[int, int] = attrs.field(default=(8, 8), kw_only=True, converter=check_grid)
+    grid: tuple[int, ...] | None = attrs.field(default=None, kw_only=True, converter=check_grid)
     num_segments: int | None = attrs.field(
         default=None, kw_only=True, validator=attrs.validators.optional(positive_int)
     )
@@ -119,6 +131,8 @@ class SegmentSurrogate(Explainer):
     seed: int = attrs.field(default=0, kw_only=True, validator=check_seed)
     sample_batch_size: int = attrs.field(default=16, kw_only=True, validator=positive_int)
     blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=positive_number)
+    # The grid of segments='grid': `grid`, or the default for the model's inputs.
+    _grid: tuple[int, ...] = attrs.field(default=(8, 8), init=False, repr=False)
 
     # ------------------------------------------------------------------ hooks
     @abc.abstractmethod
@@ -160,7 +174,7 @@ class SegmentSurrogate(Explainer):
             return int(self.segments.max()) + 1
         if callable(self.segments):
             return self.num_segments
-        return self.grid[0] * self.grid[1]
+        return int(np.prod(self._grid))
 
     def _prepare(self, exposure: Exposure) -> None:
         if callable(self.segments) and self.num_segments is None:
@@ -169,6 +183,11 @@ class SegmentSurrogate(Explainer):
             raise ValueError("num_segments= goes with segments given as a callable only.")
         if self.num_segments is not None and self.num_segments < 2:
             raise ValueError(f"num_segments must be at least 2; got {self.num_segments}.")
+        check_baseline(self.baseline, exposure)
+        self._grid = self.grid
+        if self._grid is None:
+            spatial = () if exposure.input_shape is None else exposure.input_shape[1:-1]
+            self._grid = default_grid(spatial) if isinstance(self.segments, str) else (8, 8)
         if exposure.input_shape is not None:
             self._check_spatial(exposure.input_shape[1:-1])
 
@@ -188,7 +207,7 @@ class SegmentSurrogate(Explainer):
                     f"{readable}; pass one label per position, shape (*spatial)."
                 )
         elif self.segments == "grid" and all(size is not None for size in spatial):
-            grid_labels(spatial, self.grid)
+            grid_labels(spatial, self._grid)
 
     def _masks(self, inputs: tf.Tensor) -> tf.Tensor:
         """`(n, *spatial, M)` one-hot segment masks, `n` 1 (shared) or N."""
@@ -204,7 +223,7 @@ class SegmentSurrogate(Explainer):
             return segment_masks(labels, count, inputs.dtype)
         self._check_spatial(inputs.shape[1:-1])
         if isinstance(segments, str):
-            segments = grid_labels(inputs.shape[1:-1], self.grid)
+            segments = grid_labels(inputs.shape[1:-1], self._grid)
         return segment_masks(tf.constant(segments[None]), count, inputs.dtype)
 
     # ------------------------------------------------------------------ step
@@ -213,7 +232,9 @@ class SegmentSurrogate(Explainer):
         _, outputs = self._forward(inputs)
         scores, explained = targets.select(outputs)
         targets = targets.fixed(outputs)
-        baselines = baseline_images(self.baseline, inputs, blur_sigma=self.blur_sigma)
+        baselines = baseline_images(
+            self.baseline, inputs, blur_sigma=self.blur_sigma, embedding=self.exposure.embedding
+        )
         coalitions, weights = self._coalitions(self.segment_count)
         difference = inputs - baselines
         flat_masks = tf.reshape(masks, [tf.shape(masks)[0], -1, masks.shape[-1]])
