@@ -60,8 +60,8 @@ _EXPORTS = {
     "XGradCAM": "keras_explainable.methods",
     "Targets": "keras_explainable.targets",
 }
-# Public submodules reached as attributes (`ke.metrics.Deletion`).
-_SUBMODULES = ("metrics",)
+# Public submodules reached as attributes (`ke.metrics.Deletion`, `ke.plot.text`).
+_SUBMODULES = ("metrics", "plot")
 
 __all__ = [
     "CAM",
@@ -106,6 +106,7 @@ __all__ = [
     "XGradCAM",
     "__version__",
     "metrics",
+    "plot",
 ]
 
 
@@ -125,7 +126,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from keras_explainable import metrics
+    from keras_explainable import metrics, plot
     from keras_explainable.base import Attribution, Explainer, FeatureGradients, InputGradients
     from keras_explainable.baselines import TokenBaseline
     from keras_explainable.decorators import TTA, Decorator, SmoothGrad

@@ -113,22 +113,22 @@ def find_token_embedding(
     embeddings = [call for call in readers if isinstance(call.layer, keras.layers.Embedding)]
     if not embeddings:
         return None
-    described = f"input of shape {tuple(input_tensor.shape)} and dtype {input_tensor.dtype}"
-    if len(readers) > 1:
-        names = ", ".join(repr(call.name) for call in readers)
-        raise ModelStructureError(
-            f"The model's token ids ({described}) feed several layers ({names}); "
-            "keras-explainable explains a text model whose ids feed one Embedding layer "
-            "and nothing else, so that the rest of the model reads only the embeddings."
-        )
     call = embeddings[0]
     if getattr(call.layer, "mask_zero", False):
         raise ModelStructureError(
             f"The Embedding layer {call.name!r} has mask_zero=True. Its padding mask "
             "comes from the token ids, but text models are explained on the embeddings "
             "(no gradient reaches ids), where the mask cannot follow through Keras' "
-            "public API. Explain a copy of the model built with mask_zero=False (the "
-            "same weights), or pad to a fixed length the model was trained on."
+            "public API. Explain a copy of the model built with mask_zero=False and the "
+            "same weights (its padding is then not masked, so its scores may differ)."
+        )
+    described = f"input of shape {tuple(input_tensor.shape)} and dtype {input_tensor.dtype}"
+    if len(readers) > 1:
+        names = ", ".join(repr(reader.name) for reader in readers)
+        raise ModelStructureError(
+            f"The model's token ids ({described}) feed several layers ({names}); "
+            "keras-explainable explains a text model whose ids feed one Embedding layer "
+            "and nothing else, so that the rest of the model reads only the embeddings."
         )
     tensor = call.outputs[0]
     if graph.head_inputs(tensor, outputs):
