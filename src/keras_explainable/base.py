@@ -442,8 +442,9 @@ class Explainer(LayerAccess, abc.ABC):
 
         Args:
             x: inputs `(N, *spatial, C)` as a numpy array or `tf.Tensor` (integer
-                images are cast to float), or a `tf.data.Dataset` yielding `x`
-                or `(x, y)`, batched or not.
+                images are cast to float; a text model takes its token ids
+                `(N, T)` and gets maps `(N, T, L)`), or a `tf.data.Dataset`
+                yielding `x` or `(x, y)`, batched or not.
             y: what to explain. None: the top predicted unit of each sample.
                 An int: that unit for every sample. Shape `(N,)`: one unit per
                 sample. Shape `(N, L)`: L units per sample in one call (the maps

@@ -358,7 +358,8 @@ def expose(
     Args:
         model: a functional or `Sequential` Keras model (nested models allowed),
             a subclassed model (only when `needs_layer` is False), or a
-            `SplitModel`.
+            `SplitModel`. A text model (integer token ids into one
+            `Embedding`) is exposed from its embeddings (`Exposure.embedding`).
         layer: the layer to expose: a name, a path into nested models
             (`"backbone/conv5_block3_out"` or a list of names), an index into
             `model.layers`, or a `Layer`. None picks the last layer whose output
@@ -388,7 +389,8 @@ def expose(
 
     Raises:
         ModelStructureError: the model cannot be split, the output is unknown,
-            or `relu_gradient` is given for a subclassed model.
+            `relu_gradient` is given for a subclassed model, or a text model's
+            ids feed more than one Embedding or it masks padding.
         LayerError: a layer is unknown, ambiguous, has no spatial axes, is a
             token sequence that fits no patch grid, or is not connected to the
             output; `layer` and `layers` are both given, or the token options
