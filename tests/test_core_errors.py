@@ -209,12 +209,9 @@ def _text_model():
 
 
 @pytest.mark.parametrize("method", [ke.Saliency, ke.GradCAM, ke.ScoreCAM, ke.FullGradient])
-def test_text_model_says_what_is_supported(method):
-    with pytest.raises(
-        ke.ModelStructureError,
-        match=r"integer token ids.*'embedding'.*text model.*\(N, \*spatial, C\).*not supported",
-    ):
-        method(_text_model())
+def test_text_model_is_explained_per_token(method):
+    ids = np.random.default_rng(0).integers(0, 50, (2, 10))
+    assert method(_text_model(), verbose=0).explain(ids).maps.shape == (2, 10, 1)
 
 
 def test_integer_image_input_has_no_input_gradient():

@@ -43,7 +43,7 @@ def masked_logit_sums(images, masks, classes):
 
 def reference_gradcam(images, masks, classes):
     """Grad-CAM of the masked logit sum on 'features', with a GradientTape."""
-    features_model = keras.Model(SEGMENTER.inputs, [SEGMENTER.get_layer("features").output])
+    features_model = keras.Model(SEGMENTER.inputs[0], SEGMENTER.get_layer("features").output)
     head = SEGMENTER.get_layer("logits")
     with tf.GradientTape() as tape:
         features = features_model(images)

@@ -34,6 +34,7 @@ _EXPORTS = {
     "TargetError": "keras_explainable.errors",
     "Explanation": "keras_explainable.explanation",
     "SplitModel": "keras_explainable.exposure",
+    "TokenBaseline": "keras_explainable.baselines",
     "AblationCAM": "keras_explainable.methods",
     "CAM": "keras_explainable.methods",
     "Deconvnet": "keras_explainable.methods",
@@ -100,6 +101,7 @@ __all__ = [
     "ScoreCAM",
     "SmoothGrad",
     "SplitModel",
+    "TokenBaseline",
     "TargetError",
     "Targets",
     "XGradCAM",
@@ -128,6 +130,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from keras_explainable import metrics, plot, targets
     from keras_explainable.base import Attribution, Explainer, FeatureGradients, InputGradients
+    from keras_explainable.baselines import TokenBaseline
     from keras_explainable.decorators import TTA, Decorator, SmoothGrad
     from keras_explainable.errors import (
         CompletenessWarning,

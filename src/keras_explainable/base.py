@@ -390,21 +390,21 @@ class Explainer(LayerAccess, abc.ABC):
 
         `feed` is the batch's `TargetPlan.feed`: target indices and per-sample data.
         """
-        # The data's static size, else the model's, else the size at run time.
-        model_shape = self._exposure.input_shape or (None,) * len(spec.shape)
-        static_size = [
-            data if data is not None else model
-            for data, model in zip(spec.shape[1:-1], model_shape[1:-1], strict=True)
-        ]
-        compute_dtype = self._exposure.compute_dtype
+        model_shape = self._exposure.input_shape
 
         def step(inputs: tf.Tensor, feed: dict) -> tuple:
-            spatial_size = [
-                size if size is not None else tf.shape(inputs)[axis]
-                for axis, size in enumerate(static_size, start=1)
-            ]
             finite = tf.reduce_all(tf.math.is_finite(tf.cast(inputs, tf.float32)))
-            attribution = self.attribute(tf.cast(inputs, compute_dtype), plan.targets(feed))
+            # What the methods explain: the inputs cast, or a text model's embeddings.
+            inputs = self._exposure.embed(inputs)
+            # The data's static size, else the model's, else the size at run time.
+            known = model_shape or (None,) * inputs.shape.rank
+            spatial_size = [
+                data if data is not None else model if model is not None else tf.shape(inputs)[axis]
+                for axis, (data, model) in enumerate(
+                    zip(inputs.shape[1:-1], known[1:-1], strict=True), start=1
+                )
+            ]
+            attribution = self.attribute(inputs, plan.targets(feed))
             maps = self.finish_maps(attribution.maps, spatial_size)
             scores = tf.cast(attribution.scores, tf.float32)
             notes = {
@@ -469,7 +469,7 @@ class Explainer(LayerAccess, abc.ABC):
 
     def _inputs(self, x: Any, y: Any) -> tuple[InputSource, TargetPlan]:
         """Validate the inputs and targets of a run."""
-        source = make_source(x, self._exposure.input_shape, self.batch_size, y)
+        source = make_source(x, self._exposure.data_shape, self.batch_size, y)
         return source, self._plan(source, y)
 
     def explain(self, x: Any, y: Any = None) -> Explanation:
@@ -477,8 +477,9 @@ class Explainer(LayerAccess, abc.ABC):
 
         Args:
             x: inputs `(N, *spatial, C)` as a numpy array or `tf.Tensor` (integer
-                images are cast to float), or a `tf.data.Dataset` yielding `x`
-                or `(x, y)`, batched or not.
+                images are cast to float; a text model takes its token ids
+                `(N, T)` and gets maps `(N, T, L)`), or a `tf.data.Dataset`
+                yielding `x` or `(x, y)`, batched or not.
             y: what to explain. None: the top predicted unit of each sample.
                 An int: that unit for every sample. Shape `(N,)`: one unit per
                 sample. Shape `(N, L)`: L units per sample in one call (the maps

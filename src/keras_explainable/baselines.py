@@ -3,9 +3,10 @@
 Integrated Gradients and GradientSHAP integrate gradients along a path from a
 baseline to the input; Deletion and Insertion replace pixels by a baseline.
 They take the same forms, validated here once: a name ('zeros', 'blur',
-'mean', 'uniform'), a number, an array broadcastable to one input, or a
-callable `inputs -> baselines`. Each user accepts the names that make sense
-for it.
+'mean', 'uniform'), a number, an array broadcastable to one input, a
+callable `inputs -> baselines`, or, for a text model, a `TokenBaseline` (the
+embedding of one token at every position). Each user accepts the names that
+make sense for it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_explainable import ops
-from keras_explainable.errors import InputError
+from keras_explainable.errors import InputError, ModelStructureError
+from keras_explainable.exposure import Exposure
 from keras_explainable.noise import (
     UNIFORM_BASELINE,
     hash32,
@@ -26,20 +28,52 @@ from keras_explainable.noise import (
     sample_keys,
     stream_key,
 )
+from keras_explainable.text import TokenEmbedding
+from keras_explainable.validators import non_negative_int
 
 __all__ = [
+    "TokenBaseline",
     "as_baseline",
     "baseline_images",
     "baseline_validator",
     "blend_with_baseline",
+    "check_baseline",
     "check_baseline_shape",
     "is_zero_baseline",
 ]
 
 
+@attrs.frozen
+class TokenBaseline:
+    """A text model's baseline: the embedding of one token at every position.
+
+    Text models are explained on their embeddings (see `keras_explainable.text`).
+    Where a method shows its baseline, this baseline shows the embedding of
+    `token_id`: a hidden token (Occlusion, KernelSHAP, LIME, RISE) becomes that
+    token, exactly as if its id had been replaced, and a path method
+    (IntegratedGradients, GradientSHAP) starts from a sentence of that token
+    only. A padding token is the usual choice. Accepted wherever a method
+    takes a baseline; on a model that is not a text model it is an error.
+
+    Args:
+        token_id: the token whose embedding fills the baseline, in
+            `[0, vocabulary size)`.
+
+    Raises:
+        ValueError: `token_id` is not an integer >= 0.
+
+    Example:
+        >>> pad = ke.TokenBaseline(0)
+        >>> ke.Occlusion(text_model, window=1, baseline=pad).explain(ids)
+        >>> ke.IntegratedGradients(text_model, baseline=pad).explain(ids)
+    """
+
+    token_id: int = attrs.field(validator=non_negative_int)
+
+
 def as_baseline(value: Any) -> Any:
     """Keep names, numbers and callables; turn arrays and tensors into float32 arrays."""
-    if isinstance(value, (str, bool, int, float, np.number)) or callable(value):
+    if isinstance(value, (str, bool, int, float, np.number, TokenBaseline)) or callable(value):
         return value
     if isinstance(value, (tf.Tensor, tf.Variable)):
         value = value.numpy()
@@ -66,10 +100,12 @@ def baseline_validator(
         non-finite value and `TypeError` for a value of another type.
     """
     names = tuple(names)
-    others = ", an array or a callable" if callables else " or an array"
-    forms = f"one of {names}, a number{others}"
+    others = ", an array, a callable" if callables else ", an array"
+    forms = f"one of {names}, a number{others} or a TokenBaseline"
 
     def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if isinstance(value, TokenBaseline):
+            return
         if isinstance(value, str):
             if value not in names:
                 raise ValueError(f"{attribute.name} must be {forms}; got {value!r}.")
@@ -82,6 +118,36 @@ def baseline_validator(
             raise ValueError(f"{attribute.name} must be finite (no NaN or Inf).")
 
     return check
+
+
+def check_baseline(baseline: Any, exposure: Exposure | None, name: str = "baseline") -> None:
+    """Check at construction that a validated baseline fits the explained model.
+
+    Args:
+        baseline: the baseline.
+        exposure: the explainer's `Exposure` (its input shape and, for a text
+            model, its embedding), or None to check a `TokenBaseline` needs one.
+        name: the option's name, for error messages.
+
+    Raises:
+        InputError: an array baseline that does not broadcast to one input,
+            or a `TokenBaseline` outside the vocabulary.
+        ModelStructureError: a `TokenBaseline` for a model that is not a text model.
+
+    Example:
+        >>> check_baseline(self.baseline, exposure)   # in a method's `_prepare`
+    """
+    embedding = None if exposure is None else exposure.embedding
+    if isinstance(baseline, TokenBaseline):
+        if embedding is None:
+            raise ModelStructureError(
+                f"{name}={baseline!r} is the embedding of a token, for text models "
+                "(integer token ids into an Embedding layer); this model's input is "
+                "not token ids. Use a number, an array or a name instead."
+            )
+        embedding.check_token(baseline.token_id, name)
+    elif exposure is not None and exposure.input_shape is not None:
+        check_baseline_shape(baseline, exposure.input_shape[1:], name)
 
 
 def check_baseline_shape(baseline: Any, sample_shape: Sequence[int | None], name: str) -> None:
@@ -114,6 +180,7 @@ def baseline_images(
     seed: int = 0,
     index: Any = 0,
     name: str = "baseline",
+    embedding: TokenEmbedding | None = None,
 ) -> tf.Tensor:
     """The `(N, *spatial, C)` baselines of a batch, inside the compiled step.
 
@@ -123,20 +190,31 @@ def baseline_images(
             (each input's mean per channel); 'uniform' (noise drawn uniformly
             between each input's minimum and maximum, a function of the seed,
             `index` and the input's values: the same in any batch); a number;
-            an array broadcastable to one input; or a callable
-            `inputs -> baselines` of the inputs' shape.
-        inputs: `(N, *spatial, C)` float inputs.
+            an array broadcastable to one input; a callable
+            `inputs -> baselines` of the inputs' shape; or a `TokenBaseline`
+            (the embedding of its token at each of a text model's positions).
+        inputs: `(N, *spatial, C)` float inputs (a text model's embeddings).
         blur_sigma: the standard deviation of 'blur' in pixels.
         seed: the integer seed of 'uniform'.
         index: the random stream of 'uniform' (a draw number).
         name: the option's name, for error messages.
+        embedding: a text model's `TokenEmbedding` (`Exposure.embedding`),
+            which a `TokenBaseline` needs; else None.
 
     Returns:
         The baselines, same shape and dtype as `inputs`.
 
     Raises:
         InputError: the baseline does not fit the inputs.
+        ModelStructureError: a `TokenBaseline` without a text model's embedding.
     """
+    if isinstance(baseline, TokenBaseline):
+        if embedding is None:
+            check_baseline(baseline, None, name)
+        # The embedding of a sentence of this one token: exactly the rows the
+        # model looks up where the ids are replaced by it.
+        ids = tf.fill(tf.shape(inputs)[:-1], tf.constant(baseline.token_id, embedding.ids_dtype))
+        return tf.cast(embedding.embed(ids), inputs.dtype)
     if callable(baseline):
         images = tf.convert_to_tensor(baseline(inputs))
         if not images.shape.is_compatible_with(inputs.shape):

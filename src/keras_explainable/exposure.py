@@ -7,7 +7,9 @@ sigmoid). `expose` replays the model (`keras_explainable.graph`), selects the
 layers (by name, path, index, object, or automatically) and the output,
 strips a final softmax or sigmoid, checks that each layer feeds the output,
 finds the patch grid of a transformer's token layer (`keras_explainable.tokens`),
-and builds one Keras model that returns them all.
+and builds one Keras model that returns them all. A text model (token ids into
+an `Embedding`) is split at the embedding (`keras_explainable.text`): the
+exposed model starts from the embeddings, and `Exposure.embed` looks the ids up.
 """
 
 from __future__ import annotations
@@ -36,9 +38,9 @@ from keras_explainable.selection import (
     auto_layer,
     check_layers,
     explained_layer,
-    refuse_token_ids,
     resolve_layer,
 )
+from keras_explainable.text import TokenEmbedding, find_token_embedding
 
 __all__ = ["SplitModel", "ExplainedLayer", "Exposure", "Head", "expose"]
 
@@ -146,10 +148,13 @@ class Exposure:
         output_name: the name of the explained output.
         stripped_activation: 'softmax' or 'sigmoid' when the scores are the
             logits behind that activation, else None.
-        input_shape: the model's input shape including the batch axis, or None.
-        input_dtype: the model's input dtype, or None.
-        outputs: the explained output tensor (symbolic), or the model's
-            output structure when all outputs are explained.
+        input_shape: the shape of the inputs the methods explain, batch axis
+            included, or None: the model's input shape, or for a text model
+            the embeddings' `(N, T, E)`.
+        input_dtype: the dtype of those inputs, or None.
+        outputs: the symbolic explained outputs, or None for an opaque model.
+        embedding: for a text model, the `TokenEmbedding` that turns its token
+            ids into the embeddings the methods explain; else None.
         output_names: the outputs' names when all outputs of a multi-output
             model are explained (no `output=` given), else None.
     """
@@ -162,12 +167,40 @@ class Exposure:
     input_shape: tuple | None
     input_dtype: str | None
     outputs: Any = None
+    embedding: TokenEmbedding | None = None
     output_names: list[str] | None = None
 
     @property
     def all_outputs(self) -> bool:
         """Whether every output of a multi-output model is explained (a structure)."""
         return self.output_names is not None
+
+    @property
+    def inputs(self) -> Any:
+        """The symbolic inputs of the exposed model: the graph's, or a text model's embeddings."""
+        if self.embedding is not None:
+            return self.embedding.tensor
+        return None if self.graph is None else self.graph.inputs
+
+    @property
+    def data_shape(self) -> tuple | None:
+        """The shape of the data users pass, batch axis included (a text model's ids), or None."""
+        if self.embedding is not None:
+            return self.embedding.ids_shape
+        return self.input_shape
+
+    def embed(self, data: tf.Tensor) -> tf.Tensor:
+        """The inputs the methods explain, from the data users pass, inside the step.
+
+        A text model's token ids `(N, T)` are looked up in its embedding,
+        `(N, T, E)`; other inputs are cast to `compute_dtype`.
+
+        Example:
+            >>> attribution = method.attribute(exposure.embed(batch), targets)
+        """
+        if self.embedding is not None:
+            return self.embedding.embed(data)
+        return tf.cast(data, self.compute_dtype)
 
     @property
     def feature_call(self) -> LayerCall | None:
@@ -284,7 +317,7 @@ class Exposure:
                 f"The part of the model after layer {self.layer_name!r} could not be "
                 f"built as a model of its own ({type(error).__name__}: {error})."
             ) from error
-        forward = keras.Model(self.graph.inputs, [features, *context, self.outputs])
+        forward = keras.Model(self.inputs, [features, *context, self.outputs])
         return Head(forward, head, len(context))
 
 
@@ -345,7 +378,8 @@ def expose(
     Args:
         model: a functional or `Sequential` Keras model (nested models allowed),
             a subclassed model (only when `needs_layer` is False), or a
-            `SplitModel`.
+            `SplitModel`. A text model (integer token ids into one
+            `Embedding`) is exposed from its embeddings (`Exposure.embedding`).
         layer: the layer to expose: a name, a path into nested models
             (`"backbone/conv5_block3_out"` or a list of names), an index into
             `model.layers`, or a `Layer`. None picks the last layer whose output
@@ -378,7 +412,8 @@ def expose(
 
     Raises:
         ModelStructureError: the model cannot be split, the output is unknown,
-            or `relu_gradient` is given for a subclassed model.
+            `relu_gradient` is given for a subclassed model, or a text model's
+            ids feed more than one Embedding or it masks padding.
         LayerError: a layer is unknown, ambiguous, has no spatial axes, is a
             token sequence that fits no patch grid, or is not connected to the
             output; `layer` and `layers` are both given, or the token options
@@ -436,8 +471,12 @@ def expose(
             "single-input models."
         )
     input_tensor = flat_inputs[0]
+    embedding = find_token_embedding(graph, input_tensor, outputs)
+    if embedding is not None:
+        # A text model is explained on its embeddings, as if they were its input.
+        input_tensor = embedding.tensor
+    model_inputs = graph.inputs if embedding is None else input_tensor
     input_shape = tuple(input_tensor.shape)
-    refuse_token_ids(graph, input_tensor)
 
     explained: tuple[ExplainedLayer, ...] = ()
     if needs_layer:
@@ -463,9 +502,9 @@ def expose(
             call = resolve_layer(model, graph, layer)
             explained = (explained_layer(call, call.outputs[0], **reading),)
         check_layers(explained, token_grid, skip_tokens)
-        exposed = keras.Model(graph.inputs, [*(entry.tensor for entry in explained), outputs])
+        exposed = keras.Model(model_inputs, [*(entry.tensor for entry in explained), outputs])
     else:
-        exposed = keras.Model(graph.inputs, outputs)
+        exposed = keras.Model(model_inputs, outputs)
     return Exposure(
         exposed,
         graph,
@@ -475,5 +514,6 @@ def expose(
         input_shape,
         str(input_tensor.dtype),
         outputs,
+        embedding,
         output_names,
     )

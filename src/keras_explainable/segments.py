@@ -2,11 +2,11 @@
 
 A segmentation gives every spatial position of an input an integer label in
 `[0, M)`; the `M` segments are the features of the surrogate models. It takes
-five forms, validated here once: 'grid' (a regular grid of cells over 2-D
-images), 'slic' (SLIC superpixels of each image, with scikit-image), an
-integer array of labels shared by every input, an integer array of one
-segmentation per input, or a callable `inputs -> labels` run inside the
-compiled step.
+six forms, validated here once: 'grid' (a regular grid of cells over 2-D
+images, or runs of positions over a sequence such as a text model's tokens),
+'slic' (SLIC superpixels of each image, with scikit-image), an integer array
+of labels shared by every input, an integer array of one segmentation per
+input, or a callable `inputs -> labels` run inside the compiled step.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from keras_explainable.errors import InputError
 __all__ = [
     "as_segments",
     "check_grid",
+    "default_grid",
     "grid_labels",
     "paint_segments",
     "per_input_labels",
@@ -54,43 +55,75 @@ def as_segments(value: Any) -> Any:
     return labels.reshape(array.shape).astype(np.int32)
 
 
-def check_grid(value: Any) -> tuple[int, int]:
-    """Return `(h, w)`, two positive integers, or raise `ValueError`."""
-    if (
-        not isinstance(value, (tuple, list))
-        or len(value) != 2
-        or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in value)
-        or any(v < 1 for v in value)
-        or value[0] * value[1] < 2
-    ):
-        raise ValueError(
-            f"grid must be (h, w), two positive integers making at least 2 cells; got {value!r}."
-        )
-    return int(value[0]), int(value[1])
-
-
-def grid_labels(spatial: Sequence[int], grid: tuple[int, int]) -> np.ndarray:
-    """`(H, W)` int32 labels of a grid of `h x w` cells, numbered row by row.
-
-    Cell rows and columns split the image as evenly as the sizes allow.
+def check_grid(value: Any) -> tuple[int, ...] | None:
+    """Return None, `(g,)` or `(h, w)` of positive integers making at least 2 cells.
 
     Raises:
-        InputError: the images are not 2-D, their size is unknown, or smaller
-            than the grid.
+        ValueError: `value` is none of these.
     """
-    if len(spatial) != 2 or any(size is None for size in spatial):
-        raise InputError(
-            "segments='grid' needs 2-D images (N, H, W, C) of a known size; got spatial "
-            f"shape {tuple(spatial)}. Pass segments as an array or a callable instead."
+    if value is None:
+        return None
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) not in (1, 2)
+        or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in value)
+        or any(v < 1 for v in value)
+        or int(np.prod(value)) < 2
+    ):
+        raise ValueError(
+            "grid must be (h, w) for 2-D images or (g,) for sequences, positive integers "
+            f"making at least 2 cells; got {value!r}."
         )
-    height, width = spatial
-    if height < grid[0] or width < grid[1]:
+    return tuple(int(v) for v in value)
+
+
+def default_grid(spatial: Sequence[int | None]) -> tuple[int, ...]:
+    """The grid of `segments='grid'` when none is given.
+
+    `(8, 8)` cells over 2-D images; over a sequence `(N, T, C)` (a text
+    model's tokens) one cell per position, `(T,)`.
+
+    Raises:
+        InputError: a sequence of unknown length.
+    """
+    if len(spatial) != 1:
+        return (8, 8)
+    if spatial[0] is None:
         raise InputError(
-            f"grid {grid} has more cells than the {height}x{width} images have pixels."
+            "segments='grid' over sequences of unknown length needs grid=(g,): the "
+            "number of groups of positions (tokens)."
         )
-    rows = np.arange(height) * grid[0] // height
-    columns = np.arange(width) * grid[1] // width
-    return (rows[:, None] * grid[1] + columns[None, :]).astype(np.int32)
+    return (int(spatial[0]),)
+
+
+def grid_labels(spatial: Sequence[int], grid: tuple[int, ...]) -> np.ndarray:
+    """`(*spatial)` int32 labels of a grid of cells, numbered row by row.
+
+    A 2-D grid `(h, w)` splits images `(H, W)` into `h x w` cells; a 1-D grid
+    `(g,)` splits a sequence of `T` positions (tokens) into `g` runs. Cells
+    split each axis as evenly as the sizes allow.
+
+    Raises:
+        InputError: the inputs are neither 2-D images nor sequences matching
+            the grid, their size is unknown, or smaller than the grid.
+    """
+    if len(spatial) != len(grid) or any(size is None for size in spatial):
+        raise InputError(
+            f"segments='grid' with grid={grid} needs inputs with {len(grid)} spatial "
+            f"ax{'is' if len(grid) == 1 else 'es'} of a known size ((h, w) for 2-D images, "
+            f"(g,) for sequences); got spatial shape {tuple(spatial)}. Pass a matching "
+            "grid, or segments as an array or a callable."
+        )
+    if any(size < cells for size, cells in zip(spatial, grid, strict=True)):
+        raise InputError(
+            f"grid {grid} has more cells than the inputs of spatial size {tuple(spatial)} "
+            "have positions."
+        )
+    labels = np.zeros((), np.int32)
+    for size, cells in zip(spatial, grid, strict=True):
+        # Row-major numbering: earlier axes vary slowest.
+        labels = labels[..., None] * cells + (np.arange(size) * cells // size)
+    return labels.astype(np.int32)
 
 
 def per_input_labels(labels: np.ndarray) -> tuple[np.ndarray, int]:

@@ -17,7 +17,7 @@ import attrs
 import keras
 import tensorflow as tf
 
-from keras_explainable.errors import LayerError, ModelStructureError, did_you_mean
+from keras_explainable.errors import LayerError, did_you_mean
 from keras_explainable.graph import LayerCall, ModelGraph
 from keras_explainable.tokens import TokenGrid, find_token_grid, token_grid_error
 
@@ -28,7 +28,6 @@ __all__ = [
     "check_layers",
     "explained_layer",
     "has_spatial_axes",
-    "refuse_token_ids",
     "resolve_layer",
 ]
 
@@ -242,23 +241,6 @@ class ExplainedLayer:
         spatial layer's tensors are returned unchanged.
         """
         return tensor if self.grid is None else self.grid.to_grid(tensor)
-
-
-def refuse_token_ids(graph: ModelGraph, input_tensor: Any) -> None:
-    """Reject text models (integer token ids into an Embedding) with a clear error."""
-    if not keras.backend.is_int_dtype(input_tensor.dtype):
-        return
-    for call in graph.calls:
-        if isinstance(call.layer, keras.layers.Embedding) and any(
-            tensor is input_tensor for tensor in call.inputs
-        ):
-            raise ModelStructureError(
-                f"The model takes integer token ids (input shape {tuple(input_tensor.shape)}, "
-                f"dtype {input_tensor.dtype}) into the Embedding layer {call.name!r}: a text "
-                "model. keras-explainable explains models whose input is a float array "
-                "(N, *spatial, C): images (N, H, W, C), sequences such as time series "
-                "(N, T, C), and volumes (N, D, H, W, C). Text models are not supported yet."
-            )
 
 
 def explained_layer(

@@ -112,6 +112,8 @@ class TTA(Decorator):
         TypeError: `explainer` is not an `Explainer`.
         ValueError: bad scales or flips, a flip the input has no axis for, or
             scales other than 1 for a fixed-size model.
+        ModelStructureError: the model is a text model (token ids into an
+            `Embedding`): flipping a sentence does not keep its meaning.
 
     Example:
         >>> tta = ke.TTA(ke.GradCAM(model), flips=("horizontal",))
@@ -137,6 +139,12 @@ class TTA(Decorator):
     )
 
     def _prepare(self, exposure: Exposure) -> None:
+        if exposure.embedding is not None:
+            raise ModelStructureError(
+                "TTA flips and rescales images; on a text model (token ids into an "
+                "Embedding) it would reverse or stretch the sentences. Explain text "
+                "models without TTA."
+            )
         shape = exposure.input_shape
         if shape is None:
             return

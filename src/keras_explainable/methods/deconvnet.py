@@ -55,8 +55,9 @@ class Deconvnet(GuidedBackprop):
     Args:
         model: a functional or `Sequential` model (nested models allowed), or
             a `SplitModel` of such halves; it takes no `layer=`.
-        channel_reduction: 'max' (default), 'mean', 'sum' or 'l2'; None keeps
-            one map per channel, maps `(N, *spatial, C, L)`.
+        channel_reduction: 'auto' (default: 'max', or 'l2' on a text model),
+            'max', 'mean', 'sum' or 'l2'; None keeps one map per channel, maps
+            `(N, *spatial, C, L)`.
         absolute: take the absolute value before reducing (default True).
         **kwargs: the `Explainer` options.
 
@@ -66,7 +67,7 @@ class Deconvnet(GuidedBackprop):
     Raises:
         ModelStructureError: the model is subclassed, or a layer with a
             fused ReLU cannot be rebuilt without it.
-        ValueError: `channel_reduction` is not 'max', 'mean', 'sum', 'l2' or None.
+        ValueError: `channel_reduction` is not 'auto', 'max', 'mean', 'sum', 'l2' or None.
         LayerError: `layer=` is given: the method explains the input itself.
 
     Example:

@@ -180,6 +180,7 @@ class FullGradient(Explainer):
 
     _bias_list: list[_Bias] = attrs.field(factory=list, init=False, repr=False)
     _terms_model: keras.Model | None = attrs.field(default=None, init=False, repr=False)
+    _bias_positions: list[int] = attrs.field(factory=list, init=False, repr=False)
 
     def _expose(self) -> Exposure:
         return expose(
@@ -198,17 +199,24 @@ class FullGradient(Explainer):
                 "SplitModel of functional halves."
             )
         self._bias_list = _biases(exposure.graph, exposure.outputs)
-        self._terms_model = keras.Model(
-            exposure.graph.inputs,
-            [exposure.outputs, [bias.tensor for bias in self._bias_list]],
-        )
+        # Each tensor once: Keras cannot build a model that returns one tensor
+        # twice (a last Dense's output is also its pre-activation) when it
+        # starts from an intermediate tensor (a text model's embeddings).
+        tensors = {id(exposure.outputs): exposure.outputs}
+        for bias in self._bias_list:
+            tensors.setdefault(id(bias.tensor), bias.tensor)
+        order = list(tensors)
+        self._bias_positions = [order.index(id(bias.tensor)) for bias in self._bias_list]
+        self._terms_model = keras.Model(exposure.inputs, list(tensors.values()))
 
     def _terms(self, inputs: tf.Tensor, targets: Targets) -> tuple:
         """Unreduced terms: `(scores, indices, [(name, term, channel_axis)])`.
 
         Each term is `(N, L, *shape)`: the input term first, then one per bias.
         """
-        outputs, pre_activations = self._terms_model(inputs, training=False)
+        computed = self._terms_model(inputs, training=False)
+        outputs = computed[0]
+        pre_activations = [computed[position] for position in self._bias_positions]
         scores, indices = targets.select(outputs)
         sources = [inputs, *pre_activations]
         per_target = [
@@ -272,17 +280,15 @@ class FullGradient(Explainer):
         """
         if isinstance(x, tf.data.Dataset):
             raise TypeError("terms() takes an array or a tensor of inputs, not a dataset.")
-        source = make_source(x, self.exposure.input_shape, self.batch_size, y)
+        source = make_source(x, self.exposure.data_shape, self.batch_size, y)
         plan = self._plan(source, y)
         names = ["input", *(bias.name for bias in self._bias_list)]
-        compute_dtype = self.exposure.compute_dtype
+        exposure = self.exposure
 
         def build() -> Callable:
             def summed(inputs: tf.Tensor, feed: dict) -> tuple:
                 finite = tf.reduce_all(tf.math.is_finite(tf.cast(inputs, tf.float32)))
-                scores, indices, terms = self._terms(
-                    tf.cast(inputs, compute_dtype), plan.targets(feed)
-                )
+                scores, indices, terms = self._terms(exposure.embed(inputs), plan.targets(feed))
                 sums = {
                     name: tf.reduce_sum(term, axis=list(range(2, term.shape.rank)))
                     for name, term, _ in terms

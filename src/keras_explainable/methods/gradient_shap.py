@@ -21,6 +21,7 @@ from keras_explainable.baselines import (
     as_baseline,
     baseline_images,
     baseline_validator,
+    check_baseline,
     check_baseline_shape,
 )
 from keras_explainable.errors import InputError
@@ -147,6 +148,8 @@ class GradientSHAP(InputAttributionExplainer):
     blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=positive_number)
 
     def _prepare(self, exposure: Exposure) -> None:
+        if not isinstance(self.background, np.ndarray):
+            check_baseline(self.background, exposure, "background")
         if exposure.input_shape is not None:
             self._check_background_shape(exposure.input_shape[1:])
 
@@ -181,7 +184,11 @@ class GradientSHAP(InputAttributionExplainer):
                 ]
             )
         baselines = baseline_images(
-            background, inputs, blur_sigma=self.blur_sigma, name="background"
+            background,
+            inputs,
+            blur_sigma=self.blur_sigma,
+            name="background",
+            embedding=self.exposure.embedding,
         )
         return tf.broadcast_to(
             baselines[None], tf.concat([tf.shape(draws), tf.shape(inputs)], axis=0)

@@ -90,8 +90,9 @@ class GuidedBackprop(Saliency):
         model: a functional or `Sequential` model (nested models allowed), or
             a `SplitModel` of such halves; it takes no `layer=`.
         channel_reduction: how to reduce the input channels at each position:
-            'max' (default), 'mean', 'sum' or 'l2'; None keeps one map per
-            channel, maps `(N, *spatial, C, L)`.
+            'auto' (default: 'max', or 'l2' on a text model), 'max', 'mean',
+            'sum' or 'l2'; None keeps one map per channel, maps `(N, *spatial,
+            C, L)`.
         absolute: take the absolute value of the gradient before reducing
             (default True). 'auto' post-processing then min-max normalises
             the map, as for `Saliency`; with False and 'sum' or 'mean' the
@@ -105,7 +106,7 @@ class GuidedBackprop(Saliency):
     Raises:
         ModelStructureError: the model is subclassed (its ReLUs are not
             visible), or a layer with a fused ReLU cannot be rebuilt without it.
-        ValueError: `channel_reduction` is not 'max', 'mean', 'sum', 'l2' or None.
+        ValueError: `channel_reduction` is not 'auto', 'max', 'mean', 'sum', 'l2' or None.
         LayerError: `layer=` is given: the method explains the input itself.
 
     Example:

@@ -17,7 +17,7 @@ from keras_explainable.baselines import (
     as_baseline,
     baseline_images,
     baseline_validator,
-    check_baseline_shape,
+    check_baseline,
 )
 from keras_explainable.errors import CompletenessWarning, warn_user
 from keras_explainable.exposure import Exposure
@@ -132,12 +132,15 @@ class IntegratedGradients(InputAttributionExplainer):
     _warned: bool = attrs.field(default=False, init=False, repr=False)
 
     def _prepare(self, exposure: Exposure) -> None:
-        if exposure.input_shape is not None:
-            check_baseline_shape(self.baseline, exposure.input_shape[1:], "baseline")
+        check_baseline(self.baseline, exposure)
 
     def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
         baselines = baseline_images(
-            self.baseline, inputs, blur_sigma=self.blur_sigma, seed=self.seed
+            self.baseline,
+            inputs,
+            blur_sigma=self.blur_sigma,
+            seed=self.seed,
+            embedding=self.exposure.embedding,
         )
         steps = self.steps
         ends = np.zeros(steps + 1, np.float32)

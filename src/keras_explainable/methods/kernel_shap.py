@@ -82,11 +82,14 @@ class KernelSHAP(SegmentSurrogate):
         segments: 'grid' (default), an integer array `(*spatial)` of labels
             shared by every input, or a callable `inputs -> (N, *spatial)`
             labels with `num_segments` (see `SegmentSurrogate`).
-        grid: `(h, w)` cells of the 'grid' segments (default (8, 8)).
+        grid: the cells of the 'grid' segments: `(h, w)` over 2-D images,
+            `(g,)` runs of positions over a sequence. Default None: (8, 8)
+            over images, one cell per token over a text model's tokens.
         num_segments: the label count of a `segments` callable.
         samples: coalitions per input (default 1000), at least `M`.
         baseline: what a segment that is off shows: a number (default 0.0),
-            'zeros', 'mean', 'blur', an array or a callable.
+            'zeros', 'mean', 'blur', an array, a callable, or for a text model
+            a `TokenBaseline` (tokens that are off become that token).
         seed: the integer seed of the coalitions (default 0).
         sample_batch_size: coalitions per forward pass (default 16); results
             do not depend on it.

@@ -71,7 +71,9 @@ class LIME(SegmentSurrogate):
         segments: 'grid' (default), an integer array `(*spatial)` of labels
             shared by every input, or a callable `inputs -> (N, *spatial)`
             labels with `num_segments` (see `SegmentSurrogate`).
-        grid: `(h, w)` cells of the 'grid' segments (default (8, 8)).
+        grid: the cells of the 'grid' segments: `(h, w)` over 2-D images,
+            `(g,)` runs of positions over a sequence. Default None: (8, 8)
+            over images, one cell per token over a text model's tokens.
         num_segments: the label count of a `segments` callable.
         samples: coalitions per input (default 1000).
         kernel_width: the width of the exponential kernel on the cosine
@@ -80,7 +82,8 @@ class LIME(SegmentSurrogate):
             LIME package's `Ridge(alpha=1)`).
         baseline: what a segment that is off shows: a number (default 0.0),
             'zeros', 'mean' (LIME's `hide_color=None` shows each superpixel's
-            mean instead), 'blur', an array or a callable.
+            mean instead), 'blur', an array, a callable, or for a text model
+            a `TokenBaseline` (tokens that are off become that token).
         seed: the integer seed of the coalitions (default 0).
         sample_batch_size: coalitions per forward pass (default 16); results
             do not depend on it.

@@ -19,7 +19,7 @@ from keras_explainable.baselines import (
     baseline_images,
     baseline_validator,
     blend_with_baseline,
-    check_baseline_shape,
+    check_baseline,
     is_zero_baseline,
 )
 from keras_explainable.errors import InputError
@@ -214,8 +214,7 @@ class RISE(Explainer):
     blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=positive_number)
 
     def _prepare(self, exposure: Exposure) -> None:
-        if exposure.input_shape is not None:
-            check_baseline_shape(self.baseline, exposure.input_shape[1:], "baseline")
+        check_baseline(self.baseline, exposure)
 
     def _confidence(self, outputs: tf.Tensor) -> tf.Tensor:
         # With logits=False the outputs are the model's own probabilities.
@@ -230,7 +229,12 @@ class RISE(Explainer):
             )
         baselines = None
         if not is_zero_baseline(self.baseline):
-            baselines = baseline_images(self.baseline, inputs, blur_sigma=self.blur_sigma)
+            baselines = baseline_images(
+                self.baseline,
+                inputs,
+                blur_sigma=self.blur_sigma,
+                embedding=self.exposure.embedding,
+            )
         _, outputs = self._forward(inputs)
         scores, indices = targets.select(outputs)
         targets = targets.fixed(outputs)

@@ -31,8 +31,10 @@ class Saliency(Explainer):
     Args:
         model: the model to explain (see `Explainer`).
         channel_reduction: how to reduce the input channels at each position:
-            'max' (default, as in the paper), 'mean', 'sum' or 'l2'; None
-            keeps one map per channel, maps `(N, *spatial, C, L)`.
+            'auto' (default: 'max' as in the paper, or 'l2' on a text model,
+            the norm of the gradient over the embedding of each token), 'max',
+            'mean', 'sum' or 'l2'; None keeps one map per channel, maps `(N,
+            *spatial, C, L)`.
         absolute: take the absolute value of the gradient before reducing
             (default True). With False and 'sum' or 'mean' the map is signed.
         **kwargs: the `Explainer` options (`output`, `logits`, `batch_size`,
@@ -43,7 +45,7 @@ class Saliency(Explainer):
     sample and target normalised over all its positions and channels).
 
     Raises:
-        ValueError: `channel_reduction` is not 'max', 'mean', 'sum', 'l2' or None.
+        ValueError: `channel_reduction` is not 'auto', 'max', 'mean', 'sum', 'l2' or None.
         TypeError: `absolute` is not a bool.
         LayerError: `layer=` is given: Saliency explains the input itself.
 
@@ -63,9 +65,11 @@ class Saliency(Explainer):
     rectify = False
 
     channel_reduction: str | None = attrs.field(
-        default="max",
+        default="auto",
         kw_only=True,
-        validator=attrs.validators.optional(attrs.validators.in_(ops.CHANNEL_REDUCTIONS)),
+        validator=attrs.validators.optional(
+            attrs.validators.in_(("auto", *ops.CHANNEL_REDUCTIONS))
+        ),
     )
     absolute: bool = attrs.field(
         default=True, kw_only=True, validator=attrs.validators.instance_of(bool)
@@ -73,5 +77,11 @@ class Saliency(Explainer):
 
     def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
         result = self._input_gradients(inputs, targets)
-        maps = ops.gradient_maps(result.gradients, self.channel_reduction, self.absolute)
+        maps = ops.gradient_maps(result.gradients, self._channel_reduction(), self.absolute)
         return result.attribution(maps)
+
+    def _channel_reduction(self) -> str | None:
+        """The `channel_reduction` to use: with 'auto', 'l2' on text, else 'max'."""
+        if self.channel_reduction != "auto":
+            return self.channel_reduction
+        return "l2" if self.exposure.embedding is not None else "max"

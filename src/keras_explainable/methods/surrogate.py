@@ -18,7 +18,12 @@ import numpy as np
 import tensorflow as tf
 
 from keras_explainable.base import Attribution, Explainer
-from keras_explainable.baselines import as_baseline, baseline_images, baseline_validator
+from keras_explainable.baselines import (
+    as_baseline,
+    baseline_images,
+    baseline_validator,
+    check_baseline,
+)
 from keras_explainable.errors import InputError
 from keras_explainable.exposure import Exposure
 from keras_explainable.noise import COALITION_ORDER, hashed_uniform, stream_key
@@ -26,6 +31,7 @@ from keras_explainable.perturbation import evaluate_perturbations
 from keras_explainable.segments import (
     as_segments,
     check_grid,
+    default_grid,
     grid_labels,
     paint_segments,
     per_input_labels,
@@ -86,16 +92,19 @@ class SegmentSurrogate(Explainer):
     Args:
         model: the model to explain: any model `explain` takes, a subclassed
             `keras.Model` or a plain callable `inputs -> outputs`.
-        segments: the features: 'grid' (default; `grid` cells over 2-D images),
-            'slic' (SLIC superpixels of each image, computed in the step with
-            scikit-image: `pip install 'keras-explainable[segmentation]'`),
-            an integer array of labels of one input's spatial shape
-            `(*spatial)` shared by every input, an integer array `(N,
-            *spatial)` of one segmentation per input (any integers; each
-            input's are renumbered), or a callable `inputs -> (N, *spatial)`
-            integer labels in `[0, num_segments)`, run inside the compiled step
-            (wrap a numpy segmenter in `tf.numpy_function`).
-        grid: `(h, w)` cells of `segments='grid'` (default (8, 8)).
+        segments: the features: 'grid' (default; `grid` cells over 2-D images
+            or runs of positions over a sequence), 'slic' (SLIC superpixels of
+            each image, computed in the step with scikit-image: `pip install
+            'keras-explainable[segmentation]'`), an integer array of labels of
+            one input's spatial shape `(*spatial)` shared by every input, an
+            integer array `(N, *spatial)` of one segmentation per input (any
+            integers; each input's are renumbered), or a callable `inputs ->
+            (N, *spatial)` integer labels in `[0, num_segments)`, run inside
+            the compiled step (wrap a numpy segmenter in `tf.numpy_function`).
+        grid: the cells of `segments='grid'`: `(h, w)` over 2-D images,
+            `(g,)` runs of positions over a sequence. Default None: (8, 8)
+            over images, one cell per position (each token of a text model)
+            over a sequence.
         num_segments: the most superpixels per image for 'slic' (default
             50), or the number of segments a `segments` callable labels
             (required with a callable); refused with the other forms.
@@ -104,7 +113,9 @@ class SegmentSurrogate(Explainer):
         samples: coalitions scored per input (default 1000).
         baseline: what a segment that is off shows: a number (default 0.0),
             'zeros', 'mean' (the input's mean per channel), 'blur', an array
-            broadcastable to one input or a callable `inputs -> baselines`.
+            broadcastable to one input, a callable `inputs -> baselines`, or
+            for a text model a `TokenBaseline` (its tokens that are off become
+            that token).
         seed: the integer seed of the coalitions (default 0).
         sample_batch_size: coalitions whose masked inputs go through the model
             together (default 16); a pass holds `batch_size *
@@ -120,7 +131,7 @@ class SegmentSurrogate(Explainer):
     segments: Any = attrs.field(
         default="grid", kw_only=True, converter=as_segments, validator=_check_segments
     )
-    grid: tuple[int, int] = attrs.field(default=(8, 8), kw_only=True, converter=check_grid)
+    grid: tuple[int, ...] | None = attrs.field(default=None, kw_only=True, converter=check_grid)
     num_segments: int | None = attrs.field(
         default=None, kw_only=True, validator=attrs.validators.optional(positive_int)
     )
@@ -137,6 +148,8 @@ class SegmentSurrogate(Explainer):
     seed: int = attrs.field(default=0, kw_only=True, validator=check_seed)
     sample_batch_size: int = attrs.field(default=16, kw_only=True, validator=positive_int)
     blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=positive_number)
+    # The grid of segments='grid': `grid`, or the default for the model's inputs.
+    _grid: tuple[int, ...] = attrs.field(default=(8, 8), init=False, repr=False)
     # One segmentation per input, renumbered, and their most segments (set in `_prepare`).
     _input_labels: np.ndarray | None = attrs.field(default=None, init=False, repr=False)
     _input_segment_count: int = attrs.field(default=0, init=False, repr=False)
@@ -189,7 +202,7 @@ class SegmentSurrogate(Explainer):
             return self.num_segments
         if self.segments == "slic":
             return SLIC_SEGMENTS if self.num_segments is None else self.num_segments
-        return self.grid[0] * self.grid[1]
+        return int(np.prod(self._grid))
 
     def _prepare(self, exposure: Exposure) -> None:
         slic = isinstance(self.segments, str) and self.segments == "slic"
@@ -204,6 +217,11 @@ class SegmentSurrogate(Explainer):
             raise ValueError(f"num_segments must be at least 2; got {self.num_segments}.")
         if self.compactness is not None and not slic:
             raise ValueError("compactness= goes with segments='slic' only.")
+        check_baseline(self.baseline, exposure)
+        self._grid = self.grid
+        if self._grid is None:
+            spatial = () if exposure.input_shape is None else exposure.input_shape[1:-1]
+            self._grid = default_grid(spatial) if isinstance(self.segments, str) else (8, 8)
         spatial = None if exposure.input_shape is None else exposure.input_shape[1:-1]
         if isinstance(self.segments, np.ndarray):
             # One more axis than an input's positions: one segmentation per input.
@@ -245,7 +263,7 @@ class SegmentSurrogate(Explainer):
                     "every input or (N, *spatial) one segmentation per input."
                 )
         elif isinstance(self.segments, str) and self.segments == "grid" and None not in spatial:
-            grid_labels(spatial, self.grid)
+            grid_labels(spatial, self._grid)
 
     def _masks(self, inputs: tf.Tensor, data: dict[str, tf.Tensor]) -> tf.Tensor:
         """`(n, *spatial, M)` one-hot segment masks, `n` 1 (shared) or N."""
@@ -273,7 +291,7 @@ class SegmentSurrogate(Explainer):
             return segment_masks(labels, count, inputs.dtype)
         self._check_spatial(inputs.shape[1:-1])
         if isinstance(segments, str):
-            segments = grid_labels(inputs.shape[1:-1], self.grid)
+            segments = grid_labels(inputs.shape[1:-1], self._grid)
         return segment_masks(tf.constant(segments[None]), count, inputs.dtype)
 
     # ------------------------------------------------------------------ step
@@ -282,7 +300,9 @@ class SegmentSurrogate(Explainer):
         _, outputs = self._forward(inputs)
         scores, explained = targets.select(outputs)
         targets = targets.fixed(outputs)
-        baselines = baseline_images(self.baseline, inputs, blur_sigma=self.blur_sigma)
+        baselines = baseline_images(
+            self.baseline, inputs, blur_sigma=self.blur_sigma, embedding=self.exposure.embedding
+        )
         coalitions, weights = self._coalitions(self.segment_count)
         difference = inputs - baselines
         flat_masks = tf.reshape(masks, [tf.shape(masks)[0], -1, masks.shape[-1]])
