@@ -64,5 +64,8 @@ class Saliency(Explainer):
 
     def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
         result = self._input_gradients(inputs, targets)
-        maps = ops.gradient_maps(result.gradients, self.channel_reduction, self.absolute)
+        maps = tf.nest.map_structure(
+            lambda gradients: ops.gradient_maps(gradients, self.channel_reduction, self.absolute),
+            result.gradients,
+        )
         return result.attribution(maps)
