@@ -35,6 +35,7 @@ __all__ = [
     "check_baseline_shape",
     "check_input_baselines",
     "input_baselines",
+    "per_input_baselines",
     "is_zero_baseline",
 ]
 
@@ -221,7 +222,7 @@ def blend_with_baseline(
     return baselines[None] + (inputs - baselines)[None] * keep
 
 
-def _per_input(baseline: Any, exposure: Any, name: str) -> tuple:
+def per_input_baselines(baseline: Any, exposure: Any, name: str) -> tuple:
     """One validated baseline per input of a model with several inputs, in order.
 
     A dict gives each input's baseline by name (an input it does not name
@@ -265,7 +266,7 @@ def check_input_baselines(baseline: Any, exposure: Any, name: str = "baseline") 
             check_baseline_shape(baseline, exposure.input_shape[1:], name)
         return
     layout = exposure.input_layout
-    for index, part in enumerate(_per_input(baseline, exposure, name)):
+    for index, part in enumerate(per_input_baselines(baseline, exposure, name)):
         shape = layout.shapes[index][1:] + ((1,) if layout.is_vector(index) else ())
         check_baseline_shape(part, shape, f"{name} of input {layout.names[index]!r}")
 
@@ -285,7 +286,7 @@ def input_baselines(baseline: Any, inputs: Any, exposure: Any, **options: Any) -
     if not exposure.several_inputs:
         return baseline_images(baseline, inputs, **options)
     name = options.get("name", "baseline")
-    parts = _per_input(baseline, exposure, name)
+    parts = per_input_baselines(baseline, exposure, name)
     return tuple(
         baseline_images(part, tensor, **options) for part, tensor in zip(parts, inputs, strict=True)
     )

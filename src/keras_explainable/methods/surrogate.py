@@ -11,18 +11,19 @@ rest once, inside the compiled step.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import attrs
 import numpy as np
 import tensorflow as tf
 
-from keras_explainable.base import Attribution, Explainer
+from keras_explainable.base import Attribution
 from keras_explainable.baselines import as_baseline, baseline_images, baseline_validator
 from keras_explainable.errors import InputError
 from keras_explainable.exposure import Exposure
 from keras_explainable.noise import COALITION_ORDER, hashed_uniform, stream_key
-from keras_explainable.perturbation import evaluate_perturbations
+from keras_explainable.perturbation import InputPerturbation, evaluate_perturbations
 from keras_explainable.segments import (
     as_segments,
     check_grid,
@@ -66,7 +67,7 @@ def random_subsets(seed: int, draws: tf.Tensor, sizes: tf.Tensor, count: int) ->
 
 
 @attrs.define(eq=False)
-class SegmentSurrogate(Explainer):
+class SegmentSurrogate(InputPerturbation):
     """Base of the methods that fit a linear model over input segments (KernelSHAP, LIME).
 
     Subclasses implement `_coalitions` (which coalitions, with which
@@ -78,7 +79,9 @@ class SegmentSurrogate(Explainer):
     Args:
         model: the model to explain: any model `explain` takes, a subclassed
             `keras.Model` or a plain callable `inputs -> outputs`.
-        segments: the features: 'grid' (default; `grid` cells over 2-D images),
+        segments: the features: 'grid' (default; `grid` cells over 2-D images,
+            and, for a model with several inputs, one segment per feature of
+            a feature vector `(N, D)`),
             an integer array of labels of one input's spatial shape `(*spatial)`
             shared by every input, or a callable `inputs -> (N, *spatial)`
             integer labels in `[0, num_segments)`, run inside the compiled step
@@ -95,10 +98,14 @@ class SegmentSurrogate(Explainer):
             together (default 16); a pass holds `batch_size *
             sample_batch_size` inputs. Results do not depend on it.
         blur_sigma: standard deviation in pixels of the 'blur' baseline.
+        perturb_inputs: for a model with several inputs, the inputs whose
+            segments are switched (names or indices); default every input
+            the segments fit. Each input gets its own surrogate, its segments
+            switched with the other inputs kept as they are (see
+            `InputPerturbation`); `baseline` may then be a dict by input name.
         **kwargs: the `Explainer` options.
     """
 
-    needs_layer: ClassVar[bool] = False
     uses_baseline_scores: ClassVar[bool] = False
     """Whether `_solve` needs the scores of the baseline (all segments off)."""
 
@@ -155,12 +162,25 @@ class SegmentSurrogate(Explainer):
     # ------------------------------------------------------------- segments
     @property
     def segment_count(self) -> int:
-        """The number of segments `M`, the features of the linear model."""
+        """The number of segments `M`, the features of the linear model.
+
+        For a model with several inputs, that of an image input: a feature
+        vector's segments are its `D` features.
+        """
+        return self._segment_count(False, None)
+
+    def _segment_count(self, vector: bool, spatial: Any) -> int:
+        """The number of segments of an input (a feature vector's: its features)."""
         if isinstance(self.segments, np.ndarray):
             return int(self.segments.max()) + 1
         if callable(self.segments):
             return self.num_segments
+        if vector:
+            return int(spatial[0])
         return self.grid[0] * self.grid[1]
+
+    def _check_segment_count(self, count: int) -> None:  # noqa: B027 - optional hook
+        """Reject a number of segments the method cannot solve for (optional hook)."""
 
     def _prepare(self, exposure: Exposure) -> None:
         if callable(self.segments) and self.num_segments is None:
@@ -169,12 +189,24 @@ class SegmentSurrogate(Explainer):
             raise ValueError("num_segments= goes with segments given as a callable only.")
         if self.num_segments is not None and self.num_segments < 2:
             raise ValueError(f"num_segments must be at least 2; got {self.num_segments}.")
-        if exposure.input_shape is not None:
-            self._check_spatial(exposure.input_shape[1:-1])
+        if not exposure.several_inputs:
+            self._check_segment_count(self.segment_count)
+        super()._prepare(exposure)
 
-    def _check_spatial(self, spatial: Any) -> None:
+    def _check_input(self, spatial: tuple, vector: bool) -> None:
+        self._check_spatial(spatial, vector)
+        self._check_segment_count(self._segment_count(vector, spatial))
+
+    def _check_spatial(self, spatial: Any, vector: bool = False) -> None:
         """Check the segments fit inputs of `spatial` shape (None: unknown size)."""
         spatial = tuple(spatial)
+        if vector and isinstance(self.segments, str):
+            if spatial[0] is None or spatial[0] < 2:
+                raise InputError(
+                    f"a feature vector of {spatial[0]} feature(s) has too few segments; "
+                    "it needs at least 2 features."
+                )
+            return
         if isinstance(self.segments, np.ndarray):
             shape = self.segments.shape
             fits = len(shape) == len(spatial) and all(
@@ -190,10 +222,13 @@ class SegmentSurrogate(Explainer):
         elif self.segments == "grid" and all(size is not None for size in spatial):
             grid_labels(spatial, self.grid)
 
-    def _masks(self, inputs: tf.Tensor) -> tf.Tensor:
+    def _masks(self, inputs: tf.Tensor, vector: bool = False) -> tf.Tensor:
         """`(n, *spatial, M)` one-hot segment masks, `n` 1 (shared) or N."""
-        count = self.segment_count
+        count = self._segment_count(vector, inputs.shape[1:-1])
         segments = self.segments
+        if vector and isinstance(segments, str):
+            # One segment per feature of a feature vector (N, D, 1).
+            return tf.eye(count, dtype=inputs.dtype)[None]
         if callable(segments):
             labels = tf.convert_to_tensor(segments(inputs))
             if not labels.shape.is_compatible_with(inputs.shape[:-1]):
@@ -202,28 +237,37 @@ class SegmentSurrogate(Explainer):
                     f"of shape {tuple(inputs.shape)}; it must return (N, *spatial) labels."
                 )
             return segment_masks(labels, count, inputs.dtype)
-        self._check_spatial(inputs.shape[1:-1])
+        self._check_spatial(inputs.shape[1:-1], vector)
         if isinstance(segments, str):
             segments = grid_labels(inputs.shape[1:-1], self.grid)
         return segment_masks(tf.constant(segments[None]), count, inputs.dtype)
 
     # ------------------------------------------------------------------ step
-    def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
-        masks = self._masks(inputs)
+    def _attribute_input(
+        self,
+        image: tf.Tensor,
+        inputs: Any,
+        copies_of: Callable[[tf.Tensor], Any],
+        baseline: Any,
+        vector: bool,
+        targets: Targets,
+    ) -> Attribution:
+        masks = self._masks(image, vector)
+        segment_count = masks.shape[-1]
         _, outputs = self._forward(inputs)
         scores, explained = targets.select(outputs)
         targets = targets.fixed(outputs)
-        baselines = baseline_images(self.baseline, inputs, blur_sigma=self.blur_sigma)
-        coalitions, weights = self._coalitions(self.segment_count)
-        difference = inputs - baselines
+        baselines = baseline_images(baseline, image, blur_sigma=self.blur_sigma)
+        coalitions, weights = self._coalitions(segment_count)
+        difference = image - baselines
         flat_masks = tf.reshape(masks, [tf.shape(masks)[0], -1, masks.shape[-1]])
 
         def perturb(indices: tf.Tensor) -> tf.Tensor:
             # (k,) coalitions -> (k, N, *shape): segments off show the baseline.
-            chosen = tf.cast(tf.gather(coalitions, indices), inputs.dtype)
+            chosen = tf.cast(tf.gather(coalitions, indices), image.dtype)
             keep = tf.einsum("npm,km->knp", flat_masks, chosen)
             keep = tf.reshape(keep, tf.concat([tf.shape(keep)[:2], tf.shape(masks)[1:-1]], 0))
-            return baselines[None] + keep[..., None] * difference[None]
+            return copies_of(baselines[None] + keep[..., None] * difference[None])
 
         def score(images: tf.Tensor, copies: int) -> tf.Tensor:
             _, copy_outputs = self._forward(images)
@@ -237,7 +281,9 @@ class SegmentSurrogate(Explainer):
         )  # (S, N, L)
         baseline_scores = None
         if self.uses_baseline_scores:
-            _, baseline_outputs = self._forward(baselines)
+            # The input at its baseline, the other inputs as they are.
+            at_baseline = tf.nest.map_structure(lambda part: part[0], copies_of(baselines[None]))
+            _, baseline_outputs = self._forward(at_baseline)
             baseline_scores, _ = targets.select(baseline_outputs)
             baseline_scores = tf.reshape(tf.cast(baseline_scores, tf.float64), [-1])
         values = self._solve(
@@ -247,6 +293,6 @@ class SegmentSurrogate(Explainer):
             tf.reshape(tf.cast(scores, tf.float64), [-1]),
             baseline_scores,
         )
-        values = tf.reshape(tf.transpose(values), [-1, count, self.segment_count])
+        values = tf.reshape(tf.transpose(values), [-1, count, segment_count])
         maps = paint_segments(masks, tf.cast(values, tf.float32))
         return Attribution(maps, scores, explained)
