@@ -367,8 +367,15 @@ def model_input(model: keras.Model) -> Any:
 
 
 def fresh_inputs(model: keras.Model) -> Any:
+    structure = model_input(model)
+    if isinstance(structure, dict):
+        # Keras matches a dict of inputs to the tensors' names.
+        return {
+            key: keras.Input(batch_shape=t.shape, dtype=t.dtype, name=key)
+            for key, t in structure.items()
+        }
     return keras.tree.map_structure(
-        lambda t: keras.Input(batch_shape=t.shape, dtype=t.dtype), model_input(model)
+        lambda t: keras.Input(batch_shape=t.shape, dtype=t.dtype), structure
     )
 
 
