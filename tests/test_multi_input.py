@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -304,3 +308,13 @@ def test_structured_maps_in_plots(model, data):
     with pytest.raises(ValueError, match="for_input"):
         np.asarray(expl)
     assert expl.for_input("image").overlay(images).shape == (COUNT, 8, 8, 3)
+
+
+def test_mirrored_strategy_equals_one_device():
+    script = Path(__file__).parent / "scripts" / "multi_input_mirrored.py"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count(" ok") == 4
