@@ -31,7 +31,7 @@ from keras_explainable.engine import (
     progress_bar,
     run_steps,
 )
-from keras_explainable.errors import LayerError
+from keras_explainable.errors import LayerError, ModelStructureError
 from keras_explainable.explanation import Explanation
 from keras_explainable.exposure import Exposure, SplitModel, expose
 from keras_explainable.inputs import InputSource, make_source
@@ -59,7 +59,9 @@ class Explainer(LayerAccess, abc.ABC):
     Args:
         model: a Keras 3 model (functional or `Sequential`, nested models
             allowed; a subclassed model only for methods that need no hidden
-            layer), or a `SplitModel`.
+            layer), or a `SplitModel`. A functional model may take several
+            inputs (an image and a feature vector, say): see "Models with
+            several inputs" below.
         layer: the layer to explain, for methods that use one: a name, a path
             into nested models (`"backbone/conv5_block3_out"`), an index into
             `model.layers`, or a `Layer`. Default: the last layer whose output
@@ -89,6 +91,11 @@ class Explainer(LayerAccess, abc.ABC):
             maps `(N, *spatial, C, L)`) in the compiled step and returns new
             ones.
         resize: resize maps to the input's spatial size (default True).
+        resize_to: for a model with several inputs, the input (name or
+            index) whose spatial size a layer's maps are resized to. Default:
+            the one input of the layer's rank that the layer is computed
+            from; when there is none the maps keep the layer's size, and when
+            there are several this option must choose.
         verbose: 'auto' (a progress bar on a terminal for multi-batch runs),
             0 (silent), 1 (progress bar) or 2 (one line per run).
         token_grid: `(h, w)`, the patch grid on which to read a token layer:
@@ -105,6 +112,18 @@ class Explainer(LayerAccess, abc.ABC):
             explaining a share of every batch; results come back in the input's
             order. Default: the model's `distribute_strategy` (a model built
             under `strategy.scope()` is explained with that strategy).
+
+    Models with several inputs:
+        `x` is then a tuple or list of arrays in the model's order, or a
+        dict by input name (or a `tf.data.Dataset` yielding such structures,
+        alone or as `(x, y)`). Methods that explain a layer return one map
+        per sample and target, as for one input, resized to the input the
+        layer is computed from (see `resize_to`). Methods that explain the
+        input return one map per input: `Explanation.maps` is then a tuple
+        (or, for a model built on a dict of inputs, a dict by name) of
+        `(N, *spatial, L)` arrays. A feature vector `(N, D)` has no channel
+        axis: its map has one value per feature, `(N, D, L)`. Methods that
+        cannot explain several inputs say so when they are constructed.
 
     Raises:
         LayerError: the layer is unknown, ambiguous or not connected; a token
@@ -137,6 +156,8 @@ class Explainer(LayerAccess, abc.ABC):
     """Whether the method reads a hidden layer (CAM family) or only the input."""
     rectify: ClassVar[bool] = True
     """Whether 'auto' post-processing applies a ReLU before normalising."""
+    several_inputs_refusal: ClassVar[str | None] = None
+    """Why the method cannot explain a model with several inputs, or None when it can."""
     magnitude: ClassVar[bool] = False
     """Whether 'auto' post-processing takes the absolute value before normalising.
 
@@ -158,6 +179,7 @@ class Explainer(LayerAccess, abc.ABC):
     resize: bool = attrs.field(
         default=True, kw_only=True, validator=attrs.validators.instance_of(bool)
     )
+    resize_to: str | int | None = attrs.field(default=None, kw_only=True)
     verbose: str | int = attrs.field(default="auto", kw_only=True, validator=check_verbose)
     token_grid: tuple[int, int] | None = attrs.field(
         default=None,
@@ -183,7 +205,7 @@ class Explainer(LayerAccess, abc.ABC):
 
     def __attrs_post_init__(self) -> None:
         if not self.needs_layer:
-            for option in ("layer", "layers", "token_grid", "skip_tokens"):
+            for option in ("layer", "layers", "token_grid", "skip_tokens", "resize_to"):
                 if getattr(self, option) is not None:
                     raise LayerError(
                         f"{type(self).__name__} explains the input directly; it takes no "
@@ -195,6 +217,11 @@ class Explainer(LayerAccess, abc.ABC):
                 f"layer={self.layer!r} and layers={list(self.layers)!r}."
             )
         self._exposure = self._expose()
+        if self._exposure.several_inputs and self.several_inputs_refusal is not None:
+            raise ModelStructureError(
+                f"{self.method_name} cannot explain a model with several inputs "
+                f"{list(self._exposure.input_layout.names)}: {self.several_inputs_refusal}"
+            )
         self._prepare(self._exposure)
         self._steps = StepCache(jit_compile=self.jit_compile)
 
@@ -213,6 +240,7 @@ class Explainer(LayerAccess, abc.ABC):
             "logits": self.logits,
             "token_grid": self.token_grid,
             "skip_tokens": self.skip_tokens,
+            "resize_to": self.resize_to,
         }
 
     def _prepare(self, exposure: Exposure) -> None:  # noqa: B027 - optional hook
@@ -244,12 +272,16 @@ class Explainer(LayerAccess, abc.ABC):
         """Compute raw maps for one batch, inside the compiled step.
 
         Args:
-            inputs: `(N, *spatial, C)` float inputs.
+            inputs: `(N, *spatial, C)` float inputs; for a model with several
+                inputs, a tuple of them in the model's order (a feature
+                vector as `(N, D, 1)`, see `InputLayout.method_view`).
             targets: the batch's `Targets`; `targets.select(outputs)` gives the
                 explained scores and unit indices.
 
         Returns:
-            An `Attribution` with `(N, *spatial', L)` raw maps.
+            An `Attribution` with `(N, *spatial', L)` raw maps; a method that
+            explains the inputs of a model with several inputs returns a
+            tuple of them, one per input of `explained_inputs`.
         """
 
     # ------------------------------------------------------- shared machinery
@@ -281,6 +313,19 @@ class Explainer(LayerAccess, abc.ABC):
         if self.layers is not None:
             return descriptions
         return descriptions[0] if descriptions else None
+
+    @property
+    def explained_inputs(self) -> tuple[int, ...] | None:
+        """The inputs the method returns maps of (indices in the model's order).
+
+        None for a method that explains a layer (one map per sample and
+        target), and for a single-input model. Methods that explain the
+        input explain every input; perturbation methods those of
+        `perturb_inputs`.
+        """
+        if self.needs_layer or not self._exposure.several_inputs:
+            return None
+        return tuple(range(len(self._exposure.input_layout)))
 
     @property
     def trace_count(self) -> int:
@@ -353,7 +398,7 @@ class Explainer(LayerAccess, abc.ABC):
             maps = ops.normalize_maps(maps)
         return maps
 
-    def finish_maps(self, maps: tf.Tensor, spatial_size: Sequence) -> tf.Tensor:
+    def finish_maps(self, maps: tf.Tensor, spatial_size: Sequence | None) -> tf.Tensor:
         """Post-process raw `(N, *spatial, L)` maps: rectify, resize, normalise.
 
         Per-channel maps `(N, *spatial, C, L)` (input attributions with
@@ -362,7 +407,8 @@ class Explainer(LayerAccess, abc.ABC):
 
         Args:
             maps: raw maps, as `attribute` returns them.
-            spatial_size: the input's spatial size (ints or scalar tensors).
+            spatial_size: the input's spatial size (ints or scalar tensors),
+                or None to keep the maps' size.
 
         Returns:
             float32 maps, as `explain` returns them.
@@ -371,6 +417,17 @@ class Explainer(LayerAccess, abc.ABC):
         if callable(self.postprocess):
             maps = self.postprocess(maps)
         return maps
+
+    def _finish_each(self, maps: Any, sizes: list[list]) -> Any:
+        """`finish_maps` on each input's maps, or on a layer's maps at its input's size."""
+        explained = self.explained_inputs
+        if explained is None:
+            index = self._exposure.map_input
+            return self.finish_maps(maps, None if index is None else sizes[index])
+        return tuple(
+            self.finish_maps(part, sizes[index])
+            for part, index in zip(maps, explained, strict=True)
+        )
 
     def check_targets(self, plan: TargetPlan) -> None:
         """Reject target forms this method cannot explain (see `_check_targets`).
@@ -385,27 +442,56 @@ class Explainer(LayerAccess, abc.ABC):
         return self._sample_data()
 
     # ------------------------------------------------------------------ running
-    def _step_function(self, spec: tf.TensorSpec, plan: TargetPlan) -> Callable:
+    def _step_function(self, spec: Any, plan: TargetPlan) -> Callable:
         """The uncompiled step: `(inputs, feed) -> (maps, scores, targets, notes, finite)`.
 
-        `feed` is the batch's `TargetPlan.feed`: target indices and per-sample data.
+        `feed` is the batch's `TargetPlan.feed`: target indices and per-sample
+        data. With several inputs, `inputs` is a tuple of them; the method
+        sees them in `InputLayout.method_view`, and `maps` is a tuple, one per
+        input of `explained_inputs` (or one array for a layer's maps).
         """
-        model_shape = self._exposure.input_shape
-
-        def step(inputs: tf.Tensor, feed: dict) -> tuple:
-            finite = tf.reduce_all(tf.math.is_finite(tf.cast(inputs, tf.float32)))
-            # What the methods explain: the inputs cast, or a text model's embeddings.
-            inputs = self._exposure.embed(inputs)
-            # The data's static size, else the model's, else the size at run time.
-            known = model_shape or (None,) * inputs.shape.rank
-            spatial_size = [
-                data if data is not None else model if model is not None else tf.shape(inputs)[axis]
-                for axis, (data, model) in enumerate(
-                    zip(inputs.shape[1:-1], known[1:-1], strict=True), start=1
+        exposure = self._exposure
+        layout = exposure.input_layout if exposure.several_inputs else None
+        specs = tf.nest.flatten(spec)
+        if layout is None:
+            # A text model's ids (N, T) become embeddings (N, T, E) (its
+            # input_shape): their spatial axes are the ids' axes.
+            model_shapes = [exposure.input_shape or (None,) * len(specs[0].shape)]
+        else:
+            # A feature vector (N, D) is read as (N, D, 1): its one spatial axis is D.
+            model_shapes = [(*shape, 1) if len(shape) == 2 else shape for shape in layout.shapes]
+            dtypes = [_compute_dtype(dtype) for dtype in layout.dtypes]
+        # The data's static size, else the model's, else the size at run time.
+        static_sizes = [
+            [
+                data if data is not None else model
+                for data, model in zip(
+                    (*part.shape[1:], None)[: len(shape) - 2], shape[1:-1], strict=True
                 )
             ]
-            attribution = self.attribute(inputs, plan.targets(feed))
-            maps = self.finish_maps(attribution.maps, spatial_size)
+            for part, shape in zip(specs, model_shapes, strict=True)
+        ]
+
+        def step(inputs: Any, feed: dict) -> tuple:
+            flat = tf.nest.flatten(inputs)
+            sizes = [
+                [
+                    size if size is not None else tf.shape(part)[axis]
+                    for axis, size in enumerate(static, start=1)
+                ]
+                for part, static in zip(flat, static_sizes, strict=True)
+            ]
+            finite = tf.reduce_all(
+                [tf.reduce_all(tf.math.is_finite(tf.cast(part, tf.float32))) for part in flat]
+            )
+            if layout is None:
+                # What the methods explain: the inputs cast, or a text model's embeddings.
+                viewed = exposure.embed(flat[0])
+            else:
+                cast = [tf.cast(part, dtype) for part, dtype in zip(flat, dtypes, strict=True)]
+                viewed = layout.method_view(cast)
+            attribution = self.attribute(viewed, plan.targets(feed))
+            maps = self._finish_each(attribution.maps, sizes)
             scores = tf.cast(attribution.scores, tf.float32)
             notes = {
                 name: tf.cast(note, tf.float32) for name, note in (attribution.notes or {}).items()
@@ -439,8 +525,8 @@ class Explainer(LayerAccess, abc.ABC):
 
             def step_for(count: int) -> Callable:
                 feed_spec = plan.feed_spec(count)
-                key = (tuple(spec.shape), spec.dtype, plan.kind, repr(feed_spec))
-                key += (id(plan.function), id(plan.target))
+                shapes = tuple((tuple(part.shape), part.dtype) for part in tf.nest.flatten(spec))
+                key = (shapes, plan.kind, repr(feed_spec), id(plan.function), id(plan.target))
                 signature = [spec, feed_spec]
                 return self._steps.get(key, lambda: self._step_function(spec, plan), signature)
 
@@ -469,7 +555,8 @@ class Explainer(LayerAccess, abc.ABC):
 
     def _inputs(self, x: Any, y: Any) -> tuple[InputSource, TargetPlan]:
         """Validate the inputs and targets of a run."""
-        source = make_source(x, self._exposure.data_shape, self.batch_size, y)
+        exposure = self._exposure
+        source = make_source(x, exposure.data_shape, self.batch_size, y, exposure.input_layout)
         return source, self._plan(source, y)
 
     def explain(self, x: Any, y: Any = None) -> Explanation:
@@ -504,11 +591,9 @@ class Explainer(LayerAccess, abc.ABC):
         source, plan = self._inputs(x, y)
         writer = ArrayWriter(source.count)
         self._run(source, plan, writer)
-        maps, scores, targets = writer.arrays()
-        plan.finished(targets)
-        return Explanation(
-            maps, scores, targets, method=self.method_name, layer=self.layer_description
-        )
+        arrays = writer.arrays()
+        plan.finished(arrays[-1])
+        return self._explanation(arrays)
 
     def explain_to_disk(
         self, x: Any, directory: Any, y: Any = None, *, resume: bool = True
@@ -548,26 +633,65 @@ class Explainer(LayerAccess, abc.ABC):
         from keras_explainable.streaming import NpyWriter
 
         source, plan = self._inputs(x, y)
-        writer = NpyWriter.open(directory, resume=resume, signature=self._run_signature(source))
+        writer = NpyWriter.open(
+            directory,
+            resume=resume,
+            signature=self._run_signature(source),
+            names=self._result_names(),
+        )
         if not writer.finished:
             self._run(source, plan, writer, skip=writer.completed_batches)
             writer.finish()
-        maps, scores, targets = writer.arrays()
-        plan.finished(targets)
+        arrays = writer.arrays()
+        plan.finished(arrays[-1])
+        return self._explanation(arrays)
+
+    def _result_names(self) -> tuple[str, ...]:
+        """The names of the arrays a run writes: the maps (one per input), scores, targets."""
+        explained = self.explained_inputs
+        if explained is None:
+            return ("maps", "scores", "targets")
+        names = self._exposure.input_layout.names
+        return (*(f"maps_{names[index]}" for index in explained), "scores", "targets")
+
+    def _explanation(self, arrays: list[np.ndarray]) -> Explanation:
+        """The `Explanation` of a run's arrays (see `_result_names`)."""
+        *maps, scores, targets = arrays
+        explained = self.explained_inputs
+        input_names = None
+        if explained is None:
+            maps = maps[0]
+        else:
+            layout = self._exposure.input_layout
+            maps = layout.structure(dict(zip(explained, maps, strict=True)))
+            input_names = layout.names
         return Explanation(
-            maps, scores, targets, method=self.method_name, layer=self.layer_description
+            maps,
+            scores,
+            targets,
+            method=self.method_name,
+            layer=self.layer_description,
+            input_names=input_names,
         )
 
     def _run_signature(self, source: InputSource) -> dict:
         """What identifies a run for resuming: the method, options and input."""
+        specs = tf.nest.flatten(source.spec)
+        described = [[str(s) for s in spec.shape[1:]] + [spec.dtype.name] for spec in specs]
         return {
             "method": self.method_name,
             "layer": self.layer_name,
             "batch_size": self.batch_size,
-            "input": [str(s) for s in source.spec.shape[1:]] + [source.spec.dtype.name],
+            "input": described[0] if len(described) == 1 else described,
             "count": source.count,
         }
 
     def __call__(self, x: Any, y: Any = None) -> Explanation:
         """Same as `explain(x, y)`."""
         return self.explain(x, y)
+
+
+def _compute_dtype(dtype: str) -> tf.DType:
+    """The float dtype an input of `dtype` is cast to (float32 for integers)."""
+    dtype = tf.as_dtype(dtype)
+    return dtype if dtype.is_floating else tf.float32

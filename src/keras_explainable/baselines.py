@@ -39,6 +39,9 @@ __all__ = [
     "blend_with_baseline",
     "check_baseline",
     "check_baseline_shape",
+    "check_input_baselines",
+    "input_baselines",
+    "per_input_baselines",
     "is_zero_baseline",
 ]
 
@@ -72,7 +75,13 @@ class TokenBaseline:
 
 
 def as_baseline(value: Any) -> Any:
-    """Keep names, numbers and callables; turn arrays and tensors into float32 arrays."""
+    """Keep names, numbers and callables; turn arrays and tensors into float32 arrays.
+
+    A dict (per-input baselines of a model with several inputs, by input
+    name) has each of its values converted.
+    """
+    if isinstance(value, dict):
+        return {key: as_baseline(part) for key, part in value.items()}
     if isinstance(value, (str, bool, int, float, np.number, TokenBaseline)) or callable(value):
         return value
     if isinstance(value, (tf.Tensor, tf.Variable)):
@@ -105,6 +114,13 @@ def baseline_validator(
 
     def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         if isinstance(value, TokenBaseline):
+            return
+        if isinstance(value, dict):
+            # Per-input baselines of a model with several inputs, by input name.
+            for part in value.values():
+                if isinstance(part, dict):
+                    raise TypeError(f"{attribute.name} per input must not nest dicts.")
+                check(instance, attribute, part)
             return
         if isinstance(value, str):
             if value not in names:
@@ -282,3 +298,75 @@ def blend_with_baseline(
     if baselines is None:
         return inputs[None] * keep
     return baselines[None] + (inputs - baselines)[None] * keep
+
+
+def per_input_baselines(baseline: Any, exposure: Any, name: str) -> tuple:
+    """One validated baseline per input of a model with several inputs, in order.
+
+    A dict gives each input's baseline by name (an input it does not name
+    gets zeros); any other baseline is every input's. A feature vector's
+    array baseline `(D,)` gets the channel axis of its view `(D, 1)`.
+    """
+    layout = exposure.input_layout
+    if isinstance(baseline, dict):
+        for key in baseline:
+            layout.index(key, f"{name} key")
+        chosen = [baseline.get(input_name, "zeros") for input_name in layout.names]
+    else:
+        chosen = [baseline] * len(layout)
+    return tuple(
+        part[..., None]
+        if layout.is_vector(index) and isinstance(part, np.ndarray) and part.ndim
+        else part
+        for index, part in enumerate(chosen)
+    )
+
+
+def check_input_baselines(baseline: Any, exposure: Any, name: str = "baseline") -> None:
+    """Check a method's baseline against the model's inputs, at construction.
+
+    Args:
+        baseline: a validated baseline, or a dict of them by input name.
+        exposure: the method's `Exposure`.
+        name: the option's name, for error messages.
+
+    Raises:
+        InputError: an array baseline that does not broadcast to its input,
+            a dict for a single-input model, or a dict naming no input.
+    """
+    if not exposure.several_inputs:
+        if isinstance(baseline, dict):
+            raise InputError(
+                f"{name} given per input (a dict) is for models with several inputs; "
+                "this model has one."
+            )
+        check_baseline(baseline, exposure, name)
+        return
+    layout = exposure.input_layout
+    for index, part in enumerate(per_input_baselines(baseline, exposure, name)):
+        part_name = f"{name} of input {layout.names[index]!r}"
+        # A token's embedding is for (single-input) text models: refused here.
+        check_baseline(part, None, part_name)
+        shape = layout.shapes[index][1:] + ((1,) if layout.is_vector(index) else ())
+        check_baseline_shape(part, shape, part_name)
+
+
+def input_baselines(baseline: Any, inputs: Any, exposure: Any, **options: Any) -> Any:
+    """`baseline_images` of a batch, for one input or each of several (in the step).
+
+    Args:
+        baseline: a validated baseline, or a dict of them by input name.
+        inputs: the batch, one tensor or a tuple of them (several inputs).
+        exposure: the method's `Exposure`.
+        **options: `baseline_images`'s options (`blur_sigma`, `seed`, `index`, `name`).
+
+    Returns:
+        The baselines, in the structure of `inputs`.
+    """
+    if not exposure.several_inputs:
+        return baseline_images(baseline, inputs, embedding=exposure.embedding, **options)
+    name = options.get("name", "baseline")
+    parts = per_input_baselines(baseline, exposure, name)
+    return tuple(
+        baseline_images(part, tensor, **options) for part, tensor in zip(parts, inputs, strict=True)
+    )

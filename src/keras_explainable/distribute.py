@@ -70,6 +70,7 @@ def _replica_slices(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset) 
                 begin = tf.where(empty, 0, start)
                 end = tf.where(empty, 1, stop)
                 kept = tf.where(empty, tf.constant(-1, positions.dtype), positions[begin:end])
+                # A part is one tensor, or a tuple of them (several inputs).
                 return (kept, *tf.nest.map_structure(lambda part: part[begin:end], batch))
 
             return tf.data.Dataset.from_tensor_slices((starts, stops)).map(replica_slice)
@@ -87,7 +88,8 @@ def replicated(step: Callable, strategy: tf.distribute.Strategy) -> Callable:
 
     Args:
         step: the uncompiled step `(inputs, feed) -> (maps, scores,
-            targets, notes, finite)` that every replica runs on its slice.
+            targets, notes, finite)` that every replica runs on its slice
+            (`inputs` and `maps` may be tuples: a model with several inputs).
         strategy: the distribution strategy.
 
     Returns:
@@ -147,4 +149,5 @@ def distributed_batches(
         order = order[positions[order] >= 0]
         start = int(positions[order[0]])
         notes = {name: note[order] for name, note in notes.items()}
-        yield start, (maps[order], scores[order], targets[order], notes, bool(finite.all()))
+        maps = tf.nest.map_structure(lambda part, order=order: part[order], maps)
+        yield start, (maps, scores[order], targets[order], notes, bool(finite.all()))

@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_explainable.errors import InputError
-from keras_explainable.inputs import InputSource
+from keras_explainable.inputs import InputSource, batch_length
 from keras_explainable.targets import TargetPlan, as_index_array
 
 __all__ = [
@@ -235,7 +235,7 @@ def local_batches(
     for start, batch, batch_targets in source.iterate(skip_batches):
         # `source.iterate` drops a dataset's empty batches, which the model
         # must not see (see `keras_explainable.distribute`).
-        size = int(batch.shape[0])
+        size = batch_length(batch)
         indices = batch_indices(plan, start, size, batch_targets, units)
         feed = {"indices": indices, "data": plan.batch_data(start, start + size)}
         yield start, step_for(indices.shape[1])(batch, feed)
@@ -250,8 +250,10 @@ def run_steps(
 
     Args:
         batches: `(start, outputs)` per batch, outputs `(*results, finite)`
-            as tensors or arrays.
-        writer: receives each batch's results as numpy arrays.
+            as tensors or arrays; a result may be a tuple of them (the maps
+            of each input of a model with several inputs).
+        writer: receives each batch's results as numpy arrays, flattened
+            in order.
         progress: advanced by one per batch, when given.
 
     Raises:
@@ -265,7 +267,7 @@ def run_steps(
                 f"Inputs contain NaN or Inf values in the batch starting at sample "
                 f"{start}; clean or drop them first."
             )
-        writer.write(start, *(np.asarray(result) for result in results))
+        writer.write(start, *(np.asarray(result) for result in tf.nest.flatten(results)))
         if progress is not None:
             progress.add(1)
     if writer.size == 0:

@@ -28,9 +28,11 @@ from keras_explainable.graph import (
     SplitModel,
     is_replayable,
     linear_twin,
+    model_input,
     trace_model,
     trace_split,
 )
+from keras_explainable.inputs import InputLayout
 from keras_explainable.relu_rules import ReLUGradient
 from keras_explainable.selection import (
     ExplainedLayer,
@@ -150,13 +152,22 @@ class Exposure:
             logits behind that activation, else None.
         input_shape: the shape of the inputs the methods explain, batch axis
             included, or None: the model's input shape, or for a text model
-            the embeddings' `(N, T, E)`.
-        input_dtype: the dtype of those inputs, or None.
-        outputs: the symbolic explained outputs, or None for an opaque model.
+            the embeddings' `(N, T, E)`; None for an opaque model, or a model
+            with several inputs (see `input_layout`).
+        input_dtype: the dtype of those inputs, or None as `input_shape`.
+        outputs: the explained output tensor, or the model's output structure
+            when all its outputs are explained; None for an opaque model.
         embedding: for a text model, the `TokenEmbedding` that turns its token
             ids into the embeddings the methods explain; else None.
         output_names: the outputs' names when all outputs of a multi-output
             model are explained (no `output=` given), else None.
+        input_layout: the model's inputs (names, shapes, dtypes), or None
+            for an opaque model. With several inputs, the exposure is
+            called on a tuple of them in the methods' view (see
+            `InputLayout.method_view`).
+        map_input: the input whose spatial size the explained layers' maps
+            are resized to (its index in `input_layout`), or None to keep
+            them at the layer's size; 0 for a single-input model.
     """
 
     model: Callable
@@ -201,6 +212,20 @@ class Exposure:
         if self.embedding is not None:
             return self.embedding.embed(data)
         return tf.cast(data, self.compute_dtype)
+
+    input_layout: InputLayout | None = None
+    map_input: int | None = 0
+
+    @property
+    def several_inputs(self) -> bool:
+        """Whether the model takes several inputs (a tuple of them inside steps)."""
+        return self.input_layout is not None and len(self.input_layout) > 1
+
+    def model_inputs(self, inputs: Any) -> Any:
+        """What the model takes, from the inputs a step holds (see `InputLayout.model_inputs`)."""
+        if not self.several_inputs:
+            return inputs
+        return self.input_layout.model_inputs(inputs)
 
     @property
     def feature_call(self) -> LayerCall | None:
@@ -279,6 +304,7 @@ class Exposure:
         token layer's `(N, T, C)`; `ExplainedLayer.on_grid` lays it out), a
         tuple of them with several layers, or None without a layer.
         """
+        inputs = self.model_inputs(inputs)
         if not self.layers:
             # A plain callable `f(x) -> outputs` takes no `training` argument.
             if not isinstance(self.model, keras.Layer):
@@ -318,7 +344,7 @@ class Exposure:
                 f"built as a model of its own ({type(error).__name__}: {error})."
             ) from error
         forward = keras.Model(self.inputs, [features, *context, self.outputs])
-        return Head(forward, head, len(context))
+        return Head(forward, head, len(context), self.model_inputs)
 
 
 @attrs.define(eq=False)
@@ -336,15 +362,18 @@ class Head:
             skip connection from before it) and the explained outputs.
         model: `[features, *context] -> outputs`: the head.
         context_count: how many context tensors there are (often none).
+        model_inputs: turns the inputs a step holds into what `forward`
+            takes (`Exposure.model_inputs`).
     """
 
     forward: keras.Model
     model: keras.Model
     context_count: int
+    model_inputs: Callable[[Any], Any] = lambda inputs: inputs
 
     def split(self, inputs: Any) -> tuple[Any, list, Any]:
         """Run the model once in inference mode; returns `(features, context, outputs)`."""
-        features, *context, outputs = self.forward(inputs, training=False)
+        features, *context, outputs = self.forward(self.model_inputs(inputs), training=False)
         return features, context, outputs
 
     def __call__(self, features: Any, context: list) -> Any:
@@ -372,6 +401,7 @@ def expose(
     skip_tokens: int | None = None,
     split_activations: bool = False,
     relu_gradient: ReLUGradient | None = None,
+    resize_to: str | int | None = None,
 ) -> Exposure:
     """Re-wire `model` to return the explained layers' outputs and the scores.
 
@@ -406,6 +436,10 @@ def expose(
             `(outputs, gradients) -> gradients` (see `trace_model`; default
             None). The forward pass is unchanged. Not available for an
             opaque (subclassed) model.
+        resize_to: for a model with several inputs, the input (name or
+            index) whose spatial size the layers' maps are resized to.
+            Default: the one input of the layer's rank that the layer is
+            computed from; none such keeps the maps at the layer's size.
 
     Returns:
         The `Exposure`.
@@ -417,7 +451,10 @@ def expose(
         LayerError: a layer is unknown, ambiguous, has no spatial axes, is a
             token sequence that fits no patch grid, or is not connected to the
             output; `layer` and `layers` are both given, or the token options
-            are given without a token layer.
+            are given without a token layer; with several inputs, the
+            layers' maps could be resized to several inputs and `resize_to`
+            does not choose one, or the layers come from different inputs.
+        InputError: `resize_to` names no input.
         TypeError: an argument has the wrong type.
     """
     if layer is not None and layers is not None:
@@ -465,13 +502,17 @@ def expose(
         outputs, stripped = _strip_probability(graph, outputs)
 
     flat_inputs = keras.tree.flatten(graph.inputs)
-    if len(flat_inputs) != 1:
-        raise ModelStructureError(
-            f"The model has {len(flat_inputs)} inputs; keras-explainable explains "
-            "single-input models."
-        )
+    layout = input_layout(model, graph)
+    if len(flat_inputs) > 1:
+        for index, tensor in enumerate(flat_inputs):
+            if find_token_embedding(graph, tensor, outputs) is not None:
+                raise ModelStructureError(
+                    f"Input {layout.names[index]!r} of this model with {len(flat_inputs)} "
+                    "inputs takes token ids into an Embedding: text inputs are explained "
+                    "in single-input models only, for now."
+                )
     input_tensor = flat_inputs[0]
-    embedding = find_token_embedding(graph, input_tensor, outputs)
+    embedding = None if len(flat_inputs) > 1 else find_token_embedding(graph, input_tensor, outputs)
     if embedding is not None:
         # A text model is explained on its embeddings, as if they were its input.
         input_tensor = embedding.tensor
@@ -479,7 +520,14 @@ def expose(
     input_shape = tuple(input_tensor.shape)
 
     explained: tuple[ExplainedLayer, ...] = ()
-    if needs_layer:
+    map_input: int | None = 0
+    if needs_layer and len(flat_inputs) > 1:
+        selection = (layer, layers, resize_to, token_grid, skip_tokens)
+        explained, map_input = _several_inputs_layers(
+            model, graph, outputs, output_name, layout, selection
+        )
+        exposed = keras.Model(graph.inputs, [*(entry.tensor for entry in explained), outputs])
+    elif needs_layer:
         reading = {
             "graph": graph,
             "outputs": outputs,
@@ -503,17 +551,157 @@ def expose(
             explained = (explained_layer(call, call.outputs[0], **reading),)
         check_layers(explained, token_grid, skip_tokens)
         exposed = keras.Model(model_inputs, [*(entry.tensor for entry in explained), outputs])
+        if resize_to is not None:
+            layout.index(resize_to, "resize_to")
     else:
         exposed = keras.Model(model_inputs, outputs)
+    several = len(flat_inputs) > 1
     return Exposure(
         exposed,
         graph,
         explained,
         output_name,
         stripped,
-        input_shape,
-        str(input_tensor.dtype),
+        None if several else input_shape,
+        None if several else str(input_tensor.dtype),
         outputs,
         embedding,
         output_names,
+        layout,
+        map_input if needs_layer else None,
     )
+
+
+def input_layout(model: Any, graph: ModelGraph) -> InputLayout:
+    """The names, shapes and dtypes of the inputs of a replayed model, in flattened order."""
+    source = model.feature_extractor if isinstance(model, SplitModel) else model
+    flat = keras.tree.flatten(graph.inputs)
+    structure = graph.inputs
+    if isinstance(structure, dict):
+        names = tuple(sorted(structure))
+    else:
+        original = model_input(source) if is_replayable(source) else None
+        names = tuple(
+            tensor.name if original is not None else f"input_{index}"
+            for index, tensor in enumerate(
+                keras.tree.flatten(flat if original is None else original)
+            )
+        )
+    return InputLayout(
+        names,
+        tuple(tuple(tensor.shape) for tensor in flat),
+        tuple(str(tensor.dtype) for tensor in flat),
+        keyed=isinstance(structure, dict),
+    )
+
+
+def _several_inputs_layers(
+    model: Any,
+    graph: ModelGraph,
+    outputs: Any,
+    output_name: str,
+    layout: InputLayout,
+    selection: tuple,
+) -> tuple[tuple[ExplainedLayer, ...], int | None]:
+    """The explained layers of a model with several inputs, and the input their maps fit.
+
+    Chosen automatically, a layer is the last one that keeps the spatial
+    axes of one of the inputs of rank 3 or more (an image branch's feature
+    map). Its maps are resized to the input it is computed from that has its
+    rank (see `expose`'s `resize_to`).
+    """
+    layer, layers, resize_to, token_grid, skip_tokens = selection
+    flat_inputs = keras.tree.flatten(graph.inputs)
+    if layers is not None:
+        calls = [resolve_layer(model, graph, spec) for spec in layers]
+    elif layer is not None:
+        calls = [resolve_layer(model, graph, layer)]
+    else:
+        calls = [_auto_call(graph, outputs, layout, token_grid, skip_tokens)]
+    chosen = [_map_input(graph, call, layout, flat_inputs, resize_to) for call in calls]
+    if len(set(chosen)) > 1:
+        described = {
+            call.name: _input_name(layout, index) for call, index in zip(calls, chosen, strict=True)
+        }
+        raise LayerError(
+            f"The layers' maps fit different inputs ({described}); explain layers of one "
+            "input together, or choose the input with resize_to=<input name>."
+        )
+    map_input = chosen[0]
+    explained = tuple(
+        explained_layer(
+            call,
+            call.outputs[0],
+            graph=graph,
+            outputs=outputs,
+            output_name=output_name,
+            input_shape=layout.shapes[map_input]
+            if map_input is not None
+            else tuple(call.outputs[0].shape),
+            token_grid=token_grid,
+            skip_tokens=skip_tokens,
+        )
+        for call in calls
+    )
+    check_layers(explained, token_grid, skip_tokens)
+    return explained, map_input
+
+
+def _input_name(layout: InputLayout, index: int | None) -> str | None:
+    return None if index is None else layout.names[index]
+
+
+def _auto_call(
+    graph: ModelGraph,
+    outputs: Any,
+    layout: InputLayout,
+    token_grid: Sequence[int] | None,
+    skip_tokens: int | None,
+) -> LayerCall:
+    """The layer `auto_layer` finds for any spatial input, the latest in the graph."""
+    found: list[ExplainedLayer] = []
+    failure: LayerError | None = None
+    for shape in dict.fromkeys(shape for shape in layout.shapes if len(shape) >= 3):
+        try:
+            found.append(auto_layer(graph, outputs, shape, token_grid, skip_tokens))
+        except LayerError as error:
+            failure = error
+    if not found:
+        raise failure or LayerError(
+            f"Could not find a layer to explain automatically: none of the inputs "
+            f"{list(layout.names)} has spatial axes (N, *spatial, C). Pass layer=<name>."
+        )
+    return max(found, key=lambda entry: graph.calls.index(entry.call)).call
+
+
+def _map_input(
+    graph: ModelGraph,
+    call: LayerCall,
+    layout: InputLayout,
+    flat_inputs: list,
+    resize_to: str | int | None,
+) -> int | None:
+    """The input a layer's maps are resized to (see `expose`'s `resize_to`)."""
+    tensor = call.outputs[0]
+    if resize_to is not None:
+        index = layout.index(resize_to, "resize_to")
+        if len(layout.shapes[index]) != len(tensor.shape):
+            raise LayerError(
+                f"resize_to={resize_to!r}: input {layout.names[index]!r} has shape "
+                f"{layout.shapes[index]}, but layer {call.name!r} outputs shape "
+                f"{tuple(tensor.shape)}, of another rank; its maps cannot take that "
+                "input's spatial size."
+            )
+        return index
+    candidates = [
+        index
+        for index, source in enumerate(flat_inputs)
+        if len(source.shape) == len(tensor.shape) and graph.depends_on(tensor, source)
+    ]
+    if len(candidates) > 1:
+        names = [layout.names[index] for index in candidates]
+        raise LayerError(
+            f"Layer {call.name!r} is computed from several inputs of its rank {names}; "
+            "choose the one whose spatial size its maps take with resize_to=<input name>."
+        )
+    return candidates[0] if candidates else None

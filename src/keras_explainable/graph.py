@@ -56,6 +56,7 @@ __all__ = [
     "SplitModel",
     "is_replayable",
     "linear_twin",
+    "model_input",
     "trace_model",
     "trace_split",
 ]
@@ -229,7 +230,7 @@ def _replay(
         for layer in model.layers:
             outputs = call_layer(layer, outputs)
         return outputs
-    if isinstance(_model_input(model), (list, tuple)) and not isinstance(inputs, (list, tuple)):
+    if isinstance(model_input(model), (list, tuple)) and not isinstance(inputs, (list, tuple)):
         inputs = [inputs]
     # `clone_model` rebuilds a Functional from its outputs; when the inputs are
     # intermediate tensors of an outer graph, Keras copies the graph and its
@@ -357,7 +358,7 @@ def _call_split(
     return outputs
 
 
-def _model_input(model: keras.Model) -> Any:
+def model_input(model: keras.Model) -> Any:
     """The model's input structure (a Sequential model only lists `inputs`)."""
     if isinstance(model, keras.Sequential):
         inputs = model.inputs
@@ -366,8 +367,15 @@ def _model_input(model: keras.Model) -> Any:
 
 
 def fresh_inputs(model: keras.Model) -> Any:
+    structure = model_input(model)
+    if isinstance(structure, dict):
+        # Keras matches a dict of inputs to the tensors' names.
+        return {
+            key: keras.Input(batch_shape=t.shape, dtype=t.dtype, name=key)
+            for key, t in structure.items()
+        }
     return keras.tree.map_structure(
-        lambda t: keras.Input(batch_shape=t.shape, dtype=t.dtype), _model_input(model)
+        lambda t: keras.Input(batch_shape=t.shape, dtype=t.dtype), structure
     )
 
 

@@ -8,53 +8,181 @@ by batch inside the compiled step.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import attrs
 import numpy as np
 import tensorflow as tf
 
-from keras_explainable.errors import InputError, TargetError
+from keras_explainable.errors import InputError, TargetError, did_you_mean
 
-__all__ = ["InputSource", "make_source"]
+__all__ = ["InputLayout", "InputSource", "batch_length", "make_source"]
 
 
 def _describe(shape: tuple) -> str:
     return "(" + ", ".join("N" if i == 0 else str(s) for i, s in enumerate(shape)) + ")"
 
 
-def check_shape(shape: tuple, expected: tuple | None) -> None:
-    """Check a batch shape `(N, ...)` against the model's input shape."""
+@attrs.frozen
+class InputLayout:
+    """The inputs a model takes: their names, shapes, dtypes and structure.
+
+    Inside a compiled step the inputs of a model with several inputs travel
+    as a tuple in this layout's order; a feature vector `(N, D)` (an input of
+    rank 2) is read as `(N, D, 1)`, a sequence of `D` positions with one
+    channel, so that every method's maths (channel reductions, windows,
+    segments, resizing) applies to it unchanged, and its map has one value
+    per feature, `(N, D, L)`. `model_inputs` turns that view back into what
+    the model takes.
+
+    Attributes:
+        names: the inputs' names (a functional model's `keras.Input` names,
+            or the keys of a model built on a dict of inputs), in the order
+            `keras.tree.flatten` gives its inputs.
+        shapes: each input's shape, batch axis included.
+        dtypes: each input's dtype name.
+        keyed: whether the model takes its inputs as a dict (else a list).
+
+    Example:
+        >>> layout = explainer.exposure.input_layout
+        >>> layout.names
+        ('image', 'tabular')
+        >>> layout.flatten({"tabular": t, "image": i})   # (i, t)
+    """
+
+    names: tuple[str, ...]
+    shapes: tuple[tuple, ...]
+    dtypes: tuple[str, ...]
+    keyed: bool = False
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def is_vector(self, index: int) -> bool:
+        """Whether input `index` is a feature vector `(N, D)`, read as `(N, D, 1)`."""
+        return len(self.shapes[index]) == 2
+
+    def index(self, key: str | int, option: str = "input") -> int:
+        """The position of the input named `key` (or at index `key`).
+
+        Raises:
+            InputError: no input has that name or index.
+            TypeError: `key` is neither a name nor an index.
+        """
+        if isinstance(key, bool) or not isinstance(key, (str, int, np.integer)):
+            raise TypeError(f"{option} must name an input or give its index; got {key!r}.")
+        if isinstance(key, str):
+            if key not in self.names:
+                raise InputError(
+                    f"{option}={key!r}: the model has no input of that name; its inputs "
+                    f"are {list(self.names)}." + did_you_mean(key, list(self.names))
+                )
+            return self.names.index(key)
+        if not -len(self) <= key < len(self):
+            raise InputError(
+                f"{option}={key} is out of range: the model has {len(self)} inputs "
+                f"{list(self.names)}."
+            )
+        return int(key) % len(self)
+
+    def flatten(self, x: Any) -> tuple:
+        """The inputs `x` (a tuple or list in order, or a dict by name) as a tuple in order.
+
+        Raises:
+            InputError: `x` is not such a structure, has another number of
+                inputs, or names an unknown input or misses one.
+        """
+        names = list(self.names)
+        if isinstance(x, dict):
+            unknown = [key for key in x if key not in self.names]
+            if unknown:
+                raise InputError(
+                    f"Unknown input {unknown[0]!r}; the model's inputs are {names}."
+                    + did_you_mean(str(unknown[0]), names)
+                )
+            missing = [name for name in self.names if name not in x]
+            if missing:
+                raise InputError(
+                    f"Input {missing[0]!r} is missing; the model takes {len(self)} inputs {names}."
+                )
+            return tuple(x[name] for name in self.names)
+        if isinstance(x, (tuple, list)):
+            if len(x) != len(self):
+                raise InputError(
+                    f"Got {len(x)} inputs, but the model takes {len(self)}: {names}. Pass "
+                    "one array per input, in this order, or a dict by name."
+                )
+            return tuple(x)
+        raise InputError(
+            f"The model takes {len(self)} inputs {names}; pass them as a tuple (in this "
+            f"order) or a dict by name, not a single {type(x).__name__}."
+        )
+
+    def method_view(self, inputs: Sequence[tf.Tensor]) -> tuple:
+        """The inputs as methods read them: each feature vector `(N, D)` as `(N, D, 1)`."""
+        return tuple(
+            tensor[..., None] if self.is_vector(index) else tensor
+            for index, tensor in enumerate(inputs)
+        )
+
+    def model_inputs(self, inputs: Sequence[tf.Tensor]) -> list | dict:
+        """What the model takes, from inputs in the methods' view (see `method_view`)."""
+        flat = [
+            tf.squeeze(tensor, -1) if self.is_vector(index) else tensor
+            for index, tensor in enumerate(inputs)
+        ]
+        return dict(zip(self.names, flat, strict=True)) if self.keyed else flat
+
+    def structure(self, parts: dict[int, Any]) -> tuple | dict:
+        """Per-input results as the user's structure: a dict by name, or a tuple.
+
+        Args:
+            parts: input index -> result, for the inputs that have one.
+
+        Returns:
+            For a model taking a dict, a dict of the inputs in `parts` by
+            name; else a tuple in input order, None for inputs without one.
+        """
+        if self.keyed:
+            return {self.names[index]: part for index, part in sorted(parts.items())}
+        return tuple(parts.get(index) for index in range(len(self)))
+
+
+def check_shape(shape: tuple, expected: tuple | None, what: str = "Inputs") -> None:
+    """Check a batch shape `(N, ...)` against the model's input shape.
+
+    `what` names the inputs in messages (`"Input 'image'"` for one of several).
+    """
     if expected is None:
         if len(shape) < 2:
-            raise InputError(f"Inputs must have a batch axis; got shape {shape}.")
+            raise InputError(f"{what} must have a batch axis; got shape {shape}.")
         return
     if len(shape) != len(expected):
         hint = ""
         if len(shape) == len(expected) - 1:
             hint = " For a single sample, add a batch axis: x[None]."
         raise InputError(
-            f"Inputs have rank {len(shape)} (shape {tuple(shape)}), but the model "
+            f"{what} have rank {len(shape)} (shape {tuple(shape)}), but the model "
             f"expects rank {len(expected)}: {_describe(expected)}.{hint}"
         )
     for axis, (got, want) in enumerate(zip(shape[1:], expected[1:], strict=True), start=1):
         if got is not None and want is not None and got != want:
             raise InputError(
-                f"Inputs have shape {tuple(shape)}, but the model expects "
+                f"{what} have shape {tuple(shape)}, but the model expects "
                 f"{_describe(expected)} (axis {axis} is {got}, expected {want})."
             )
 
 
-def _check_dtype(dtype: Any) -> None:
+def _check_dtype(dtype: Any, what: str = "Inputs") -> None:
     dtype = np.dtype(dtype)
     if dtype.kind == "b" or not np.issubdtype(dtype, np.number):
-        raise TypeError(f"Inputs must be numeric (float or integer images); got dtype {dtype}.")
+        raise TypeError(f"{what} must be numeric (float or integer images); got dtype {dtype}.")
     if np.issubdtype(dtype, np.complexfloating):
-        raise TypeError(f"Inputs must be real numbers; got dtype {dtype}.")
+        raise TypeError(f"{what} must be real numbers; got dtype {dtype}.")
 
 
-def check_finite(x: np.ndarray) -> None:
+def check_finite(x: np.ndarray, what: str = "Inputs") -> None:
     """Raise InputError naming the first sample with NaN or Inf values."""
     if np.issubdtype(x.dtype, np.integer):
         return
@@ -62,9 +190,14 @@ def check_finite(x: np.ndarray) -> None:
     if not finite.all():
         bad = np.flatnonzero(~finite)
         raise InputError(
-            f"Inputs contain NaN or Inf values (in {bad.size} sample(s), first at "
+            f"{what} contain NaN or Inf values (in {bad.size} sample(s), first at "
             f"index {int(bad[0])}); clean or drop them before explaining."
         )
+
+
+def batch_length(x: Any) -> int:
+    """The number of samples in a batch of inputs (one tensor or a tuple of them)."""
+    return int(tf.nest.flatten(x)[0].shape[0])
 
 
 @attrs.define
@@ -74,13 +207,14 @@ class InputSource:
     Attributes:
         count: the number of samples, or None when unknown (a dataset).
         batches: the number of batches, or None when unknown.
-        spec: `tf.TensorSpec` of one batch of inputs, batch axis None.
+        spec: `tf.TensorSpec` of one batch of inputs, batch axis None; for a
+            model with several inputs, a tuple of them in the model's order.
         has_targets: whether the source yields its own targets.
     """
 
     count: int | None
     batches: int | None
-    spec: tf.TensorSpec
+    spec: tf.TensorSpec | tuple[tf.TensorSpec, ...]
     has_targets: bool
     _array: Any = None
     _dataset: tf.data.Dataset | None = None
@@ -90,7 +224,12 @@ class InputSource:
         """Yield `(start, x_batch, y_batch_or_None)`, after `skip_batches` batches."""
         if self._array is not None:
             for start in range(skip_batches * self._batch_size, self.count, self._batch_size):
-                yield start, self._array[start : start + self._batch_size], None
+                rows = slice(start, start + self._batch_size)
+                yield (
+                    start,
+                    tf.nest.map_structure(lambda part, rows=rows: part[rows], self._array),
+                    None,
+                )
             return
         # A dataset may yield empty batches; they are dropped before batches
         # are counted, so that a resumed run skips exactly the batches it
@@ -102,12 +241,12 @@ class InputSource:
         if skip_batches:
             # Count the skipped samples without running the explainer on them.
             for element in dataset.take(skip_batches):
-                start += int(self._split(element)[0].shape[0])
+                start += batch_length(self._split(element)[0])
             dataset = dataset.skip(skip_batches)
         for element in dataset:
             x, y = self._split(element)
             yield start, x, None if y is None else np.asarray(y)
-            start += int(x.shape[0])
+            start += batch_length(x)
 
     def __iter__(self) -> Iterator[tuple[int, Any, np.ndarray | None]]:
         """Yield `(start, x_batch, y_batch_or_None)`."""
@@ -177,26 +316,67 @@ class InputSource:
         return dataset.batch(self._batch_size)
 
 
-def make_source(x: Any, expected_shape: tuple | None, batch_size: int, y: Any) -> InputSource:
+def make_source(
+    x: Any,
+    expected_shape: tuple | None,
+    batch_size: int,
+    y: Any,
+    layout: InputLayout | None = None,
+) -> InputSource:
     """Validate inputs and wrap them as an `InputSource`.
 
     Args:
         x: a numpy array, a `tf.Tensor`, anything array-like, or a
-            `tf.data.Dataset` yielding `x` or `(x, y)` (batched or not).
-        expected_shape: the model's input shape with the batch axis, or None.
+            `tf.data.Dataset` yielding `x` or `(x, y)` (batched or not). For
+            a model with several inputs, `x` is a tuple or list of them (in
+            the model's order) or a dict by input name, or a dataset yielding
+            such structures (alone or as `(x, y)`).
+        expected_shape: the model's input shape with the batch axis, or None
+            (ignored when `layout` is given).
         batch_size: samples per batch for arrays and unbatched datasets.
         y: the user's targets (used here only to reject array targets combined
             with a dataset that has its own).
+        layout: the inputs of a model with several inputs, else None.
 
     Returns:
-        The `InputSource`.
+        The `InputSource`; with several inputs its batches are tuples of
+        arrays in the model's order.
 
     Raises:
-        InputError: wrong rank or shape, empty input, NaN/Inf values.
+        InputError: wrong rank or shape, empty input, NaN/Inf values; with
+            several inputs also a wrong number of inputs, an unknown or
+            missing input name, or inputs with different numbers of samples.
+            Messages name the input.
         TypeError: non-numeric inputs.
     """
+    several = layout is not None and len(layout) > 1
     if isinstance(x, tf.data.Dataset):
+        if several:
+            return _structured_dataset_source(x, layout, batch_size, y)
         return _dataset_source(x, expected_shape, batch_size, y)
+    if not several:
+        x = _checked_array(x, expected_shape, "Inputs")
+        spec = tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype))
+        batches = -(-x.shape[0] // batch_size)
+        return InputSource(int(x.shape[0]), batches, spec, False, array=x, batch_size=batch_size)
+    arrays = tuple(
+        _checked_array(part, shape, f"Input {name!r}")
+        for part, name, shape in zip(layout.flatten(x), layout.names, layout.shapes, strict=True)
+    )
+    counts = {name: len(array) for name, array in zip(layout.names, arrays, strict=True)}
+    if len(set(counts.values())) > 1:
+        raise InputError(
+            f"The inputs have different numbers of samples {counts}; every input needs one "
+            "entry per sample."
+        )
+    spec = tuple(tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)) for a in arrays)
+    count = len(arrays[0])
+    batches = -(-count // batch_size)
+    return InputSource(count, batches, spec, False, array=arrays, batch_size=batch_size)
+
+
+def _checked_array(x: Any, expected_shape: tuple | None, what: str) -> np.ndarray:
+    """One input as a validated numpy array (dtype, shape, samples, finite values)."""
     if isinstance(x, (tf.Tensor, tf.Variable)):
         x = x.numpy()
     if not isinstance(x, np.ndarray):
@@ -204,16 +384,14 @@ def make_source(x: Any, expected_shape: tuple | None, batch_size: int, y: Any) -
             x = np.asarray(x)
         except (ValueError, TypeError) as error:
             raise TypeError(
-                f"Inputs must be an array, a tensor or a tf.data.Dataset: {error}"
+                f"{what} must be an array, a tensor or a tf.data.Dataset: {error}"
             ) from error
-    _check_dtype(x.dtype)
-    check_shape(x.shape, expected_shape)
+    _check_dtype(x.dtype, what)
+    check_shape(x.shape, expected_shape, what)
     if x.shape[0] == 0:
-        raise InputError("Inputs are empty (0 samples); nothing to explain.")
-    check_finite(x)
-    spec = tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype))
-    batches = -(-x.shape[0] // batch_size)
-    return InputSource(int(x.shape[0]), batches, spec, False, array=x, batch_size=batch_size)
+        raise InputError(f"{what} are empty (0 samples); nothing to explain.")
+    check_finite(x, what)
+    return x
 
 
 def _dataset_source(
@@ -241,4 +419,64 @@ def _dataset_source(
     batch_spec = tf.TensorSpec((None, *shape[1:]), x_spec.dtype)
     return InputSource(
         None, batches, batch_spec, has_targets, dataset=dataset, batch_size=batch_size
+    )
+
+
+def _is_structure(spec: Any) -> bool:
+    return isinstance(spec, (tuple, list, dict))
+
+
+def _structured_dataset_source(
+    dataset: tf.data.Dataset, layout: InputLayout, batch_size: int, y: Any
+) -> InputSource:
+    """A dataset of the inputs of a model with several inputs, as `(x_tuple,)` or `(x_tuple, y)`.
+
+    An element is the inputs' structure (a dict, or a tuple of one tensor
+    per input), or a tuple whose first item is that structure and whose
+    second, if any, is the targets.
+    """
+    spec = dataset.element_spec
+    if isinstance(spec, dict) or (
+        isinstance(spec, (tuple, list)) and not any(_is_structure(part) for part in spec)
+    ):
+        inputs_spec, has_targets = spec, False
+    elif isinstance(spec, (tuple, list)) and _is_structure(spec[0]):
+        inputs_spec, has_targets = spec[0], len(spec) > 1
+    else:
+        raise TypeError(
+            f"A dataset for a model with inputs {list(layout.names)} must yield a dict or a "
+            f"tuple of them, or (inputs, y); got element spec {spec}."
+        )
+    flat_spec = layout.flatten(inputs_spec)
+    if has_targets and y is not None:
+        raise TargetError(
+            "The dataset yields its own targets (x, y); do not also pass y to explain()."
+        )
+
+    def canonical(*element: Any) -> tuple:
+        # `map` passes a tuple element's items as arguments, a dict as one.
+        if len(element) == 1 and isinstance(element[0], dict):
+            return (layout.flatten(element[0]),)
+        if _is_structure(element[0]):
+            inputs = (layout.flatten(element[0]),)
+            return inputs + ((element[1],) if has_targets else ())
+        return (layout.flatten(element),)
+
+    dataset = dataset.map(canonical)
+    first = flat_spec[0]
+    if len(first.shape) == len(layout.shapes[0]) - 1:
+        dataset = dataset.batch(batch_size)
+        flat_spec = tuple(tf.TensorSpec((None, *part.shape), part.dtype) for part in flat_spec)
+    for part, name, shape in zip(flat_spec, layout.names, layout.shapes, strict=True):
+        check_shape(tuple(part.shape), shape, f"Input {name!r}")
+        _check_dtype(part.dtype.as_numpy_dtype, f"Input {name!r}")
+    cardinality = int(dataset.cardinality())
+    batch_spec = tuple(tf.TensorSpec((None, *part.shape[1:]), part.dtype) for part in flat_spec)
+    return InputSource(
+        None,
+        cardinality if cardinality >= 0 else None,
+        batch_spec,
+        has_targets,
+        dataset=dataset,
+        batch_size=batch_size,
     )

@@ -12,6 +12,7 @@ of them, each layer reading its own share.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 import numpy as np
@@ -59,14 +60,24 @@ class LayerAccess:
             current.forward = (features, outputs)
         return features, outputs
 
-    def _gradients(self, scores: tf.Tensor, source: tf.Tensor, what: str) -> tf.Tensor:
+    def _gradients(self, scores: tf.Tensor, source: Any, what: str) -> Any:
         """`(N, L, *source.shape[1:])`: gradient of each score column w.r.t. source.
 
         Samples are independent in inference mode, so the gradient of the
         batch sum of score `l` gives every sample's gradient in one backward
-        pass per target, which stops at `source`.
+        pass per target, which stops at `source`. `source` may be a tuple of
+        tensors (the inputs of a model with several inputs): the gradients
+        come back as a tuple, from the same backward passes.
         """
-        return self._shared_gradients(scores, [source], [what])[0]
+        sources = tf.nest.flatten(source)
+        if len(sources) == 1:
+            return self._shared_gradients(scores, sources, [what])[0]
+        names = self._exposure.input_layout.names if what == "the input" else None
+        whats = [
+            f"input {names[index]!r}" if names else f"{what} {index}"
+            for index in range(len(sources))
+        ]
+        return tuple(self._shared_gradients(scores, sources, whats))
 
     def _shared_gradients(
         self, scores: tf.Tensor, sources: Sequence[tf.Tensor], whats: Sequence[str]
@@ -87,6 +98,11 @@ class LayerAccess:
     def _no_gradient(self, what: str) -> None:
         """Raise the error for a source no gradient reaches."""
         dtype = self._exposure.input_dtype
+        if what.startswith("input "):
+            raise LayerError(
+                f"The explained score does not depend on {what} (no gradient path): its "
+                "map would be all zeros. Explain an output that this input feeds."
+            )
         if what == "the input" and dtype is not None and not tf.as_dtype(dtype).is_floating:
             raise ModelStructureError(
                 f"The model's input has integer dtype {dtype}, so no gradient "
@@ -176,13 +192,17 @@ class LayerAccess:
         The input's size; with `resize=False`, that of the maps with the most
         positions (the input's when a map's size is known only at run time).
         """
+        sizes = [list(layer_maps.shape[1:-1]) for layer_maps in maps]
+        index = self._exposure.map_input
+        if index is None:
+            # The layers' maps fit no input: they are averaged at the finest size.
+            return max(sizes, key=lambda layer_size: int(np.prod(layer_size)))
+        if self._exposure.several_inputs:
+            inputs = inputs[index]
         input_size = [
             tf.shape(inputs)[axis] if size is None else size
             for axis, size in enumerate(inputs.shape[1:-1], start=1)
         ]
-        # Per-channel maps have an extra axis before the last: not spatial.
-        spatial_rank = inputs.shape.rank - 2
-        sizes = [list(layer_maps.shape[1 : spatial_rank + 1]) for layer_maps in maps]
         if self.resize or any(size is None for layer_size in sizes for size in layer_size):
             return input_size
         return max(sizes, key=lambda layer_size: int(np.prod(layer_size)))

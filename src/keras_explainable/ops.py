@@ -23,6 +23,7 @@ __all__ = [
     "gradient_maps",
     "principal_projection",
     "resize_maps",
+    "sample_count",
     "spatial_axes",
     "split_copies",
     "weighted_feature_sum",
@@ -38,6 +39,11 @@ PRINCIPAL_SQUARINGS = 16
 def spatial_axes(tensor: tf.Tensor) -> list[int]:
     """The spatial axes of a `(N, *spatial, C)` tensor: `1 .. rank-2`."""
     return list(range(1, tensor.shape.rank - 1))
+
+
+def sample_count(inputs: tf.Tensor | Sequence[tf.Tensor]) -> tf.Tensor:
+    """The number of samples `N` of a batch: one tensor, or a tuple of them (several inputs)."""
+    return tf.shape(tf.nest.flatten(inputs)[0])[0]
 
 
 def weighted_feature_sum(features: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:

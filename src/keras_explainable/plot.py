@@ -77,6 +77,7 @@ def _prepare_images(images: Any) -> tuple[np.ndarray, bool]:
 
 def _prepare_maps(maps: Any, count: int, single: bool, target: int) -> np.ndarray:
     """Return maps as `(N, h, w)` floats, selecting `target` on a target axis."""
+    _refuse_per_input(maps)
     maps = np.asarray(maps, dtype=np.float32)
     if single and maps.ndim == 4 and maps.shape[0] == 1:
         maps = maps[0]
@@ -187,10 +188,20 @@ def overlay(
     return out[0] if single else out
 
 
+def _refuse_per_input(maps: Any) -> None:
+    """Reject the per-input maps (a tuple or dict) of a model with several inputs."""
+    if isinstance(maps, (tuple, dict)):
+        raise ValueError(
+            "These maps are one array per input of a model with several inputs; plot one "
+            "input's maps: explanation.for_input(<input name>) (or explanation.maps[<name>])."
+        )
+
+
 def _columns(explanations: Any, target: int) -> list[tuple[str, Any, int]]:
     """(title, explanation, target index) for each column of the grid."""
     # Any object with `maps` and `method` (an `Explanation`) is one explanation.
     if hasattr(explanations, "maps") and hasattr(explanations, "method"):
+        _refuse_per_input(explanations.maps)
         count = explanations.maps.shape[-1]
         name = explanations.method or "map"
         return [(name, explanations, index) for index in range(count)]

@@ -1,7 +1,8 @@
 """Streaming explanations to `.npy` files, resumably.
 
 `NpyWriter` appends each batch's maps, scores and targets to `maps.npy`,
-`scores.npy` and `targets.npy` in numpy's own format, so the files open with
+`scores.npy` and `targets.npy` (for a model with several inputs, one maps
+file per explained input: `maps_<input name>.npy`) in numpy's own format, so the files open with
 `np.load(path, mmap_mode="r")` at any time. Each file's header is written with
 a fixed size and rewritten after every batch with the new row count; a small
 `progress.json`, replaced atomically after the data is flushed, records how
@@ -59,6 +60,7 @@ class NpyWriter:
         completed_batches: int,
         rows: dict,
         finished: bool = False,
+        names: tuple[str, ...] = _NAMES,
     ) -> None:
         self.directory = directory
         self.signature = signature
@@ -66,13 +68,23 @@ class NpyWriter:
         self.completed_batches = completed_batches
         self.finished = finished
         self._rows = rows  # name -> (dtype str, row shape) once known
+        self.names = names
 
     @classmethod
-    def open(cls, directory: Any, *, resume: bool, signature: dict) -> NpyWriter:
+    def open(
+        cls, directory: Any, *, resume: bool, signature: dict, names: tuple[str, ...] = _NAMES
+    ) -> NpyWriter:
         """Open `directory` for a new run, to resume an unfinished one, or to read a finished one.
 
         A finished run made with the same `signature` is opened as it is
         (`finished` is True): its files are the results.
+
+        Args:
+            directory: the output folder (created if missing).
+            resume: continue (or read back) a run found there.
+            signature: what identifies the run (method, options, inputs).
+            names: the arrays each batch brings, in order, each written to
+                `<name>.npy` (default maps, scores, targets).
 
         Raises:
             NotADirectoryError: `directory` is a file.
@@ -85,12 +97,12 @@ class NpyWriter:
         directory.mkdir(parents=True, exist_ok=True)
         progress_path = directory / _PROGRESS
         if not progress_path.exists():
-            if any((directory / f"{name}.npy").exists() for name in _NAMES):
+            if any((directory / f"{name}.npy").exists() for name in names):
                 raise FileExistsError(
                     f"{str(directory)!r} already holds .npy files not written by a resumable "
                     "run; choose an empty folder."
                 )
-            return cls(directory, signature, 0, 0, {})
+            return cls(directory, signature, 0, 0, {}, names=names)
         progress = json.loads(progress_path.read_text())
         if not resume:
             state = "a finished run" if progress.get("finished") else "an unfinished run"
@@ -112,6 +124,7 @@ class NpyWriter:
             progress["completed_batches"],
             rows,
             finished=bool(progress.get("finished")),
+            names=names,
         )
         if not writer.finished:
             writer._truncate()
@@ -126,7 +139,7 @@ class NpyWriter:
 
     def _truncate(self) -> None:
         """Drop rows written after the last complete batch; fix the headers."""
-        for name in _NAMES:
+        for name in self.names:
             if name not in self._rows:
                 continue
             with open(self._path(name), "r+b") as handle:
@@ -138,13 +151,13 @@ class NpyWriter:
         handle.seek(0)
         handle.write(_header(np.dtype(dtype), (self.size, *shape)))
 
-    def write(self, start: int, maps: np.ndarray, scores: np.ndarray, targets: np.ndarray) -> None:
-        """Append one batch, then record it as complete."""
+    def write(self, start: int, *arrays: np.ndarray) -> None:
+        """Append one batch (one array per name, in order), then record it as complete."""
         if start != self.size:
             raise RuntimeError(
                 f"batches must arrive in order: expected sample {self.size}, got {start}"
             )
-        parts = {"maps": maps, "scores": scores, "targets": targets}
+        parts = dict(zip(self.names, arrays, strict=True))
         for name, part in parts.items():
             part = np.ascontiguousarray(part)
             if name not in self._rows:
@@ -156,9 +169,9 @@ class NpyWriter:
                 handle.write(part.tobytes())
                 handle.flush()
                 os.fsync(handle.fileno())
-        self.size += len(maps)
+        self.size += len(arrays[0])
         self.completed_batches += 1
-        for name in _NAMES:
+        for name in self.names:
             with open(self._path(name), "r+b") as handle:
                 self._write_header(handle, name)
         self._save_progress(finished=False)
@@ -181,5 +194,5 @@ class NpyWriter:
         self._save_progress(finished=True)
 
     def arrays(self) -> list[np.ndarray]:
-        """The written maps, scores and targets as read-only memory maps."""
-        return [np.load(self._path(name), mmap_mode="r") for name in _NAMES]
+        """The written arrays (maps, scores and targets) as read-only memory maps."""
+        return [np.load(self._path(name), mmap_mode="r") for name in self.names]

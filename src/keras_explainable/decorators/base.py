@@ -92,6 +92,7 @@ class Decorator(Explainer):
     logits: bool = attrs.field(init=False, repr=False)
     postprocess: Any = attrs.field(init=False, repr=False)
     resize: bool = attrs.field(init=False, repr=False)
+    resize_to: str | int | None = attrs.field(init=False, repr=False)
     jit_compile: bool = attrs.field(init=False, repr=False)
     batch_size: int | None = attrs.field(
         default=None, kw_only=True, validator=attrs.validators.optional(positive_int)
@@ -111,6 +112,7 @@ class Decorator(Explainer):
         self.logits = inner.logits
         self.postprocess = inner.postprocess
         self.resize = inner.resize
+        self.resize_to = inner.resize_to
         self.jit_compile = inner.jit_compile
         if self.batch_size is None:
             self.batch_size = inner.batch_size
@@ -135,6 +137,11 @@ class Decorator(Explainer):
     def magnitude(self) -> bool:  # type: ignore[override]
         """Whether the wrapped explainer's 'auto' post-processing takes absolute values."""
         return self.explainer.magnitude
+
+    @property
+    def explained_inputs(self) -> tuple[int, ...] | None:
+        """The inputs the wrapped explainer returns maps of (see `Explainer.explained_inputs`)."""
+        return self.explainer.explained_inputs
 
     @property
     def method_name(self) -> str:

@@ -13,6 +13,8 @@ https://arxiv.org/abs/1810.03307
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import tensorflow as tf
 
@@ -98,13 +100,20 @@ class SmoothGrad(Decorator):
     )
     noise_batch_size: int = attrs.field(default=1, kw_only=True, validator=positive_int)
 
-    def _noisy_copies(self, inputs: tf.Tensor, first: tf.Tensor, copies: int) -> tf.Tensor:
-        """Return copies `first .. first + copies - 1` of the batch, copy-major."""
-        noisy = [
-            noisy_copy(inputs, self.noise, self.seed, tf.cast(first + offset, tf.int64))
-            for offset in range(copies)
-        ]
-        return tf.concat(noisy, axis=0)
+    def _noisy_copies(self, inputs: Any, first: tf.Tensor, copies: int) -> Any:
+        """Return copies `first .. first + copies - 1` of the batch, copy-major.
+
+        With several inputs each gets its own noise, scaled to its own range.
+        """
+
+        def copied(part: tf.Tensor) -> tf.Tensor:
+            noisy = [
+                noisy_copy(part, self.noise, self.seed, tf.cast(first + offset, tf.int64))
+                for offset in range(copies)
+            ]
+            return tf.concat(noisy, axis=0)
+
+        return tf.nest.map_structure(copied, inputs)
 
     def _chunk(self, inputs: tf.Tensor, targets: Targets, first: tf.Tensor, copies: int) -> tuple:
         """Statistics of `copies` noisy copies starting at copy `first`.
@@ -117,17 +126,24 @@ class SmoothGrad(Decorator):
         attribution = self.explainer.attribute(
             self._noisy_copies(inputs, first, copies), targets.tiled(copies)
         )
-        maps = ops.split_copies(tf.cast(attribution.maps, tf.float32), copies)
-        if self.variant == "squared":
-            maps = tf.square(maps)
         valid = tf.cast(first + tf.range(copies) < self.samples, tf.float32)
-        weights = tf.reshape(valid, [copies] + [1] * (maps.shape.rank - 1))
         count = tf.reduce_sum(valid)
-        mean = tf.reduce_sum(weights * maps, axis=0) / count
-        deviations = tf.reduce_sum(weights * tf.square(maps - mean), axis=0)
+
+        def statistics(maps: tf.Tensor) -> tuple:
+            maps = ops.split_copies(tf.cast(maps, tf.float32), copies)
+            if self.variant == "squared":
+                maps = tf.square(maps)
+            weights = tf.reshape(valid, [copies] + [1] * (maps.shape.rank - 1))
+            mean = tf.reduce_sum(weights * maps, axis=0) / count
+            return mean, tf.reduce_sum(weights * tf.square(maps - mean), axis=0)
+
+        # One input's maps, or a tuple of them (several inputs).
+        parts = [statistics(maps) for maps in tf.nest.flatten(attribution.maps)]
+        mean = tf.nest.pack_sequence_as(attribution.maps, [part[0] for part in parts])
+        deviations = tf.nest.pack_sequence_as(attribution.maps, [part[1] for part in parts])
         scores = ops.split_copies(tf.cast(attribution.scores, tf.float32), copies)
         score_sum = tf.reduce_sum(valid[:, None, None] * scores, axis=0)
-        size = tf.shape(inputs)[0]
+        size = ops.sample_count(inputs)
         return count, mean, deviations, score_sum, attribution.targets[:size]
 
     def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
@@ -150,11 +166,18 @@ class SmoothGrad(Decorator):
             )
             # Chan et al.'s merge of two (count, mean, squared deviations).
             total = count + part_count
-            delta = part_mean - mean
-            mean = mean + delta * (part_count / total)
-            deviations = (
-                deviations + part_deviations + tf.square(delta) * (count * part_count / total)
-            )
+
+            def merged(mean: tf.Tensor, deviations: tf.Tensor, part_mean, part_deviations):
+                delta = part_mean - mean
+                return (
+                    mean + delta * (part_count / total),
+                    deviations + part_deviations + tf.square(delta) * (count * part_count / total),
+                )
+
+            flat = (tf.nest.flatten(x) for x in (mean, deviations, part_mean, part_deviations))
+            pairs = [merged(*per_input) for per_input in zip(*flat, strict=True)]
+            mean = tf.nest.pack_sequence_as(mean, [pair[0] for pair in pairs])
+            deviations = tf.nest.pack_sequence_as(deviations, [pair[1] for pair in pairs])
             return chunk + 1, total, mean, deviations, score_sum + part_scores
 
         if chunks > 1:
@@ -163,5 +186,8 @@ class SmoothGrad(Decorator):
                 body,
                 (tf.constant(1), count, mean, deviations, score_sum),
             )
-        maps = deviations / self.samples if self.variant == "variance" else mean
+        if self.variant == "variance":
+            maps = tf.nest.map_structure(lambda part: part / self.samples, deviations)
+        else:
+            maps = mean
         return Attribution(maps, score_sum / self.samples, indices)

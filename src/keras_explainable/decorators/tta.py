@@ -138,6 +138,10 @@ class TTA(Decorator):
         validator=_check_flips,
     )
 
+    several_inputs_refusal = (
+        "its flips and scales transform one image, and the other inputs have no such geometry."
+    )
+
     def _prepare(self, exposure: Exposure) -> None:
         if exposure.embedding is not None:
             raise ModelStructureError(

@@ -177,6 +177,9 @@ class FullGradient(Explainer):
 
     needs_layer = False
     rectify = False
+    several_inputs_refusal = (
+        "it sums the input-gradient and bias-gradient terms of every layer on one input's grid."
+    )
 
     _bias_list: list[_Bias] = attrs.field(factory=list, init=False, repr=False)
     _terms_model: keras.Model | None = attrs.field(default=None, init=False, repr=False)

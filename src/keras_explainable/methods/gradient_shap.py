@@ -140,6 +140,11 @@ class GradientSHAP(InputAttributionExplainer):
         Predictions". <https://arxiv.org/abs/1705.07874>
     """
 
+    several_inputs_refusal = (
+        "its draws pick one background sample per input array; use IntegratedGradients, "
+        "whose baseline can be given per input."
+    )
+
     background: Any = attrs.field(converter=as_baseline, validator=_check_background)
     samples: int = attrs.field(default=32, kw_only=True, validator=positive_int)
     noise: float = attrs.field(default=0.0, kw_only=True, validator=non_negative_number)

@@ -79,6 +79,10 @@ class GuidedGradCAM(GradCAM):
     """
 
     rectify = False
+    several_inputs_refusal = (
+        "it multiplies a layer's map by one input's gradient; use GradCAM (its map "
+        "fits the layer's input) and GuidedBackprop (one map per input) separately."
+    )
 
     channel_reduction: str | None = attrs.field(
         default="max",

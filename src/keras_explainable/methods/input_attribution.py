@@ -13,7 +13,7 @@ under XLA, and the results do not depend on it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import attrs
 import tensorflow as tf
@@ -33,7 +33,8 @@ class PathIntegral(NamedTuple):
 
     Attributes:
         gradients: `(N, L, *shape)` float32: the weighted sum over the points
-            of each point's (scaled) input gradient.
+            of each point's (scaled) input gradient; a tuple of them, one per
+            input, for a model with several inputs.
         first_scores: `(N, L)` float32 explained scores at point 0.
         last_scores: `(N, L)` float32 explained scores at the last point.
         targets: `(N, L)` int64 explained unit indices.
@@ -86,13 +87,15 @@ class InputAttributionExplainer(Explainer):
         """Weighted sum of input gradients over `count` points, `chunk` per pass.
 
         Args:
-            inputs: `(N, *shape)` inputs of the batch.
+            inputs: `(N, *shape)` inputs of the batch (a tuple of them for a
+                model with several inputs).
             targets: the batch's targets. Top-class targets are resolved on
                 point 0, which must then be the inputs themselves.
             points: `indices -> (images, weights, factors)` for int32 point
                 indices `(k,)`: images `(k, N, *shape)`, weights `(k,)` or `(k, N)`, and
                 factors `(k, N, *shape)` that multiply each point's gradient
-                (or None for 1).
+                (or None for 1). With several inputs, images and factors are
+                tuples of them, one per input.
             count: the number of points.
             chunk: points that go through the model together (a pass holds
                 `chunk * N` inputs).
@@ -102,25 +105,39 @@ class InputAttributionExplainer(Explainer):
         """
         chunk = max(1, min(chunk, count))
         chunks = -(-count // chunk)
-        size = tf.shape(inputs)[0]
+        size = ops.sample_count(inputs)
+
+        def stacked(images: tf.Tensor) -> tf.Tensor:
+            # (k, N, *shape) -> (k * N, *shape), copy-major.
+            flat = tf.reshape(images, tf.concat([[-1], tf.shape(images)[2:]], axis=0))
+            return tf.ensure_shape(flat, [None, *images.shape[2:]])
 
         def part(first: tf.Tensor, targets: Targets) -> tuple:
             indices = first + tf.range(chunk)
             images, weights, factors = points(tf.minimum(indices, count - 1))
             valid = tf.cast(indices < count, tf.float32)
             weights = tf.reshape(tf.cast(weights, tf.float32), [chunk, -1]) * valid[:, None]
-            flat = tf.reshape(images, tf.concat([[-1], tf.shape(images)[2:]], axis=0))
-            flat = tf.ensure_shape(flat, [None, *images.shape[2:]])
+            flat = tf.nest.map_structure(stacked, images)
             _, outputs = self._forward(flat)
             if targets.kind == TOP:
                 targets = targets.fixed(outputs[:size])
             scores, explained = targets.tiled(chunk).select(outputs)
-            gradients = tf.cast(self._gradients(scores, flat, "the input"), tf.float32)
-            gradients = ops.split_copies(gradients, chunk)  # (k, N, L, *shape)
-            if factors is not None:
-                gradients = gradients * tf.cast(factors, tf.float32)[:, :, None]
-            weights = tf.reshape(weights, [chunk, -1] + [1] * (gradients.shape.rank - 2))
-            total = tf.reduce_sum(weights * gradients, axis=0)
+
+            def weighted_sum(gradients: tf.Tensor, factors: tf.Tensor | None) -> tf.Tensor:
+                gradients = ops.split_copies(tf.cast(gradients, tf.float32), chunk)
+                if factors is not None:  # (k, N, L, *shape)
+                    gradients = gradients * tf.cast(factors, tf.float32)[:, :, None]
+                shaped = tf.reshape(weights, [chunk, -1] + [1] * (gradients.shape.rank - 2))
+                return tf.reduce_sum(shaped * gradients, axis=0)
+
+            gradients = self._gradients(scores, flat, "the input")
+            if factors is None:
+                factors = tf.nest.map_structure(lambda _: None, gradients)
+            total = tuple(
+                weighted_sum(*pair)
+                for pair in zip(tf.nest.flatten(gradients), tf.nest.flatten(factors), strict=True)
+            )
+            total = tf.nest.pack_sequence_as(gradients, total)
             scores = ops.split_copies(tf.cast(scores, tf.float32), chunk)  # (k, N, L)
             is_last = tf.cast(indices == count - 1, tf.float32)[:, None, None]
             last = tf.reduce_sum(is_last * scores, axis=0)
@@ -128,9 +145,10 @@ class InputAttributionExplainer(Explainer):
 
         total, first_scores, last_scores, explained, targets = part(tf.constant(0), targets)
 
-        def body(index: tf.Tensor, total: tf.Tensor, last: tf.Tensor) -> tuple:
+        def body(index: tf.Tensor, total: Any, last: tf.Tensor) -> tuple:
             part_total, _, part_last, _, _ = part(index * chunk, targets)
-            return index + 1, total + part_total, last + part_last
+            total = tf.nest.map_structure(tf.add, total, part_total)
+            return index + 1, total, last + part_last
 
         if chunks > 1:
             # One chunk at a time: parallel iterations would hold several
@@ -143,10 +161,13 @@ class InputAttributionExplainer(Explainer):
             )
         return PathIntegral(total, first_scores, last_scores, explained)
 
-    def _maps(self, attributions: tf.Tensor) -> tf.Tensor:
-        """`(N, *spatial, L)` (or per-channel `(N, *spatial, C, L)`) maps from attributions.
+    def _maps(self, attributions: Any) -> Any:
+        """`(N, *spatial, L)` (or per-channel `(N, *spatial, C, L)`) maps, each input's.
 
         Args:
-            attributions: `(N, L, *spatial, C)` attributions of the input's elements.
+            attributions: `(N, L, *spatial, C)` attributions of the input's
+                elements, or a tuple of them (one per input).
         """
-        return ops.channel_maps(attributions, self.channel_reduction)
+        return tf.nest.map_structure(
+            lambda part: ops.channel_maps(part, self.channel_reduction), attributions
+        )

@@ -61,4 +61,5 @@ class InputXGradient(InputAttributionExplainer):
 
     def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
         result = self._input_gradients(inputs, targets)
-        return result.attribution(self._maps(result.gradients * inputs[:, None]))
+        products = tf.nest.map_structure(lambda g, x: g * x[:, None], result.gradients, inputs)
+        return result.attribution(self._maps(products))

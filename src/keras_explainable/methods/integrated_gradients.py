@@ -15,9 +15,9 @@ import tensorflow as tf
 from keras_explainable.base import Attribution
 from keras_explainable.baselines import (
     as_baseline,
-    baseline_images,
     baseline_validator,
-    check_baseline,
+    check_input_baselines,
+    input_baselines,
 )
 from keras_explainable.errors import CompletenessWarning, warn_user
 from keras_explainable.exposure import Exposure
@@ -75,7 +75,10 @@ class IntegratedGradients(InputAttributionExplainer):
             maximum, a function of `seed` and the input's values, so
             independent of batching), a number, an array broadcastable to one
             input `(*spatial, C)`, or a callable `inputs -> baselines` run in
-            the compiled step on each `(n, *spatial, C)` batch.
+            the compiled step on each `(n, *spatial, C)` batch. For a model
+            with several inputs, a name or number is every input's baseline,
+            and a dict by input name gives each its own (an input it leaves
+            out starts from zeros; a feature vector's array is `(D,)`).
         step_batch_size: path points that go through the model together
             (default 1, so a pass holds one ordinary batch). Larger values
             trade memory for fewer, larger passes; results do not depend on it.
@@ -132,15 +135,11 @@ class IntegratedGradients(InputAttributionExplainer):
     _warned: bool = attrs.field(default=False, init=False, repr=False)
 
     def _prepare(self, exposure: Exposure) -> None:
-        check_baseline(self.baseline, exposure)
+        check_input_baselines(self.baseline, exposure)
 
     def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
-        baselines = baseline_images(
-            self.baseline,
-            inputs,
-            blur_sigma=self.blur_sigma,
-            seed=self.seed,
-            embedding=self.exposure.embedding,
+        baselines = input_baselines(
+            self.baseline, inputs, self.exposure, blur_sigma=self.blur_sigma, seed=self.seed
         )
         steps = self.steps
         ends = np.zeros(steps + 1, np.float32)
@@ -148,19 +147,32 @@ class IntegratedGradients(InputAttributionExplainer):
         # Point p is alpha = 1 - p / steps: point 0 is the input itself, where
         # top-class targets are resolved.
         weights = tf.constant((1.0 - 0.5 * ends) / steps)
-        rank = inputs.shape.rank
 
         def points(indices: tf.Tensor) -> tuple:
-            alphas = 1.0 - tf.cast(indices, inputs.dtype) / steps
-            alphas = tf.reshape(alphas, [-1] + [1] * rank)
-            # Exact at both ends: alpha = 1 gives x, alpha = 0 gives x'.
-            images = alphas * inputs[None] + (1.0 - alphas) * baselines[None]
+            def point(x: tf.Tensor, baseline: tf.Tensor) -> tf.Tensor:
+                alphas = 1.0 - tf.cast(indices, x.dtype) / steps
+                alphas = tf.reshape(alphas, [-1] + [1] * x.shape.rank)
+                # Exact at both ends: alpha = 1 gives x, alpha = 0 gives x'.
+                return alphas * x[None] + (1.0 - alphas) * baseline[None]
+
+            images = tf.nest.map_structure(point, inputs, baselines)
             return images, tf.gather(weights, indices), None
 
         integral = self._integrate(inputs, targets, points, steps + 1, self.step_batch_size)
-        difference = tf.cast(inputs, tf.float32) - tf.cast(baselines, tf.float32)
-        attributions = integral.gradients * difference[:, None]  # (N, L, *spatial, C)
-        totals = tf.reduce_sum(attributions, axis=list(range(2, attributions.shape.rank)))
+        # (N, L, *spatial, C) per input: the gradients times x - x'.
+        attributions = tf.nest.map_structure(
+            lambda g, x, b: g * (tf.cast(x, tf.float32) - tf.cast(b, tf.float32))[:, None],
+            integral.gradients,
+            inputs,
+            baselines,
+        )
+        # Completeness holds for all the inputs' attributions together.
+        totals = tf.add_n(
+            [
+                tf.reduce_sum(part, axis=list(range(2, part.shape.rank)))
+                for part in tf.nest.flatten(attributions)
+            ]
+        )
         error = _completeness_error(totals, integral.first_scores, integral.last_scores)
         return Attribution(
             self._maps(attributions),

@@ -12,7 +12,6 @@ import attrs
 import numpy as np
 import tensorflow as tf
 
-from keras_explainable.exposure import Exposure
 from keras_explainable.methods.surrogate import (
     SegmentSurrogate,
     coalition_uniforms,
@@ -120,9 +119,7 @@ class KernelSHAP(SegmentSurrogate):
 
     uses_baseline_scores = True
 
-    def _prepare(self, exposure: Exposure) -> None:
-        super()._prepare(exposure)
-        count = self.segment_count
+    def _check_segment_count(self, count: int) -> None:
         if self.samples < count:
             raise ValueError(
                 f"KernelSHAP needs samples >= the number of segments ({count}) to solve "
@@ -132,11 +129,13 @@ class KernelSHAP(SegmentSurrogate):
     @property
     def enumerates(self) -> bool:
         """Whether every coalition is scored (`samples >= 2^M - 2`), giving exact values."""
-        count = self.segment_count
+        return self._enumerates(self.segment_count)
+
+    def _enumerates(self, count: int) -> bool:
         return count <= MAX_ENUMERATED_SEGMENTS and self.samples >= 2**count - 2
 
     def _coalitions(self, count: int) -> tuple[tf.Tensor, tf.Tensor]:
-        if self.enumerates:
+        if self._enumerates(count):
             codes = np.arange(1, 2**count - 1)
             bits = ((codes[:, None] >> np.arange(count)[None]) & 1).astype(np.float32)
             weights = shapley_kernel(count, bits.sum(axis=1))

@@ -6,25 +6,23 @@ Networks". ECCV 2014. https://arxiv.org/abs/1311.2901
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 import numpy as np
 import tensorflow as tf
 
-from keras_explainable.base import Attribution, Explainer
+from keras_explainable.base import Attribution
 from keras_explainable.baselines import (
     as_baseline,
     baseline_images,
     baseline_validator,
     blend_with_baseline,
-    check_baseline,
     is_zero_baseline,
 )
 from keras_explainable.errors import InputError
-from keras_explainable.exposure import Exposure
-from keras_explainable.perturbation import evaluate_perturbations
+from keras_explainable.perturbation import InputPerturbation, evaluate_perturbations
 from keras_explainable.targets import Targets
 from keras_explainable.validators import positive_int, positive_number
 
@@ -80,7 +78,7 @@ def window_starts(size: int, window: int, stride: int) -> np.ndarray:
 
 
 @attrs.define(eq=False)
-class Occlusion(Explainer):
+class Occlusion(InputPerturbation):
     """Occlusion: the drop of the score when a window of the input is hidden.
 
     A window of `baseline` values slides over the input's spatial axes (all
@@ -125,10 +123,18 @@ class Occlusion(Explainer):
             window_batch_size` copies. Results do not depend on it.
         blur_sigma: the standard deviation in pixels of the 'blur' baseline
             (default 5.0).
+        perturb_inputs: for a model with several inputs, the inputs to
+            occlude (names or indices); default every input the window fits
+            (a window of two sizes fits 2-D images; an int fits any input,
+            a feature vector `(N, D)` being a sequence of `D` features). Each
+            is occluded in turn, the others kept as they are, and gets its
+            own maps (see `InputPerturbation`). `baseline` may then be a
+            dict by input name.
         **kwargs: the `Explainer` options (no layer options).
 
     Returns from `explain`: maps `(N, *spatial, L)` normalised to [0, 1];
-    scores are the explained scores of the input.
+    scores are the explained scores of the input. With several inputs, one
+    such array per occluded input (see `Explanation.maps`).
 
     Raises:
         ValueError: `window`, `stride` or `window_batch_size` is not a
@@ -148,7 +154,6 @@ class Occlusion(Explainer):
         Networks". ECCV 2014. <https://arxiv.org/abs/1311.2901>
     """
 
-    needs_layer = False
     rectify = True
 
     window: int | tuple[int, ...] = attrs.field(
@@ -166,11 +171,9 @@ class Occlusion(Explainer):
     window_batch_size: int = attrs.field(default=16, kw_only=True, validator=positive_int)
     blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=positive_number)
 
-    def _prepare(self, exposure: Exposure) -> None:
-        check_baseline(self.baseline, exposure)
-        if exposure.input_shape is not None:
-            if all(size is not None for size in exposure.input_shape[1:-1]):
-                self.windows(exposure.input_shape[1:-1])
+    def _check_input(self, spatial: tuple, vector: bool) -> None:
+        if all(size is not None for size in spatial):
+            self.windows(spatial)
 
     def windows(self, size: Sequence[int | None]) -> list[np.ndarray]:
         """The windows' start positions along each spatial axis of inputs of `size`.
@@ -212,8 +215,16 @@ class Occlusion(Explainer):
             )
         return tuple(int(v) for v in value)
 
-    def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
-        size = tuple(inputs.shape[1:-1])
+    def _attribute_input(
+        self,
+        image: tf.Tensor,
+        inputs: Any,
+        copies_of: Callable[[tf.Tensor], Any],
+        baseline: Any,
+        vector: bool,
+        targets: Targets,
+    ) -> Attribution:
+        size = tuple(image.shape[1:-1])
         starts = self.windows(size)
         window = self._for_axes(self.window, "window", size)
         # covers[a][p, i]: whether window position p along axis a covers index i.
@@ -224,18 +235,15 @@ class Occlusion(Explainer):
         ]
         counts = [len(first) for first in starts]
         baselines = None
-        if not is_zero_baseline(self.baseline):
+        if not is_zero_baseline(baseline):
             baselines = baseline_images(
-                self.baseline,
-                inputs,
-                blur_sigma=self.blur_sigma,
-                embedding=self.exposure.embedding,
+                baseline, image, blur_sigma=self.blur_sigma, embedding=self.exposure.embedding
             )
         _, outputs = self._forward(inputs)
         scores, indices = targets.select(outputs)
         targets = targets.fixed(outputs)
         rank = len(size)
-        axis_covers = [tf.constant(cover, inputs.dtype) for cover in covers]
+        axis_covers = [tf.constant(cover, image.dtype) for cover in covers]
 
         def occluded(positions: tf.Tensor) -> tf.Tensor:
             # (k,) window numbers -> (k, N, *spatial, C) copies, window k hidden in copy k.
@@ -249,7 +257,7 @@ class Occlusion(Explainer):
                 line = tf.gather(axis_covers[axis], coordinates[axis])  # (k, size_a)
                 line = tf.reshape(line, [-1, *[1] * axis, size[axis], *[1] * (rank - 1 - axis)])
                 mask = line if mask is None else mask * line
-            return blend_with_baseline(inputs, baselines, 1.0 - mask[:, None, ..., None])
+            return copies_of(blend_with_baseline(image, baselines, 1.0 - mask[:, None, ..., None]))
 
         def score(images: tf.Tensor, copies: int) -> tf.Tensor:
             _, occluded_outputs = self._forward(images)

@@ -6,26 +6,24 @@ Explanation of Black-box Models". BMVC 2018. https://arxiv.org/abs/1806.07421
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 import numpy as np
 import tensorflow as tf
 
-from keras_explainable.base import Attribution, Explainer
+from keras_explainable.base import Attribution
 from keras_explainable.baselines import (
     as_baseline,
     baseline_images,
     baseline_validator,
     blend_with_baseline,
-    check_baseline,
     is_zero_baseline,
 )
 from keras_explainable.errors import InputError
-from keras_explainable.exposure import Exposure
 from keras_explainable.noise import RISE_MASK, hashed_uniform, stream_key
-from keras_explainable.perturbation import evaluate_perturbations
+from keras_explainable.perturbation import InputPerturbation, evaluate_perturbations
 from keras_explainable.targets import Targets
 from keras_explainable.validators import check_seed, positive_int, positive_number
 
@@ -108,7 +106,7 @@ def _probability(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
 
 
 @attrs.define(eq=False)
-class RISE(Explainer):
+class RISE(InputPerturbation):
     """RISE: random masks averaged with the score of the input each one keeps.
 
     `masks` random smooth masks `m_i` (see `rise_masks`: grids of cells of
@@ -168,10 +166,16 @@ class RISE(Explainer):
             score (default True; see above). False: the paper's estimator.
         blur_sigma: the standard deviation in pixels of the 'blur' baseline
             (default 5.0).
+        perturb_inputs: for a model with several inputs, the inputs to mask
+            (names or indices); default every input (a feature vector
+            `(N, D)` is masked as a sequence of `D` features). Each is masked
+            in turn, the others kept as they are, and gets its own maps (see
+            `InputPerturbation`). `baseline` may then be a dict by input name.
         **kwargs: the `Explainer` options (no layer options).
 
     Returns from `explain`: maps `(N, *spatial, L)` normalised to [0, 1];
-    scores are the explained scores (logits) of the unmasked input.
+    scores are the explained scores (logits) of the unmasked input. With
+    several inputs, one such array per masked input.
 
     Raises:
         ValueError: `masks`, `cell_size` or `mask_batch_size` is not a
@@ -191,7 +195,6 @@ class RISE(Explainer):
         <https://arxiv.org/abs/1806.07421>
     """
 
-    needs_layer = False
     rectify = False
 
     masks: int = attrs.field(default=2000, kw_only=True, validator=positive_int)
@@ -213,27 +216,29 @@ class RISE(Explainer):
     )
     blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=positive_number)
 
-    def _prepare(self, exposure: Exposure) -> None:
-        check_baseline(self.baseline, exposure)
-
     def _confidence(self, outputs: tf.Tensor) -> tf.Tensor:
         # With logits=False the outputs are the model's own probabilities.
         return self.exposure.confidence(outputs, self.use_probabilities and self.logits)
 
-    def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
-        size = tuple(inputs.shape[1:-1])
+    def _attribute_input(
+        self,
+        image: tf.Tensor,
+        inputs: Any,
+        copies_of: Callable[[tf.Tensor], Any],
+        baseline: Any,
+        vector: bool,
+        targets: Targets,
+    ) -> Attribution:
+        size = tuple(image.shape[1:-1])
         if any(length is None for length in size):
             raise InputError(
                 "RISE makes masks of the input's size, which must be known: got inputs "
-                f"of shape {tuple(inputs.shape)}. Batch inputs of one size."
+                f"of shape {tuple(image.shape)}. Batch inputs of one size."
             )
         baselines = None
-        if not is_zero_baseline(self.baseline):
+        if not is_zero_baseline(baseline):
             baselines = baseline_images(
-                self.baseline,
-                inputs,
-                blur_sigma=self.blur_sigma,
-                embedding=self.exposure.embedding,
+                baseline, image, blur_sigma=self.blur_sigma, embedding=self.exposure.embedding
             )
         _, outputs = self._forward(inputs)
         scores, indices = targets.select(outputs)
@@ -246,8 +251,8 @@ class RISE(Explainer):
 
         def masked(numbers: tf.Tensor) -> tf.Tensor:
             # (k,) mask numbers -> (k, N, *spatial, C) masked copies.
-            mask = tf.cast(masks_of(numbers), inputs.dtype)[:, None, ..., None]
-            return blend_with_baseline(inputs, baselines, mask)
+            mask = tf.cast(masks_of(numbers), image.dtype)[:, None, ..., None]
+            return copies_of(blend_with_baseline(image, baselines, mask))
 
         def score(images: tf.Tensor, copies: int) -> tf.Tensor:
             _, masked_outputs = self._forward(images)
@@ -266,7 +271,7 @@ class RISE(Explainer):
             part = tf.gather(weights, numbers) * valid  # (k, N, L)
             return index + 1, total + tf.einsum("knl,k...->n...l", part, masks_of(numbers))
 
-        total = tf.zeros([tf.shape(inputs)[0], *size, count], tf.float32)
+        total = tf.zeros([tf.shape(image)[0], *size, count], tf.float32)
         chunks = -(-self.masks // chunk)
         _, total = tf.while_loop(lambda index, _: index < chunks, body, (tf.constant(0), total))
         maps = total / (self.masks * self.probability)

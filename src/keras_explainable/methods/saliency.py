@@ -77,7 +77,11 @@ class Saliency(Explainer):
 
     def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
         result = self._input_gradients(inputs, targets)
-        maps = ops.gradient_maps(result.gradients, self._channel_reduction(), self.absolute)
+        reduction = self._channel_reduction()
+        maps = tf.nest.map_structure(
+            lambda gradients: ops.gradient_maps(gradients, reduction, self.absolute),
+            result.gradients,
+        )
         return result.attribution(maps)
 
     def _channel_reduction(self) -> str | None:

@@ -82,6 +82,11 @@ class ScoreCAM(Explainer):
         Networks". <https://arxiv.org/abs/1910.01279>
     """
 
+    several_inputs_refusal = (
+        "it masks one input with the layer's upsampled activations; use GradCAM or "
+        "AblationCAM, whose maps fit the layer's input."
+    )
+
     mask_batch_size: int = attrs.field(default=16, kw_only=True, validator=positive_int)
     max_channels: int | None = attrs.field(
         default=None, kw_only=True, validator=attrs.validators.optional(positive_int)

@@ -11,23 +11,19 @@ rest once, inside the compiled step.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import attrs
 import numpy as np
 import tensorflow as tf
 
-from keras_explainable.base import Attribution, Explainer
-from keras_explainable.baselines import (
-    as_baseline,
-    baseline_images,
-    baseline_validator,
-    check_baseline,
-)
+from keras_explainable.base import Attribution
+from keras_explainable.baselines import as_baseline, baseline_images, baseline_validator
 from keras_explainable.errors import InputError
 from keras_explainable.exposure import Exposure
 from keras_explainable.noise import COALITION_ORDER, hashed_uniform, stream_key
-from keras_explainable.perturbation import evaluate_perturbations
+from keras_explainable.perturbation import InputPerturbation, evaluate_perturbations
 from keras_explainable.segments import (
     as_segments,
     check_grid,
@@ -80,7 +76,7 @@ def random_subsets(seed: int, draws: tf.Tensor, sizes: tf.Tensor, count: int) ->
 
 
 @attrs.define(eq=False)
-class SegmentSurrogate(Explainer):
+class SegmentSurrogate(InputPerturbation):
     """Base of the methods that fit a linear model over input segments (KernelSHAP, LIME).
 
     Subclasses implement `_coalitions` (which coalitions, with which
@@ -93,14 +89,16 @@ class SegmentSurrogate(Explainer):
         model: the model to explain: any model `explain` takes, a subclassed
             `keras.Model` or a plain callable `inputs -> outputs`.
         segments: the features: 'grid' (default; `grid` cells over 2-D images
-            or runs of positions over a sequence), 'slic' (SLIC superpixels of
-            each image, computed in the step with scikit-image: `pip install
-            'keras-explainable[segmentation]'`), an integer array of labels of
-            one input's spatial shape `(*spatial)` shared by every input, an
-            integer array `(N, *spatial)` of one segmentation per input (any
-            integers; each input's are renumbered), or a callable `inputs ->
-            (N, *spatial)` integer labels in `[0, num_segments)`, run inside
-            the compiled step (wrap a numpy segmenter in `tf.numpy_function`).
+            or runs of positions over a sequence, and, for a model with
+            several inputs, one segment per feature of a feature vector `(N,
+            D)`), 'slic' (SLIC superpixels of each image, computed in the step
+            with scikit-image: `pip install 'keras-explainable[segmentation]'`),
+            an integer array of labels of one input's spatial shape
+            `(*spatial)` shared by every input, an integer array `(N,
+            *spatial)` of one segmentation per input (any integers; each
+            input's are renumbered), or a callable `inputs -> (N, *spatial)`
+            integer labels in `[0, num_segments)`, run inside the compiled step
+            (wrap a numpy segmenter in `tf.numpy_function`).
         grid: the cells of `segments='grid'`: `(h, w)` over 2-D images,
             `(g,)` runs of positions over a sequence. Default None: (8, 8)
             over images, one cell per position (each token of a text model)
@@ -121,10 +119,14 @@ class SegmentSurrogate(Explainer):
             together (default 16); a pass holds `batch_size *
             sample_batch_size` inputs. Results do not depend on it.
         blur_sigma: standard deviation in pixels of the 'blur' baseline.
+        perturb_inputs: for a model with several inputs, the inputs whose
+            segments are switched (names or indices); default every input
+            the segments fit. Each input gets its own surrogate, its segments
+            switched with the other inputs kept as they are (see
+            `InputPerturbation`); `baseline` may then be a dict by input name.
         **kwargs: the `Explainer` options.
     """
 
-    needs_layer: ClassVar[bool] = False
     uses_baseline_scores: ClassVar[bool] = False
     """Whether `_solve` needs the scores of the baseline (all segments off)."""
 
@@ -192,17 +194,28 @@ class SegmentSurrogate(Explainer):
         """The number of segments `M`, the features of the linear model.
 
         With one segmentation per input, the most segments of an input; with
-        'slic', the most superpixels of an image.
+        'slic', the most superpixels of an image. For a model with several
+        inputs, that of an image input: a feature vector's segments are its
+        `D` features.
         """
-        if self._input_labels is not None:
+        return self._segment_count(False, None)
+
+    def _segment_count(self, vector: bool, spatial: Any) -> int:
+        """The number of segments of an input (a feature vector's: its features)."""
+        if self._input_labels is not None and not vector:
             return self._input_segment_count
         if isinstance(self.segments, np.ndarray):
             return int(self.segments.max()) + 1
         if callable(self.segments):
             return self.num_segments
+        if vector:
+            return int(spatial[0])
         if self.segments == "slic":
             return SLIC_SEGMENTS if self.num_segments is None else self.num_segments
         return int(np.prod(self._grid))
+
+    def _check_segment_count(self, count: int) -> None:  # noqa: B027 - optional hook
+        """Reject a number of segments the method cannot solve for (optional hook)."""
 
     def _prepare(self, exposure: Exposure) -> None:
         slic = isinstance(self.segments, str) and self.segments == "slic"
@@ -217,13 +230,12 @@ class SegmentSurrogate(Explainer):
             raise ValueError(f"num_segments must be at least 2; got {self.num_segments}.")
         if self.compactness is not None and not slic:
             raise ValueError("compactness= goes with segments='slic' only.")
-        check_baseline(self.baseline, exposure)
+        spatial = None if exposure.input_shape is None else exposure.input_shape[1:-1]
         self._grid = self.grid
         if self._grid is None:
-            spatial = () if exposure.input_shape is None else exposure.input_shape[1:-1]
-            self._grid = default_grid(spatial) if isinstance(self.segments, str) else (8, 8)
-        spatial = None if exposure.input_shape is None else exposure.input_shape[1:-1]
-        if isinstance(self.segments, np.ndarray):
+            image = exposure.several_inputs or not isinstance(self.segments, str)
+            self._grid = (8, 8) if image else default_grid(spatial or ())
+        if isinstance(self.segments, np.ndarray) and not exposure.several_inputs:
             # One more axis than an input's positions: one segmentation per input.
             # (A model of unknown input shape: arrays of 3 or more axes are.)
             rank = self.segments.ndim
@@ -231,22 +243,34 @@ class SegmentSurrogate(Explainer):
                 spatial is None and rank >= 3
             ):
                 self._input_labels, self._input_segment_count = per_input_labels(self.segments)
-        if spatial is not None:
-            self._check_spatial(spatial)
         if slic and spatial is not None and len(spatial) != 2:
             raise InputError(
                 f"segments='slic' segments 2-D images (N, H, W, C); the model's inputs have "
                 f"spatial shape {tuple(spatial)}."
             )
+        if not exposure.several_inputs:
+            self._check_segment_count(self.segment_count)
+        super()._prepare(exposure)
 
     def _sample_data(self) -> dict[str, np.ndarray]:
         if self._input_labels is None:
             return {}
         return {"segments": self._input_labels}
 
-    def _check_spatial(self, spatial: Any) -> None:
+    def _check_input(self, spatial: tuple, vector: bool) -> None:
+        self._check_spatial(spatial, vector)
+        self._check_segment_count(self._segment_count(vector, spatial))
+
+    def _check_spatial(self, spatial: Any, vector: bool = False) -> None:
         """Check the segments fit inputs of `spatial` shape (None: unknown size)."""
         spatial = tuple(spatial)
+        if vector and isinstance(self.segments, str):
+            if spatial[0] is None or spatial[0] < 2:
+                raise InputError(
+                    f"a feature vector of {spatial[0]} feature(s) has too few segments; "
+                    "it needs at least 2 features."
+                )
+            return
         if isinstance(self.segments, np.ndarray):
             shape = self.segments.shape
             if self._input_labels is not None:
@@ -265,10 +289,15 @@ class SegmentSurrogate(Explainer):
         elif isinstance(self.segments, str) and self.segments == "grid" and None not in spatial:
             grid_labels(spatial, self._grid)
 
-    def _masks(self, inputs: tf.Tensor, data: dict[str, tf.Tensor]) -> tf.Tensor:
+    def _masks(
+        self, inputs: tf.Tensor, data: dict[str, tf.Tensor], vector: bool = False
+    ) -> tf.Tensor:
         """`(n, *spatial, M)` one-hot segment masks, `n` 1 (shared) or N."""
-        count = self.segment_count
+        count = self._segment_count(vector, inputs.shape[1:-1])
         segments = self.segments
+        if vector and isinstance(segments, str):
+            # One segment per feature of a feature vector (N, D, 1).
+            return tf.eye(count, dtype=inputs.dtype)[None]
         if "segments" in data:
             return segment_masks(data["segments"], count, inputs.dtype)
         if isinstance(segments, str) and segments == "slic":
@@ -289,30 +318,39 @@ class SegmentSurrogate(Explainer):
                     f"of shape {tuple(inputs.shape)}; it must return (N, *spatial) labels."
                 )
             return segment_masks(labels, count, inputs.dtype)
-        self._check_spatial(inputs.shape[1:-1])
+        self._check_spatial(inputs.shape[1:-1], vector)
         if isinstance(segments, str):
             segments = grid_labels(inputs.shape[1:-1], self._grid)
         return segment_masks(tf.constant(segments[None]), count, inputs.dtype)
 
     # ------------------------------------------------------------------ step
-    def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
-        masks = self._masks(inputs, targets.data)
+    def _attribute_input(
+        self,
+        image: tf.Tensor,
+        inputs: Any,
+        copies_of: Callable[[tf.Tensor], Any],
+        baseline: Any,
+        vector: bool,
+        targets: Targets,
+    ) -> Attribution:
+        masks = self._masks(image, targets.data, vector)
+        segment_count = masks.shape[-1]
         _, outputs = self._forward(inputs)
         scores, explained = targets.select(outputs)
         targets = targets.fixed(outputs)
         baselines = baseline_images(
-            self.baseline, inputs, blur_sigma=self.blur_sigma, embedding=self.exposure.embedding
+            baseline, image, blur_sigma=self.blur_sigma, embedding=self.exposure.embedding
         )
-        coalitions, weights = self._coalitions(self.segment_count)
-        difference = inputs - baselines
+        coalitions, weights = self._coalitions(segment_count)
+        difference = image - baselines
         flat_masks = tf.reshape(masks, [tf.shape(masks)[0], -1, masks.shape[-1]])
 
         def perturb(indices: tf.Tensor) -> tf.Tensor:
             # (k,) coalitions -> (k, N, *shape): segments off show the baseline.
-            chosen = tf.cast(tf.gather(coalitions, indices), inputs.dtype)
+            chosen = tf.cast(tf.gather(coalitions, indices), image.dtype)
             keep = tf.einsum("npm,km->knp", flat_masks, chosen)
             keep = tf.reshape(keep, tf.concat([tf.shape(keep)[:2], tf.shape(masks)[1:-1]], 0))
-            return baselines[None] + keep[..., None] * difference[None]
+            return copies_of(baselines[None] + keep[..., None] * difference[None])
 
         def score(images: tf.Tensor, copies: int) -> tf.Tensor:
             _, copy_outputs = self._forward(images)
@@ -326,7 +364,9 @@ class SegmentSurrogate(Explainer):
         )  # (S, N, L)
         baseline_scores = None
         if self.uses_baseline_scores:
-            _, baseline_outputs = self._forward(baselines)
+            # The input at its baseline, the other inputs as they are.
+            at_baseline = tf.nest.map_structure(lambda part: part[0], copies_of(baselines[None]))
+            _, baseline_outputs = self._forward(at_baseline)
             baseline_scores, _ = targets.select(baseline_outputs)
             baseline_scores = tf.reshape(tf.cast(baseline_scores, tf.float64), [-1])
         values = self._solve(
@@ -336,6 +376,6 @@ class SegmentSurrogate(Explainer):
             tf.reshape(tf.cast(scores, tf.float64), [-1]),
             baseline_scores,
         )
-        values = tf.reshape(tf.transpose(values), [-1, count, self.segment_count])
+        values = tf.reshape(tf.transpose(values), [-1, count, segment_count])
         maps = paint_segments(masks, tf.cast(values, tf.float32))
         return Attribution(maps, scores, explained)

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_explainable.engine import ArrayWriter, StepCache, batch_indices, progress_bar, run_steps
-from keras_explainable.errors import InputError, TargetError
+from keras_explainable.errors import InputError, ModelStructureError, TargetError
 from keras_explainable.exposure import Exposure, expose
 from keras_explainable.metrics.batch import Batch
 from keras_explainable.metrics.job import Job, make_job
@@ -182,6 +182,11 @@ class Metric(abc.ABC):
             if known is model and known_output == output:
                 return exposure
         exposure = expose(model, needs_layer=False, output=output, logits=True)
+        if exposure.several_inputs:
+            raise ModelStructureError(
+                f"{type(self).__name__} perturbs one input by its maps; the model has several "
+                f"inputs {list(exposure.input_layout.names)}, which metrics do not take yet."
+            )
         self._exposures.append((model, output, exposure))
         return exposure
 
