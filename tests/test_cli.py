@@ -242,6 +242,14 @@ def test_perturbation_methods_take_their_main_option(capsys, work, small_model, 
     assert code == 0
     expected = ke.LIME(model, samples=40, grid=(2, 3), verbose=0).explain(x)
     np.testing.assert_allclose(np.load(out / "a_lime.npy"), expected.maps[0], atol=1e-5)
+    code, _, _ = call(capsys, *base, "--method", "kernelshap", "--samples", 40, "--superpixels", 6)
+    assert code == 0
+    expected = ke.KernelSHAP(model, samples=40, segments="slic", num_segments=6).explain(x)
+    np.testing.assert_allclose(np.load(out / "a_kernelshap.npy"), expected.maps[0], atol=1e-5)
+    code, _, err = call(
+        capsys, *base, "--method", "lime", "--grid", 2, 2, "--superpixels", 6, "--overwrite"
+    )
+    assert_one_error(code, err, r"--grid and --superpixels are two ways to segment")
     code, _, err = call(capsys, *base, "--method", "gradcam", "--masks", 30, "--overwrite")
     assert_one_error(code, err, r"--masks is an option of rise, not of gradcam")
     code, _, err = call(capsys, *base, "--method", "rise", "--grid", 2, 2, "--overwrite")

@@ -178,9 +178,11 @@ def test_smoothgrad_adds_noise_to_the_embeddings(ids):
     assert maps.shape == (len(ids), TOKENS, 1)
 
 
-def test_methods_that_need_images_refuse_text_models():
+def test_methods_that_need_images_refuse_text_models(ids):
     with pytest.raises(ke.ModelStructureError, match="text model"):
         ke.TTA(ke.GradCAM(_text_cnn()))
+    with pytest.raises(ke.ModelStructureError, match="a text model"):
+        ke.metrics.Deletion(steps=4)(ke.Saliency(_text_cnn()), ids)
 
 
 def test_token_baseline_is_checked():

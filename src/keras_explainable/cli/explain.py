@@ -135,6 +135,13 @@ def add_parser(commands: Any) -> None:
         metavar=("ROWS", "COLUMNS"),
         help="kernelshap, lime: the grid of segments (default: 8 8)",
     )
+    parser.add_argument(
+        "--superpixels",
+        type=positive,
+        metavar="N",
+        help="kernelshap, lime: segment each image into at most N SLIC superpixels "
+        "instead of a grid (needs scikit-image)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -265,7 +272,13 @@ def _method_options(args: argparse.Namespace) -> dict[str, Any]:
         "--masks": (("rise",), lambda n: {"masks": n}),
         "--samples": (("kernelshap", "lime"), lambda n: {"samples": n}),
         "--grid": (("kernelshap", "lime"), lambda grid: {"grid": tuple(grid)}),
+        "--superpixels": (
+            ("kernelshap", "lime"),
+            lambda n: {"segments": "slic", "num_segments": n, "grid": None},
+        ),
     }
+    if getattr(args, "grid", None) is not None and getattr(args, "superpixels", None) is not None:
+        raise CommandError("--grid and --superpixels are two ways to segment; give one.")
     options: dict[str, Any] = {}
     for flag, (methods, to_options) in flags.items():
         value = getattr(args, flag[2:], None)

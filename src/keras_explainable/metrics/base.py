@@ -187,6 +187,11 @@ class Metric(abc.ABC):
                 f"{type(self).__name__} perturbs one input by its maps; the model has several "
                 f"inputs {list(exposure.input_layout.names)}, which metrics do not take yet."
             )
+        if exposure.embedding is not None:
+            raise ModelStructureError(
+                f"{type(self).__name__} perturbs inputs by their maps; the model takes token "
+                "ids into an Embedding (a text model), which metrics do not take yet."
+            )
         self._exposures.append((model, output, exposure))
         return exposure
 
