@@ -397,3 +397,24 @@ def test_a_target_of_ones_own(image_model, images):
     expected = explainer.explain(images, lambda outputs: (outputs[:, 0] + outputs[:, 2]) / 2)
     np.testing.assert_allclose(result.maps, expected.maps, atol=1e-6)
     assert (result.targets == -1).all()
+
+
+def test_box_units_are_those_of_the_clean_input_whatever_the_method_perturbs():
+    """Perturbed copies match detections again; the recorded detection is the input's own."""
+    detector = make_detector("tuple")
+    boxes, scores = detector.predict(IMAGES, verbose=0)
+    target = ke.targets.Box(boxes[:, 3], scores[:, 3].argmax(-1), iou_threshold=0.9)
+    clean = ke.Saliency(detector).explain(IMAGES, target).targets
+    assert (clean >= 0).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ke.targets.NoDetectionWarning)
+        for explainer in (
+            ke.SmoothGrad(ke.Saliency(detector), samples=4, noise=0.3, seed=2),
+            ke.Occlusion(detector, window=4),
+            ke.KernelSHAP(detector, grid=(2, 2), samples=20),
+            ke.IntegratedGradients(detector, steps=4),
+        ):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ke.CompletenessWarning)
+                got = explainer.explain(IMAGES, target).targets
+            np.testing.assert_array_equal(got, clean, err_msg=explainer.method_name)

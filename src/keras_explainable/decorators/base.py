@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from keras_explainable.base import Attribution, Explainer
 from keras_explainable.exposure import Exposure
-from keras_explainable.targets import TOP, TargetPlan, Targets
+from keras_explainable.targets import OBJECT, TOP, TargetPlan, Targets
 from keras_explainable.validators import check_verbose, positive_int
 
 __all__ = ["Decorator"]
@@ -170,8 +170,11 @@ class Decorator(Explainer):
         return self.explainer.finish_maps(maps, spatial_size)
 
     def _fixed_targets(self, inputs: tf.Tensor, targets: Targets) -> Targets:
-        """Resolve top-class targets on the clean inputs (one forward pass)."""
-        if targets.kind != TOP:
+        """Resolve top-class targets (and a target object's units) on the clean inputs.
+
+        One forward pass, for those targets only.
+        """
+        if targets.kind not in (TOP, OBJECT):
             return targets
         _, outputs = self._forward(inputs)
         return targets.fixed(outputs)

@@ -26,6 +26,8 @@ TOP = "top"
 INDEX = "index"
 FUNCTION = "function"
 OBJECT = "object"
+#: The `Targets.data` entry of a target object's units fixed on the clean inputs.
+FIXED_UNITS = "fixed units"
 
 
 @attrs.frozen(eq=False)
@@ -73,6 +75,8 @@ class Targets:
                     f"{type(self.target).__name__}.scores must return (N, "
                     f"{self.target.count}) scores; got shape {tuple(scores.shape)}."
                 )
+            if FIXED_UNITS in self.data:
+                return scores, self.data[FIXED_UNITS]
             return scores, tf.cast(self.target.units(outputs, self.data), tf.int64)
         if self.kind == FUNCTION:
             scores = tf.convert_to_tensor(self.function(outputs))
@@ -115,11 +119,16 @@ class Targets:
         return attrs.evolve(self, indices=indices, data=data)
 
     def fixed(self, outputs: tf.Tensor) -> Targets:
-        """Resolve 'top' targets on these outputs.
+        """Resolve 'top' targets on these outputs; record a target object's units.
 
         Later passes on perturbed inputs (noise, augmentation) then explain
-        the same units.
+        the same units. A target object still computes its scores on each
+        pass (a `Box` matches the detections of each perturbed input), but
+        the units it reports are those of these (clean) outputs.
         """
+        if self.kind == OBJECT:
+            _, units = self.select(outputs)
+            return attrs.evolve(self, data={**self.data, FIXED_UNITS: units})
         if self.kind != TOP:
             return self
         _, indices = self.select(outputs)
