@@ -323,6 +323,9 @@ def test_box_without_a_matching_detection_warns_and_scores_zero():
 
 def test_detector_outputs_need_a_target_that_reads_them_all():
     detector = make_detector("dict")
+    # Chosen automatically, the layer feeds both outputs (the shared backbone's
+    # last spatial layer), not the box branch's reshape of rank 4.
+    assert ke.GradCAM(detector).layer_name.startswith("average_pooling2d")
     explainer = ke.GradCAM(detector, layer="features")
     with pytest.raises(ke.ModelStructureError, match=r"2 outputs \['boxes', 'classes'\]"):
         explainer.explain(IMAGES, 1)

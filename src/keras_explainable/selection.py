@@ -152,6 +152,11 @@ def _token_mixers(graph: ModelGraph, input_rank: int) -> dict[int, str]:
     return mixed
 
 
+def _feeds_every_output(graph: ModelGraph, outputs: Any, tensor: Any) -> bool:
+    """Whether every tensor of `outputs` (one, or a structure) is computed from `tensor`."""
+    return all(graph.depends_on(output, tensor) for output in keras.tree.flatten(outputs))
+
+
 def auto_layer(
     graph: ModelGraph,
     outputs: Any,
@@ -161,7 +166,9 @@ def auto_layer(
 ) -> ExplainedLayer:
     """The layer to explain when none is given.
 
-    Walking back from the output, the first layer that feeds the output and
+    Walking back from the output, the first layer that feeds the output (every
+    output, when all of a multi-output model's are explained: the shared
+    backbone of a detector's boxes and scores) and
     either keeps the input's spatial axes (a CNN's feature map), or outputs
     a token sequence that fits a patch grid and is read by a layer that may
     mix tokens (see `_token_mixers`). In a vision transformer that is the
@@ -178,13 +185,13 @@ def auto_layer(
             continue
         tensor = call.outputs[0]
         if has_spatial_axes(tensor, input_rank):
-            if graph.depends_on(outputs, tensor):
+            if _feeds_every_output(graph, outputs, tensor):
                 return ExplainedLayer(call, tensor)
             continue
         if id(tensor) not in mixed and fallback is not None:
             continue
         grid = _token_grid(tensor, input_shape, token_grid, skip_tokens)
-        if grid is None or not graph.depends_on(outputs, tensor):
+        if grid is None or not _feeds_every_output(graph, outputs, tensor):
             continue
         if id(tensor) in mixed:
             return ExplainedLayer(call, tensor, grid, mixed[id(tensor)])
