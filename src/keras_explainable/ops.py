@@ -16,6 +16,7 @@ import tensorflow as tf
 
 __all__ = [
     "CHANNEL_REDUCTIONS",
+    "gradient_reduction",
     "gaussian_blur",
     "normalize_maps",
     "reduce_channels",
@@ -159,6 +160,17 @@ def gaussian_blur(images: tf.Tensor, sigma: float) -> tf.Tensor:
 
 #: The names `reduce_channels` takes (and None, which keeps the channels).
 CHANNEL_REDUCTIONS = ("sum", "mean", "max", "l2")
+
+
+def gradient_reduction(reduction: str | None, on_embeddings: bool) -> str | None:
+    """A gradient method's channel reduction, with 'auto' resolved.
+
+    'auto' is 'max' over an image's channels (Simonyan et al.) and 'l2' over
+    a text model's embedding axis (the gradient's norm per token).
+    """
+    if reduction != "auto":
+        return reduction
+    return "l2" if on_embeddings else "max"
 
 
 def reduce_channels(values: tf.Tensor, reduction: str | None) -> tf.Tensor:

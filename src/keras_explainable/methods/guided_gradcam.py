@@ -48,8 +48,9 @@ class GuidedGradCAM(GradCAM):
         layer: the layer to explain; default the last layer whose output keeps
             the input's spatial dimensions.
         channel_reduction: how to reduce the guided gradient's input channels:
-            'max' (default), 'mean', 'sum' or 'l2'; None keeps one map per
-            channel, `G_c * up(L)`, maps `(N, *spatial, C, L)`.
+            'auto' (default: 'max', or 'l2' over a text model's embeddings),
+            'max', 'mean', 'sum' or 'l2'; None keeps one map per channel,
+            `G_c * up(L)`, maps `(N, *spatial, C, L)`.
         absolute: take the absolute value of the guided gradient before
             reducing (default True): the map is then non-negative. With False
             and 'sum' or 'mean' it is signed.
@@ -66,7 +67,7 @@ class GuidedGradCAM(GradCAM):
             does not feed the output.
         ModelStructureError: the model is subclassed (pass a `SplitModel`),
             or a layer with a fused ReLU cannot be rebuilt without it.
-        ValueError: `channel_reduction` is not 'max', 'mean', 'sum', 'l2' or None.
+        ValueError: `channel_reduction` is not 'auto', 'max', 'mean', 'sum', 'l2' or None.
 
     Example:
         >>> expl = ke.GuidedGradCAM(model, layer="conv5_block3_out").explain(x, y)
@@ -85,9 +86,11 @@ class GuidedGradCAM(GradCAM):
     )
 
     channel_reduction: str | None = attrs.field(
-        default="max",
+        default="auto",
         kw_only=True,
-        validator=attrs.validators.optional(attrs.validators.in_(ops.CHANNEL_REDUCTIONS)),
+        validator=attrs.validators.optional(
+            attrs.validators.in_(("auto", *ops.CHANNEL_REDUCTIONS))
+        ),
     )
     absolute: bool = attrs.field(
         default=True, kw_only=True, validator=attrs.validators.instance_of(bool)
@@ -110,9 +113,12 @@ class GuidedGradCAM(GradCAM):
             for axis, length in enumerate(inputs.shape[1:-1], start=1)
         ]
         cam = ops.resize_maps(cam, size)
-        guided = ops.gradient_maps(
-            self._gradients(scores, inputs, "the input"), self.channel_reduction, self.absolute
+        reduction = ops.gradient_reduction(
+            self.channel_reduction, self.exposure.embedding is not None
         )
-        if self.channel_reduction is None:
+        guided = ops.gradient_maps(
+            self._gradients(scores, inputs, "the input"), reduction, self.absolute
+        )
+        if reduction is None:
             cam = cam[..., None, :]  # the same located weight for every channel
         return Attribution(cam * tf.cast(guided, tf.float32), scores, indices)

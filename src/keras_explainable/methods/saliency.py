@@ -85,7 +85,5 @@ class Saliency(Explainer):
         return result.attribution(maps)
 
     def _channel_reduction(self) -> str | None:
-        """The `channel_reduction` to use: with 'auto', 'l2' on text, else 'max'."""
-        if self.channel_reduction != "auto":
-            return self.channel_reduction
-        return "l2" if self.exposure.embedding is not None else "max"
+        """The `channel_reduction` to use ('auto' resolved for this model)."""
+        return ops.gradient_reduction(self.channel_reduction, self.exposure.embedding is not None)
