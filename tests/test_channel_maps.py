@@ -195,3 +195,18 @@ def test_reduce_channels_with_none_keeps_the_values():
     assert ops.reduce_channels(values, None) is values
     with pytest.raises(ValueError, match="or None"):
         ops.reduce_channels(values, "median")
+
+
+def test_metrics_refuse_an_explainer_of_per_channel_maps_before_any_work():
+    inputs = keras.Input((16, 3))
+    hidden = keras.layers.Conv1D(4, 3, padding="same", activation="relu")(inputs)
+    model = keras.Model(
+        inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling1D()(hidden))
+    )
+    x = np.random.default_rng(0).normal(size=(4, 16, 3)).astype("float32")
+    for explainer in (
+        ke.Saliency(model, channel_reduction=None),
+        ke.SmoothGrad(ke.InputXGradient(model, channel_reduction=None), samples=2),
+    ):
+        with pytest.raises(ValueError, match="channel_reduction=None gives one map per channel"):
+            ke.metrics.Deletion(steps=4)(explainer, x)

@@ -209,6 +209,15 @@ def make_job(
         )
     if output is not None and model is None:
         raise TypeError("output= selects an output of model=; pass model= too.")
+    wrapped = explainer
+    while wrapped is not None:
+        if getattr(wrapped, "channel_reduction", "") is None:
+            raise ValueError(
+                f"{name} scores one map per position; {wrapped.method_name} with "
+                "channel_reduction=None gives one map per channel. Choose a reduction "
+                "(for example 'sum') for metrics."
+            )
+        wrapped = getattr(wrapped, "explainer", None)
 
     exposure = None
     if metric.needs_model:
