@@ -421,3 +421,25 @@ def test_box_units_are_those_of_the_clean_input_whatever_the_method_perturbs():
                 warnings.simplefilter("ignore", ke.CompletenessWarning)
                 got = explainer.explain(IMAGES, target).targets
             np.testing.assert_array_equal(got, clean, err_msg=explainer.method_name)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda model, **kw: ke.ScoreCAM(model, layer="features", **kw),
+        lambda model, **kw: ke.RISE(model, masks=40, cell_size=4, seed=3, **kw),
+    ],
+    ids=["ScoreCAM", "RISE"],
+)
+def test_probability_scoring_methods_score_a_regression_on_its_values(build):
+    """A softmax of one regression output is 1 whatever the input: the values are scored."""
+    inputs = keras.Input((8, 8, 3))
+    features = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="features")(inputs)
+    value = keras.layers.Dense(1)(keras.layers.GlobalAveragePooling2D()(features))
+    model = fix_weights(keras.Model(inputs, value), seed=12)
+    result = build(model, postprocess=None).explain(IMAGES, ke.targets.Regression())
+    on_values = build(model, postprocess=None, use_probabilities=False).explain(
+        IMAGES, ke.targets.Regression()
+    )
+    np.testing.assert_allclose(result.maps, on_values.maps, atol=1e-6)
+    assert (result.maps.reshape(5, -1).std(axis=1) > 1e-3).all()

@@ -216,9 +216,11 @@ class RISE(InputPerturbation):
     )
     blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=positive_number)
 
-    def _confidence(self, outputs: tf.Tensor) -> tf.Tensor:
-        # With logits=False the outputs are the model's own probabilities.
-        return self.exposure.confidence(outputs, self.use_probabilities and self.logits)
+    def _confidence(self, outputs: tf.Tensor, targets: Targets) -> tf.Tensor:
+        # With logits=False the outputs are the model's own probabilities; a
+        # target of values that are not class scores (a regression) reads them as they are.
+        probabilities = self.use_probabilities and self.logits and targets.reads_probabilities
+        return self.exposure.confidence(outputs, probabilities)
 
     def _attribute_input(
         self,
@@ -256,7 +258,9 @@ class RISE(InputPerturbation):
 
         def score(images: tf.Tensor, copies: int) -> tf.Tensor:
             _, masked_outputs = self._forward(images)
-            masked_scores, _ = targets.tiled(copies).select(self._confidence(masked_outputs))
+            masked_scores, _ = targets.tiled(copies).select(
+                self._confidence(masked_outputs, targets)
+            )
             return masked_scores
 
         weights = evaluate_perturbations(masked, score, self.masks, chunk, [count])  # (P, N, L)

@@ -101,10 +101,12 @@ class ScoreCAM(Explainer):
         default=False, kw_only=True, validator=attrs.validators.instance_of(bool)
     )
 
-    def _confidence(self, outputs: tf.Tensor) -> tf.Tensor:
+    def _confidence(self, outputs: tf.Tensor, targets: Targets) -> tf.Tensor:
         """Turn outputs into what the masked inputs are scored on."""
-        # With logits=False the outputs are the model's own probabilities.
-        return self.exposure.confidence(outputs, self.use_probabilities and self.logits)
+        # With logits=False the outputs are the model's own probabilities; a
+        # target of values that are not class scores (a regression) reads them as they are.
+        probabilities = self.use_probabilities and self.logits and targets.reads_probabilities
+        return self.exposure.confidence(outputs, probabilities)
 
     def _channel_scores(
         self, inputs: tf.Tensor, features: tf.Tensor, targets: Targets, count: int
@@ -126,7 +128,7 @@ class ScoreCAM(Explainer):
 
         def score(images: tf.Tensor, copies: int) -> tf.Tensor:
             _, outputs = self._forward(images)
-            scores, _ = targets.tiled(copies).select(self._confidence(outputs))
+            scores, _ = targets.tiled(copies).select(self._confidence(outputs, targets))
             return scores
 
         channels = features.shape[-1]
@@ -156,7 +158,7 @@ class ScoreCAM(Explainer):
         weights = self._channel_scores(inputs, features, targets, scores.shape[1])
         if self.baseline:
             _, baseline_outputs = self._forward(tf.zeros_like(inputs))
-            baseline_scores, _ = targets.select(self._confidence(baseline_outputs))
+            baseline_scores, _ = targets.select(self._confidence(baseline_outputs, targets))
             weights = weights - baseline_scores[..., None]
         if self.normalize_weights:
             weights = tf.nn.softmax(weights, axis=-1)

@@ -60,6 +60,11 @@ class Targets:
     data: dict = attrs.field(factory=dict)
     outputs_view: Callable | None = None
 
+    @property
+    def reads_probabilities(self) -> bool:
+        """Whether methods may score these targets on probabilities (see `Target`)."""
+        return self.target is None or self.target.reads_probabilities
+
     def select(self, outputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Return the explained scores `(N, L)` and unit indices `(N, L)`.
 

@@ -96,6 +96,11 @@ class Target(abc.ABC):
     """Whether the target reads a multi-output model's whole output structure
     (a detector's boxes and scores) rather than one chosen output."""
 
+    reads_probabilities: ClassVar[bool] = True
+    """Whether methods that score probabilities (Score-CAM) may give the
+    target the softmax (or sigmoid) of the outputs; False for outputs that
+    are not class scores (a regression's values)."""
+
     @property
     def count(self) -> int:
         """L: the number of scores per sample (maps get L channels)."""
@@ -178,7 +183,8 @@ class Regression(Target):
     `sign * outputs[:, 0]` for `(N,)`): the evidence for a larger value with
     `sign=+1`, for a smaller one with `sign=-1`. A final sigmoid (a bounded
     regression) is stripped like a classifier's (`logits=True`); it is
-    monotonic, so the evidence points the same way.
+    monotonic, so the evidence points the same way. Methods that score
+    probabilities of classes (Score-CAM) score the values themselves.
 
     Args:
         index: which output unit (default 0).
@@ -192,6 +198,8 @@ class Regression(Target):
         >>> ke.Saliency(price_model).explain(houses, ke.targets.Regression())
         >>> ke.GradCAM(age_model).explain(faces, ke.targets.Regression(sign=-1))
     """
+
+    reads_probabilities: ClassVar[bool] = False
 
     index: int
     sign: int
