@@ -443,3 +443,21 @@ def test_probability_scoring_methods_score_a_regression_on_its_values(build):
     )
     np.testing.assert_allclose(result.maps, on_values.maps, atol=1e-6)
     assert (result.maps.reshape(5, -1).std(axis=1) > 1e-3).all()
+
+
+def test_a_single_logit_is_scored_by_its_sigmoid():
+    """Score-CAM and RISE on a binary classifier of one logit equal the same with a sigmoid."""
+    inputs = keras.Input((8, 8, 3))
+    features = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="features")(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(features)
+    logit = keras.layers.Dense(1, name="logit")
+    logits_model = fix_weights(keras.Model(inputs, logit(pooled)), seed=13)
+    sigmoid_model = keras.Model(inputs, keras.layers.Activation("sigmoid")(logit(pooled)))
+    for build in (
+        lambda model: ke.ScoreCAM(model, layer="features", postprocess=None),
+        lambda model: ke.RISE(model, masks=40, cell_size=4, seed=3, postprocess=None),
+    ):
+        on_logit = build(logits_model).explain(IMAGES, 0)
+        on_sigmoid = build(sigmoid_model).explain(IMAGES, 0)
+        np.testing.assert_allclose(on_logit.maps, on_sigmoid.maps, atol=1e-6)
+        assert (on_logit.maps.reshape(5, -1).std(axis=1) > 1e-6).all()

@@ -276,9 +276,10 @@ class Exposure:
         Args:
             outputs: `(N, K)` explained outputs, as the exposure returns them.
             probabilities: turn logits into probabilities (default True): the
-                sigmoid when the model's output ends in a sigmoid, else the
-                softmax (a model that ends in neither is taken to output
-                logits). False returns the outputs as they are.
+                sigmoid when the model's output ends in a sigmoid or has a
+                single unit, else the softmax (a model that ends in neither
+                is taken to output logits). False returns the outputs as they
+                are.
 
         Returns:
             float32 `(N, K)` probabilities (or the outputs).
@@ -293,7 +294,8 @@ class Exposure:
         outputs = tf.cast(outputs, tf.float32)
         if not probabilities:
             return outputs
-        if self.stripped_activation == "sigmoid":
+        # One logit is a binary classifier's: a softmax of it would be 1 always.
+        if self.stripped_activation == "sigmoid" or outputs.shape[-1] == 1:
             return tf.sigmoid(outputs)
         return tf.nn.softmax(outputs, axis=-1)
 
