@@ -110,16 +110,20 @@ def test_target_objects_equal_the_forms_they_stand_for(image_model, images, name
         with pytest.raises(TypeError, match="cannot take Regression"):
             explainer.explain(images, ke.targets.Regression(2))
         return
-    for target in (ke.targets.Class(labels), ke.targets.Regression(2)):
-        expected = (
-            by_index if isinstance(target, ke.targets.Class) else explainer.explain(images, 2)
-        )
+    # Score-CAM and RISE score classes by probability, but a regression's values
+    # as they are: its reference is the method scoring the outputs themselves.
+    on_values = {"use_probabilities": False} if name in ("ScoreCAM", "RISE") else {}
+    values_explainer = BUILDERS[name](model, batch_size=3, **on_values)
+    for target, expected in (
+        (ke.targets.Class(labels), by_index),
+        (ke.targets.Regression(2), values_explainer.explain(images, 2)),
+    ):
         result = explainer.explain(images, target)
         np.testing.assert_allclose(result.maps, expected.maps, atol=1e-6)
         np.testing.assert_allclose(result.scores, expected.scores, rtol=1e-6, atol=1e-7)
         np.testing.assert_array_equal(result.targets, expected.targets)
     decrease = explainer.explain(images, ke.targets.Regression(1, sign=-1))
-    negated = explainer.explain(images, lambda outputs: -outputs[:, 1])
+    negated = values_explainer.explain(images, lambda outputs: -outputs[:, 1])
     np.testing.assert_allclose(decrease.maps, negated.maps, atol=1e-6)
     np.testing.assert_allclose(decrease.scores, negated.scores, rtol=1e-6, atol=1e-7)
 
