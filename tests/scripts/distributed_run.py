@@ -287,11 +287,40 @@ def metrics() -> None:
         check(f"{type(metric).__name__} / demo / GradCAM / {EMPTY_SLICE} samples", compare)
 
 
+def task_targets() -> None:
+    """Segmentation masks and detection boxes, one per sample, on the test_targets models."""
+    import test_targets  # the segmenter and detector of tests/test_targets.py
+
+    images = test_targets.IMAGES  # 5 samples: batches of 4 and 1, a replica without samples
+    masks = ke.targets.Segmentation(test_targets.MASKS, test_targets.CLASSES)
+    detector = test_targets.make_detector("dict")
+    found = detector.predict(images, verbose=0)
+    boxes = ke.targets.Box(found["boxes"][:, 0], found["classes"][:, 0].argmax(-1))
+    cases = (
+        (
+            "Segmentation / GradCAM",
+            test_targets.SEGMENTER,
+            masks,
+            ke.GradCAM,
+            {"layer": "features"},
+        ),
+        ("Box / GradCAM", detector, boxes, ke.GradCAM, {"layer": "features"}),
+        ("Box / Occlusion", detector, boxes, ke.Occlusion, {"window": 4}),
+    )
+    for name, model, target, method, options in cases:
+        options = {**options, "batch_size": BATCH_SIZE, "verbose": 0}
+        expected = method(model, **options).explain(images, target)
+        distributed = method(model, strategy=strategy, **options)
+        case = f"{name} / array / {len(images)} samples"
+        check(case, explain_case, case, distributed, (images, target), expected, None)
+
+
 started = time.perf_counter()
 if mode == "mirrored":
     os.makedirs(out, exist_ok=True)
     cases = matrix(MODELS, EXPLAINERS)
     timed("target and input forms", target_and_input_forms)
+    timed("task targets", task_targets)
     timed("explain_to_disk", resumed_to_disk)
     timed("metrics", metrics)
     report = {
