@@ -461,3 +461,30 @@ def test_a_single_logit_is_scored_by_its_sigmoid():
         on_sigmoid = build(sigmoid_model).explain(IMAGES, 0)
         np.testing.assert_allclose(on_logit.maps, on_sigmoid.maps, atol=1e-6)
         assert (on_logit.maps.reshape(5, -1).std(axis=1) > 1e-6).all()
+
+
+def test_metrics_take_target_objects_with_per_sample_data():
+    """Deletion on Segmentation masks, batched, equals each image alone with its mask."""
+    explainer = ke.GradCAM(SEGMENTER, layer="features")
+    deletion = ke.metrics.Deletion(steps=6, batch_size=2, verbose=0)
+    target = ke.targets.Segmentation(MASKS, CLASSES)
+    batched = deletion(explainer, IMAGES, target).values
+    alone = [
+        deletion(explainer, IMAGES[i : i + 1], ke.targets.Segmentation(MASKS[i], CLASSES[i])).values
+        for i in range(5)
+    ]
+    np.testing.assert_allclose(batched, np.concatenate(alone), rtol=1e-5, atol=1e-6)
+    # Ready-made maps with model=: the same scores.
+    maps = explainer.explain(IMAGES, target)
+    from_maps = deletion(maps, IMAGES, target, model=SEGMENTER).values
+    np.testing.assert_allclose(from_maps, batched, rtol=1e-5, atol=1e-6)
+
+
+def test_metrics_score_a_regression_on_its_values():
+    model = make_regressor()
+    explainer = ke.Saliency(model)
+    deletion = ke.metrics.Deletion(steps=6, verbose=0)
+    by_target = deletion(explainer, IMAGES, ke.targets.Regression(1, sign=-1)).values
+    on_values = ke.metrics.Deletion(steps=6, verbose=0, use_probabilities=False)
+    by_callable = on_values(ke.Saliency(model), IMAGES, lambda outputs: -outputs[:, 1]).values
+    np.testing.assert_allclose(by_target, by_callable, rtol=1e-5, atol=1e-6)

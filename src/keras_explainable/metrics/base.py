@@ -33,7 +33,10 @@ from keras_explainable.metrics.truth import single_map
 from keras_explainable.targets import (
     FUNCTION,
     INDEX,
+    OBJECT,
     TOP,
+    Class,
+    Target,
     Targets,
 )
 from keras_explainable.validators import check_verbose, positive_int
@@ -244,7 +247,7 @@ class Metric(abc.ABC):
                         f"masks' {job.masks.shape[1:]}; explain with resize=True."
                     )
                 if self.needs_model:
-                    kind = job.plan.kind if job.plan.kind == FUNCTION else INDEX
+                    kind = job.plan.kind if job.plan.kind in (FUNCTION, OBJECT) else INDEX
                     indices = explanation.targets
             else:
                 maps = job.maps[start:stop]
@@ -260,6 +263,8 @@ class Metric(abc.ABC):
                         f"{self.name} scores one target per sample; got {indices.shape[1]}."
                     )
                 feed["indices"] = np.asarray(indices, np.int64)
+            if kind == OBJECT:
+                feed["data"] = job.plan.batch_data(start, stop)
             if self.needs_inputs:
                 feed["inputs"] = x_batch
             if job.masks is not None:
@@ -269,18 +274,20 @@ class Metric(abc.ABC):
 
     def _step(self, feed: dict, kind: str | None, function: Any, job: Job) -> Callable:
         """Return the compiled step for this feed signature and target form."""
+
+        def spec_of(value: Any) -> tf.TensorSpec:
+            return tf.TensorSpec((None, *value.shape[1:]), tf.as_dtype(value.dtype))
+
         specs = {
             name: job.source.spec
             if name == "inputs"
-            else tf.TensorSpec((None, *value.shape[1:]), tf.as_dtype(value.dtype))
+            else tf.nest.map_structure(spec_of, value)
+            if name == "data"
+            else spec_of(value)
             for name, value in feed.items()
         }
-        key = (
-            tuple((name, tuple(spec.shape), spec.dtype) for name, spec in specs.items()),
-            kind,
-            id(function),
-            id(job.exposure),
-        )
+        target = None if job.plan is None else job.plan.target
+        key = (repr(specs), kind, id(function), id(target), id(job.exposure))
 
         def build() -> Callable:
             scorer = None if job.exposure is None else self._scorer(job.exposure)
@@ -293,7 +300,13 @@ class Metric(abc.ABC):
                     finite = tf.reduce_all(tf.math.is_finite(inputs))
                 targets = None
                 if kind is not None:
-                    targets = Targets(kind, indices=feed.get("indices"), function=function)
+                    targets = Targets(
+                        kind,
+                        indices=feed.get("indices"),
+                        function=function,
+                        target=target,
+                        data=dict(feed.get("data", {})),
+                    )
                     if kind == TOP:
                         targets = targets.fixed(scorer.outputs(inputs))
                 batch = Batch(
@@ -328,7 +341,10 @@ class _Scorer:
 
     def score(self, images: tf.Tensor, targets: Targets) -> tf.Tensor:
         """`(m,)` score of each image on its target."""
-        scores, _ = targets.select(self.outputs(images))
+        # A target of values that are not class scores (a regression) reads them as they are.
+        _, outputs = self.exposure(tf.cast(images, self.exposure.compute_dtype))
+        probabilities = self.use_probabilities and targets.reads_probabilities
+        scores, _ = targets.select(self.exposure.confidence(outputs, probabilities))
         if scores.shape[1] != 1:
             raise TargetError(
                 f"Metrics score one target per sample; the target callable returned "
@@ -383,6 +399,10 @@ def _batch_y(y: Any, start: int, stop: int, y_batch: Any) -> Any:
     """Return the targets of samples `start:stop`, to explain one batch."""
     if y_batch is not None:
         return y_batch
+    if isinstance(y, Class):
+        y = y.index
+    if isinstance(y, Target):
+        return y.rows(start, stop)
     if y is None or callable(y) or isinstance(y, (int, np.integer)):
         return y
     y = y.numpy() if isinstance(y, tf.Tensor) else np.asarray(y)

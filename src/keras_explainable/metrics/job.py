@@ -123,23 +123,26 @@ def score_targets(
         TargetError: targets that do not fit, or more than one per sample.
         TypeError: targets the explainer cannot take.
     """
-    if isinstance(y, Target):
-        raise TypeError(
-            f"{metric_name} scores unit targets or a callable of the outputs; target "
-            f"objects such as {type(y).__name__} are not supported by metrics yet. Pass "
-            "a callable computing the same score instead."
-        )
     if explanation is not None:
+        if isinstance(y, Target):
+            return plan_targets(
+                y,
+                len(explanation.scores),
+                reference.output_units,
+                reference.output_shape,
+                reference.output_names if reference.all_outputs else None,
+            )
         if callable(y):
             return TargetPlan(FUNCTION, count=None, function=y)
         if y is not None:
             raise TargetError(
                 "An Explanation records its targets; pass y only as the target "
-                "callable it was made with."
+                "callable or target object it was made with."
             )
         if (explanation.targets < 0).any():
             raise TargetError(
-                "This Explanation was made with a target callable; pass that callable again as y."
+                "This Explanation was made with a target callable or target object; pass it "
+                "again as y."
             )
         indices = as_index_array(explanation.targets, None, reference.output_units)
         return TargetPlan(INDEX, indices=indices, count=1)

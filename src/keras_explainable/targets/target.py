@@ -21,7 +21,15 @@ import tensorflow as tf
 
 from keras_explainable.errors import TargetError
 
-__all__ = ["Class", "Regression", "Target", "batch_size", "describe_outputs", "per_sample_ints"]
+__all__ = [
+    "Class",
+    "Regression",
+    "Target",
+    "TargetRows",
+    "batch_size",
+    "describe_outputs",
+    "per_sample_ints",
+]
 
 
 def describe_outputs(outputs: Any) -> str:
@@ -143,12 +151,58 @@ class Target(abc.ABC):
     def finished(self, units: np.ndarray) -> None:  # noqa: B027 - optional hook
         """Look at the recorded units `(N, L)` after a run (to warn, say)."""
 
+    def rows(self, start: int, stop: int) -> Target:
+        """The same target for samples `start:stop` only (its per-sample rows cut).
+
+        Code that explains a dataset piece by piece (the metrics) explains
+        each piece with its rows. The whole target is checked first: `check`
+        on the rows skips the counts.
+        """
+        return TargetRows(self, start, stop)
+
     def _check_count(self, rows: np.ndarray, count: int | None, name: str) -> None:
         if count is not None and rows.shape[0] != count:
             raise TargetError(
                 f"{type(self).__name__} got {rows.shape[0]} {name} for {count} inputs; "
                 f"give one per input, or one for all."
             )
+
+
+class TargetRows(Target):
+    """A target restricted to samples `start:stop` (see `Target.rows`)."""
+
+    def __init__(self, whole: Target, start: int, stop: int) -> None:
+        """Cut `whole`'s per-sample rows to `start:stop`."""
+        self.whole, self.start, self.stop = whole, start, stop
+        self.reads_all_outputs = whole.reads_all_outputs
+        self.reads_probabilities = whole.reads_probabilities
+
+    @property
+    def count(self) -> int:
+        """The whole target's L."""
+        return self.whole.count
+
+    def sample_data(self) -> dict[str, np.ndarray]:
+        """The whole target's per-sample arrays, rows `start:stop`."""
+        return {
+            name: array[self.start : self.stop] for name, array in self.whole.sample_data().items()
+        }
+
+    def check(self, outputs: Any, count: int | None) -> None:
+        """The whole target's check, without its counts (checked on the whole)."""
+        self.whole.check(outputs, None)
+
+    def scores(self, outputs: Any, data: dict[str, tf.Tensor]) -> tf.Tensor:
+        """The whole target's scores."""
+        return self.whole.scores(outputs, data)
+
+    def units(self, outputs: Any, data: dict[str, tf.Tensor]) -> tf.Tensor:
+        """The whole target's units."""
+        return self.whole.units(outputs, data)
+
+    def finished(self, units: np.ndarray) -> None:
+        """The whole target's look at the units."""
+        self.whole.finished(units)
 
 
 @attrs.frozen(init=False)
