@@ -86,8 +86,8 @@ class Target(abc.ABC):
     per-sample arrays it needs batch by batch (`sample_data`), how to check
     the model's outputs before any work (`check`), and how to compute the
     scores inside the compiled step (`scores`, `units`). Every method and
-    decorator takes target objects, and so do `explain_to_disk` and
-    distributed runs: the per-sample arrays are sliced with the inputs.
+    decorator takes target objects, and so do `explain_to_disk`, distributed
+    runs and the metrics: the per-sample arrays are sliced with the inputs.
 
     Example:
         A target of your own: the mean of outputs `a` and `b`.
