@@ -270,7 +270,9 @@ class Exposure:
             return tf.float32
         return tf.as_dtype(dtype)
 
-    def confidence(self, outputs: tf.Tensor, probabilities: bool = True) -> tf.Tensor:
+    def confidence(
+        self, outputs: tf.Tensor, probabilities: bool = True, targets: Any = None
+    ) -> tf.Tensor:
         """The explained outputs as float32 probabilities (or logits).
 
         Args:
@@ -280,6 +282,9 @@ class Exposure:
                 single unit, else the softmax (a model that ends in neither
                 is taken to output logits). False returns the outputs as they
                 are.
+            targets: the `Targets` the outputs are read for, or None. A
+                target of values that are not class scores (a `Regression`)
+                reads the outputs as they are, whatever `probabilities` says.
 
         Returns:
             float32 `(N, K)` probabilities (or the outputs).
@@ -292,7 +297,7 @@ class Exposure:
             # A structure (a detector's boxes and scores) is read as it is.
             return keras.tree.map_structure(lambda value: tf.cast(value, tf.float32), outputs)
         outputs = tf.cast(outputs, tf.float32)
-        if not probabilities:
+        if not probabilities or (targets is not None and not targets.reads_probabilities):
             return outputs
         # One logit is a binary classifier's: a softmax of it would be 1 always.
         if self.stripped_activation == "sigmoid" or outputs.shape[-1] == 1:

@@ -217,10 +217,8 @@ class RISE(InputPerturbation):
     blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=positive_number)
 
     def _confidence(self, outputs: tf.Tensor, targets: Targets) -> tf.Tensor:
-        # With logits=False the outputs are the model's own probabilities; a
-        # target of values that are not class scores (a regression) reads them as they are.
-        probabilities = self.use_probabilities and self.logits and targets.reads_probabilities
-        return self.exposure.confidence(outputs, probabilities)
+        # With logits=False the outputs are the model's own probabilities.
+        return self.exposure.confidence(outputs, self.use_probabilities and self.logits, targets)
 
     def _attribute_input(
         self,

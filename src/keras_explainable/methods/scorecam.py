@@ -103,10 +103,8 @@ class ScoreCAM(Explainer):
 
     def _confidence(self, outputs: tf.Tensor, targets: Targets) -> tf.Tensor:
         """Turn outputs into what the masked inputs are scored on."""
-        # With logits=False the outputs are the model's own probabilities; a
-        # target of values that are not class scores (a regression) reads them as they are.
-        probabilities = self.use_probabilities and self.logits and targets.reads_probabilities
-        return self.exposure.confidence(outputs, probabilities)
+        # With logits=False the outputs are the model's own probabilities.
+        return self.exposure.confidence(outputs, self.use_probabilities and self.logits, targets)
 
     def _channel_scores(
         self, inputs: tf.Tensor, features: tf.Tensor, targets: Targets, count: int

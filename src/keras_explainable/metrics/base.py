@@ -334,17 +334,14 @@ class _Scorer:
     exposure: Exposure
     use_probabilities: bool
 
-    def outputs(self, images: tf.Tensor) -> tf.Tensor:
-        """`(m, K)` float32 probabilities (or logits) of `images`."""
+    def outputs(self, images: tf.Tensor, targets: Targets | None = None) -> tf.Tensor:
+        """`(m, K)` float32 probabilities (or logits) of `images`, as `targets` read them."""
         _, outputs = self.exposure(tf.cast(images, self.exposure.compute_dtype))
-        return self.exposure.confidence(outputs, self.use_probabilities)
+        return self.exposure.confidence(outputs, self.use_probabilities, targets)
 
     def score(self, images: tf.Tensor, targets: Targets) -> tf.Tensor:
         """`(m,)` score of each image on its target."""
-        # A target of values that are not class scores (a regression) reads them as they are.
-        _, outputs = self.exposure(tf.cast(images, self.exposure.compute_dtype))
-        probabilities = self.use_probabilities and targets.reads_probabilities
-        scores, _ = targets.select(self.exposure.confidence(outputs, probabilities))
+        scores, _ = targets.select(self.outputs(images, targets))
         if scores.shape[1] != 1:
             raise TargetError(
                 f"Metrics score one target per sample; the target callable returned "
