@@ -196,11 +196,16 @@ class Box(Target):
 
     def scores(self, outputs: Any, data: dict[str, tf.Tensor]) -> tf.Tensor:
         """`(n, 1)` scores of a batch (see `Target.scores`)."""
-        return self._match(outputs, data)[0][:, None]
+        return self.select(outputs, data)[0]
 
     def units(self, outputs: Any, data: dict[str, tf.Tensor]) -> tf.Tensor:
         """`(n, 1)` units of the scores (see `Target.units`)."""
-        return tf.cast(self._match(outputs, data)[1], tf.int64)[:, None]
+        return self.select(outputs, data)[1]
+
+    def select(self, outputs: Any, data: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        """The matched detections' scores and indices, matched once (see `Target.select`)."""
+        scores, indices = self._match(outputs, data)
+        return scores[:, None], tf.cast(indices, tf.int64)[:, None]
 
     def finished(self, units: np.ndarray) -> None:
         """Warn about samples without a qualifying detection."""

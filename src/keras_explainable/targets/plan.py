@@ -74,15 +74,17 @@ class Targets:
         if self.outputs_view is not None:
             outputs = self.outputs_view(outputs)
         if self.kind == OBJECT:
-            scores = tf.cast(self.target.scores(outputs, self.data), tf.float32)
+            if FIXED_UNITS in self.data:
+                scores, units = self.target.scores(outputs, self.data), self.data[FIXED_UNITS]
+            else:
+                scores, units = self.target.select(outputs, self.data)
+            scores = tf.cast(scores, tf.float32)
             if scores.shape.rank != 2 or scores.shape[1] != self.target.count:
                 raise TargetError(
                     f"{type(self.target).__name__}.scores must return (N, "
                     f"{self.target.count}) scores; got shape {tuple(scores.shape)}."
                 )
-            if FIXED_UNITS in self.data:
-                return scores, self.data[FIXED_UNITS]
-            return scores, tf.cast(self.target.units(outputs, self.data), tf.int64)
+            return scores, tf.cast(units, tf.int64)
         if self.kind == FUNCTION:
             scores = tf.convert_to_tensor(self.function(outputs))
             scores = tf.cast(scores, tf.float32)

@@ -148,6 +148,14 @@ class Target(abc.ABC):
         """
         return -tf.ones(tf.stack([batch_size(outputs), self.count]), tf.int64)
 
+    def select(self, outputs: Any, data: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        """`(scores, units)` of a batch: `scores` and `units` together.
+
+        A target whose scores and units share their work (a `Box`'s matching)
+        overrides this to do it once.
+        """
+        return self.scores(outputs, data), self.units(outputs, data)
+
     def finished(self, units: np.ndarray) -> None:  # noqa: B027 - optional hook
         """Look at the recorded units `(N, L)` after a run (to warn, say)."""
 
@@ -199,6 +207,10 @@ class TargetRows(Target):
     def units(self, outputs: Any, data: dict[str, tf.Tensor]) -> tf.Tensor:
         """The whole target's units."""
         return self.whole.units(outputs, data)
+
+    def select(self, outputs: Any, data: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        """The whole target's scores and units."""
+        return self.whole.select(outputs, data)
 
     def finished(self, units: np.ndarray) -> None:
         """The whole target's look at the units."""
