@@ -445,7 +445,7 @@ class Explainer(LayerAccess, abc.ABC):
     def _step_function(self, spec: Any, plan: TargetPlan) -> Callable:
         """The uncompiled step: `(inputs, feed) -> (maps, scores, targets, notes, finite)`.
 
-        `feed` is the batch's `TargetPlan.feed`: target indices and per-sample
+        `feed` is the batch's feed (`TargetPlan.feed_spec`): target indices and per-sample
         data. With several inputs, `inputs` is a tuple of them; the method
         sees them in `InputLayout.method_view`, and `maps` is a tuple, one per
         input of `explained_inputs` (or one array for a layer's maps).

@@ -275,7 +275,7 @@ class InputSource:
 
         Returns:
             A dataset of global batches of `batch_size` samples, whose feed is
-            `{"indices": (n, L), "data": {name: (n, ...)}}` (see `TargetPlan.feed`).
+            `{"indices": (n, L), "data": {name: (n, ...)}}` (see `TargetPlan.feed_spec`).
         """
         fill = 0 if constant is None else constant
         data = data or {}

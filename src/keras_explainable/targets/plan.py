@@ -170,7 +170,7 @@ class TargetPlan:
         """The `Targets` of one batch inside a compiled step.
 
         Args:
-            feed: the batch's feed (see `feed`): `"indices"`, `(n, L)` int64
+            feed: the batch's feed (see `feed_spec`): `"indices"`, `(n, L)` int64
                 (`(n, 0)` when the targets are not indices), and `"data"`, the
                 batch's rows of the per-sample arrays.
         """
@@ -218,15 +218,12 @@ class TargetPlan:
                 )
         return {name: array[start:stop] for name, array in self.data.items()}
 
-    def feed(self, start: int, stop: int, batch_targets: Any = None) -> dict:
-        """The feed of samples `start:stop`: target indices and per-sample data."""
-        return {
-            "indices": self.batch(start, stop, batch_targets),
-            "data": self.batch_data(start, stop),
-        }
-
     def feed_spec(self, count: int) -> dict:
-        """The `tf.TensorSpec`s of a feed with `count` target indices per sample."""
+        """The `tf.TensorSpec`s of a batch's feed with `count` target indices per sample.
+
+        A feed is `{"indices": (n, L) int64, "data": {name: (n, ...)}}`: the
+        rows of `batch` and `batch_data` for the batch's samples.
+        """
         return {
             "indices": tf.TensorSpec((None, count), tf.int64),
             "data": {
