@@ -150,8 +150,15 @@ def test_subclassed_model_errors_and_split_model(image_model, images):
     body, head, model = image_model
     subclassed = Subclassed(body, head)
     subclassed(images[:1])
+    # A built subclassed model is mapped through its layers: Grad-CAM reaches them.
+    assert ke.GradCAM(subclassed).layer_name.endswith("features")
+    np.testing.assert_allclose(
+        ke.GradCAM(subclassed).explain(images, 1).maps,
+        ke.GradCAM(model).explain(images, 1).maps,
+        atol=1e-5,
+    )
     with pytest.raises(ke.ModelStructureError, match="SplitModel"):
-        ke.GradCAM(subclassed)
+        ke.GradCAM(Subclassed(body, head))  # never built: its inputs are not known
     # Saliency needs no hidden layer: it runs on the subclassed model as is.
     saliency = ke.Saliency(subclassed, logits=False).explain(images, 1)
     reference = ke.Saliency(model, logits=False).explain(images, 1)

@@ -1,4 +1,4 @@
-"""FullGrad: completeness, the map against a direct computation, split activations."""
+"""FullGrad: completeness, the map against a direct computation, pre-activation taps."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import tensorflow as tf
 
 import keras_explainable as ke
 from conftest import fix_weights
-from keras_explainable.exposure import expose
+from keras_explainable.exposure import PreActivation, expose
+from keras_explainable.exposure.twins import linear_twin
 
 
 def _set_batch_norm(layer, rng):
@@ -153,37 +154,52 @@ def test_map_equals_direct_computation():
     )
 
 
-def test_split_activations_expose_pre_activations_and_keep_outputs():
+def test_a_pre_activation_tap_reads_before_the_activation_and_keeps_outputs():
     model = _small_model()
     x = np.random.default_rng(4).normal(0, 1, (2, 6, 6, 2)).astype("float32")
     k1, b1 = model.get_layer("c1").get_weights()
     z1 = tf.nn.conv2d(x, k1, 1, "SAME").numpy() + b1
-
-    plain = expose(model, needs_layer=False)
-    split = expose(model, needs_layer=False, split_activations=True)
-    np.testing.assert_allclose(split.model(x), plain.model(x), rtol=1e-6)
-    assert all(call.linear_call is None for call in plain.graph.calls)
-    (c1,) = [call for call in split.graph.calls if call.name == "c1"]
+    exposure = expose(model, needs_layer=False)
+    (c1,) = [call for call in exposure.model_map.calls if call.name == "c1"]
     assert c1.layer is model.get_layer("c1")
-    pre_activation = keras.Model(split.graph.inputs, c1.linear_call.outputs[0])
-    np.testing.assert_allclose(pre_activation(x), z1, rtol=1e-5, atol=1e-6)
-    assert split.graph.depends_on(split.outputs, c1.linear_call.outputs[0])
+    twin = linear_twin(c1.layer, *c1.inputs)
+    tap = PreActivation(c1.site, twin, c1.layer.activation, observe=True)
+    forward = tf.function(lambda inputs: exposure.forward(inputs, [tap]).outputs)
+    features, outputs, session = exposure.forward(tf.constant(x), [tap])
+    np.testing.assert_allclose(session.observed(tap), z1, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(outputs, model(x), rtol=1e-6)
+    assert features is None
+    np.testing.assert_allclose(forward(x), model(x), rtol=1e-6)
     # A named layer is still the layer's real (post-activation) output.
-    features, _ = expose(model, layer="c1", split_activations=True)(x)
+    features, _ = expose(model, layer="c1")(tf.constant(x))
     np.testing.assert_allclose(features, np.maximum(z1, 0.0), rtol=1e-5, atol=1e-6)
 
 
-def test_subclassed_model_is_rejected():
+def test_a_built_subclassed_model_is_mapped_and_an_unbuilt_one_refused():
     class Net(keras.Model):
-        def __init__(self):
+        def __init__(self, inner):
             super().__init__()
-            self.dense = keras.layers.Dense(2)
+            self.inner = inner
 
         def call(self, inputs):
-            return self.dense(keras.ops.mean(inputs, axis=(1, 2)))
+            return self.inner(inputs)
 
-    with pytest.raises(ke.ModelStructureError, match="subclassed"):
-        ke.FullGradient(Net())
+    with pytest.raises(ke.ModelStructureError, match="never built"):
+        ke.FullGradient(Net(_small_model()))
+    model = _small_model()
+    net = Net(model)
+    x = np.random.default_rng(5).normal(0, 1, (3, 6, 6, 2)).astype("float32")
+    net(x[:1])
+    # Its biases are reached through the subclassed model's attribute.
+    expected = ke.FullGradient(model).terms(x, 1)
+    terms = ke.FullGradient(net).terms(x, 1)
+    assert sorted(terms.biases) == sorted(f"{model.name}/{name}" for name in expected.biases)
+    np.testing.assert_allclose(terms.input, expected.input, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        ke.FullGradient(net).explain(x, 1).maps,
+        ke.FullGradient(model).explain(x, 1).maps,
+        atol=1e-5,
+    )
 
 
 def test_terms_reject_datasets():

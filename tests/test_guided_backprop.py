@@ -180,14 +180,23 @@ def test_split_model_equals_flat_model(images):
     np.testing.assert_allclose(split.maps, flat.maps, atol=1e-6)
 
 
-def test_subclassed_model_is_refused():
+def test_a_built_subclassed_model_gets_the_rule_and_an_unbuilt_one_is_refused(images):
     class Net(keras.Model):
-        def __init__(self):
+        def __init__(self, inner):
             super().__init__()
-            self.dense = keras.layers.Dense(2, activation="relu")
+            self.inner = inner
 
         def call(self, inputs):
-            return self.dense(keras.ops.mean(inputs, axis=(1, 2)))
+            return self.inner(inputs)
 
-    with pytest.raises(ke.ModelStructureError, match="subclassed.*ReLUs"):
-        ke.GuidedBackprop(Net())
+    model = relu_network()
+    with pytest.raises(ke.ModelStructureError, match="never built.*ReLUs|ReLUs.*never built"):
+        ke.GuidedBackprop(Net(model))
+    net = Net(model)
+    net(images[:1])
+    np.testing.assert_allclose(
+        ke.GuidedBackprop(net, postprocess=None).explain(images, 1).maps,
+        ke.GuidedBackprop(model, postprocess=None).explain(images, 1).maps,
+        rtol=1e-5,
+        atol=1e-7,
+    )

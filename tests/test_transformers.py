@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import keras_explainable as ke
 from conftest import fix_weights, make_body_head, make_vit
-from keras_explainable.tokens import TokenGrid, candidate_grids, find_token_grid
+from keras_explainable.exposure.tokens import TokenGrid, candidate_grids, find_token_grid
 
 AUTO = "block1_norm1 (auto: input of the last attention layer, 4x4 token grid"
 AUTO_ONE_BLOCK = AUTO.replace("block1", "block0")

@@ -34,6 +34,8 @@ _EXPORTS = {
     "TargetError": "keras_explainable.errors",
     "Explanation": "keras_explainable.explanation",
     "SplitModel": "keras_explainable.exposure",
+    "list_layers": "keras_explainable.exposure",
+    "LayerInfo": "keras_explainable.exposure",
     "TokenBaseline": "keras_explainable.baselines",
     "AblationCAM": "keras_explainable.methods",
     "CAM": "keras_explainable.methods",
@@ -94,6 +96,7 @@ __all__ = [
     "KernelSHAP",
     "LIME",
     "LayerError",
+    "LayerInfo",
     "ModelStructureError",
     "Occlusion",
     "RISE",
@@ -106,6 +109,7 @@ __all__ = [
     "Targets",
     "XGradCAM",
     "__version__",
+    "list_layers",
     "metrics",
     "plot",
     "targets",
@@ -141,7 +145,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         TargetError,
     )
     from keras_explainable.explanation import Explanation
-    from keras_explainable.exposure import SplitModel
+    from keras_explainable.exposure import LayerInfo, SplitModel, list_layers
     from keras_explainable.methods import (
         CAM,
         LIME,

@@ -34,8 +34,8 @@ from keras_explainable.engine import (
 from keras_explainable.errors import LayerError, ModelStructureError
 from keras_explainable.explanation import Explanation
 from keras_explainable.exposure import Exposure, SplitModel, expose
+from keras_explainable.exposure.layer_access import LayerAccess
 from keras_explainable.inputs import InputSource, make_source
-from keras_explainable.layer_access import LayerAccess
 from keras_explainable.targets import INDEX, TargetPlan, Targets, plan_targets
 from keras_explainable.validators import (
     check_postprocess,
@@ -57,16 +57,29 @@ class Explainer(LayerAccess, abc.ABC):
     (or the explainer itself) on inputs and targets.
 
     Args:
-        model: a Keras 3 model (functional or `Sequential`, nested models
-            allowed; a subclassed model only for methods that need no hidden
-            layer), or a `SplitModel`. A functional model may take several
-            inputs (an image and a feature vector, say): see "Models with
-            several inputs" below.
-        layer: the layer to explain, for methods that use one: a name, a path
-            into nested models (`"backbone/conv5_block3_out"`), an index into
-            `model.layers`, or a `Layer`. Default: the last layer whose output
-            keeps the input's spatial dimensions; in a vision transformer, the
-            token input of the last attention layer (see `token_grid`).
+        model: a Keras 3 model: functional or `Sequential` (nested models
+            allowed), a model built from composite layers (keras-hub's), or a
+            subclassed model that was built (called once, or `build`); a
+            subclassed model never built only for methods that need no
+            hidden layer. Or a `SplitModel`. A functional model may take
+            several inputs (an image and a feature vector, say): see "Models
+            with several inputs" below.
+        layer: the layer to explain, for methods that use one: its path
+            through the model's layers and sublayers, at any depth, as
+            `ke.list_layers(model)` prints it
+            (`"vit_backbone/vit_encoder/transformer_block_2/ln_1"`, or any
+            unique tail of it such as `"transformer_block_2/ln_1"`), a list of
+            names, an index into `model.layers`, or the `Layer` itself.
+            Default (with the reason in `Explanation.layer`): the last layer
+            whose output keeps the input's spatial dimensions; in a
+            segmenter, the last one before its classifier convolution; in a
+            detector explained on all its outputs, the last one that feeds
+            every output; in a vision transformer, the token input of the
+            last attention layer, inside composite encoders too (see
+            `token_grid`).
+        call_index: for a layer the forward pass calls several times (shared
+            weights), which call to read, from 0 (default: the layer must be
+            called once).
         layers: several layers to explain together, each given as for `layer`
             (exclusive with it), for methods that use a layer. Each layer's
             map is made and post-processed (with 'auto': rectified, resized
@@ -180,6 +193,9 @@ class Explainer(LayerAccess, abc.ABC):
         default=True, kw_only=True, validator=attrs.validators.instance_of(bool)
     )
     resize_to: str | int | None = attrs.field(default=None, kw_only=True)
+    call_index: int | None = attrs.field(
+        default=None, kw_only=True, validator=attrs.validators.optional(non_negative_int)
+    )
     verbose: str | int = attrs.field(default="auto", kw_only=True, validator=check_verbose)
     token_grid: tuple[int, int] | None = attrs.field(
         default=None,
@@ -205,7 +221,8 @@ class Explainer(LayerAccess, abc.ABC):
 
     def __attrs_post_init__(self) -> None:
         if not self.needs_layer:
-            for option in ("layer", "layers", "token_grid", "skip_tokens", "resize_to"):
+            options = ("layer", "layers", "token_grid", "skip_tokens", "resize_to", "call_index")
+            for option in options:
                 if getattr(self, option) is not None:
                     raise LayerError(
                         f"{type(self).__name__} explains the input directly; it takes no "
@@ -241,6 +258,7 @@ class Explainer(LayerAccess, abc.ABC):
             "token_grid": self.token_grid,
             "skip_tokens": self.skip_tokens,
             "resize_to": self.resize_to,
+            "call_index": self.call_index,
         }
 
     def _prepare(self, exposure: Exposure) -> None:  # noqa: B027 - optional hook

@@ -21,6 +21,7 @@ import tensorflow as tf
 from keras_explainable import ops
 from keras_explainable.errors import InputError, ModelStructureError
 from keras_explainable.exposure import Exposure
+from keras_explainable.exposure.text import TokenEmbedding
 from keras_explainable.noise import (
     UNIFORM_BASELINE,
     hash32,
@@ -28,7 +29,6 @@ from keras_explainable.noise import (
     sample_keys,
     stream_key,
 )
-from keras_explainable.text import TokenEmbedding
 from keras_explainable.validators import non_negative_int
 
 __all__ = [

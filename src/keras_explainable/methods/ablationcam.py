@@ -12,8 +12,8 @@ import tensorflow as tf
 
 from keras_explainable import ops
 from keras_explainable.base import Attribution, Explainer
-from keras_explainable.errors import LayerError
-from keras_explainable.exposure import Exposure, Head
+from keras_explainable.errors import LayerError, warn_user
+from keras_explainable.exposure import Exposure, Head, ReplacingHead
 from keras_explainable.perturbation import evaluate_perturbations
 from keras_explainable.targets import Targets
 from keras_explainable.validators import positive_int
@@ -56,12 +56,20 @@ class AblationCAM(Explainer):
     part of the model after the layer is run again; with `S` the score and
     `S_c` the score without channel `c`, the weights are the relative drops
     `w_c = (S - S_c) / S` (see `ablation_weights` for a score near 0), and the
-    map is `ReLU(sum_c w_c A_c)`. Only the head is re-run (`Exposure.head`:
-    the layers after the explained one, fed the ablated activations, and any
-    tensor from before the layer that they read, such as a skip connection,
-    from the one full pass), `channel_batch_size` channels per pass inside
-    the compiled step, so the cost is one forward pass plus about `C` passes
-    through the head, far less than `C` passes of the model for a late layer.
+    map is `ReLU(sum_c w_c A_c)`. Where the part of the model after the
+    layer is a functional graph (the layer is a node of a functional,
+    `Sequential` or nested model) only that *head* is re-run
+    (`Exposure.head`: the layers after the explained one, fed the ablated
+    activations, and any tensor from before the layer that they read, such
+    as a skip connection, from the one full pass), `channel_batch_size`
+    channels per pass inside the compiled step, so the cost is one forward
+    pass plus about `C` passes through the head, far less than `C` passes
+    of the model for a late layer. A `SplitModel` re-runs its head alone.
+    Elsewhere (a layer inside a composite layer, such as a keras-hub
+    encoder's block, or of a subclassed model) each pass runs the whole
+    model with the layer's output replaced by the ablated activations (a
+    replace tap): about `C` forward passes; the explainer warns so when it
+    is built (`full_passes`).
 
     Args:
         model: the model to explain (see `Explainer`); functional,
@@ -95,12 +103,17 @@ class AblationCAM(Explainer):
     """
 
     channel_batch_size: int = attrs.field(default=32, kw_only=True, validator=positive_int)
-    _head: Head | None = attrs.field(default=None, init=False, repr=False)
+    _head: Head | ReplacingHead | None = attrs.field(default=None, init=False, repr=False)
 
     @property
-    def head(self) -> Head:
+    def head(self) -> Head | ReplacingHead:
         """The part of the model after the explained layer, which is re-run per channel."""
         return self._head
+
+    @property
+    def full_passes(self) -> bool:
+        """Whether each ablated pass runs the whole model (not only the part after the layer)."""
+        return isinstance(self._head, ReplacingHead) and self._head.full_passes
 
     def _prepare(self, exposure: Exposure) -> None:
         if len(exposure.layers) > 1:
@@ -109,6 +122,15 @@ class AblationCAM(Explainer):
                 "layer=, not layers=. Explain each layer separately."
             )
         self._head = exposure.head()
+        if self.full_passes:
+            warn_user(
+                UserWarning(
+                    f"AblationCAM: the part of the model after layer {exposure.layer_name!r} "
+                    "is not a functional graph (the layer is inside a composite layer or a "
+                    "subclassed model), so each ablated pass runs the whole model with the "
+                    "layer's output replaced: about one forward pass per channel."
+                )
+            )
 
     def _ablated_scores(
         self, features: tf.Tensor, context: list, targets: Targets, count: int

@@ -14,7 +14,7 @@ from keras_explainable import ops
 from keras_explainable.base import Attribution, Explainer
 from keras_explainable.errors import LayerError, ModelStructureError
 from keras_explainable.exposure import Exposure, expose
-from keras_explainable.graph import LayerCall
+from keras_explainable.exposure.model_map import LayerCall
 from keras_explainable.targets import FUNCTION, OBJECT, TargetPlan, Targets
 
 __all__ = ["CAM"]
@@ -38,10 +38,10 @@ _PASS_THROUGH = (
 )
 
 
-def _global_pooling_head(exposure: Exposure) -> tuple[LayerCall, LayerCall]:
-    """The Dense output call and the global average pooling call feeding it."""
-    graph = exposure.graph
-    dense = graph.producer(exposure.outputs)
+def _global_pooling_head(exposure: Exposure) -> tuple[LayerCall, LayerCall, LayerCall]:
+    """The Dense output call, the global average pooling call feeding it, and the pooled call."""
+    graph = exposure.model_map
+    dense = None if graph is None else graph.source_call(exposure.outputs)
     if dense is None or not isinstance(dense.layer, keras.layers.Dense):
         name = (
             "the output"
@@ -52,21 +52,22 @@ def _global_pooling_head(exposure: Exposure) -> tuple[LayerCall, LayerCall]:
             f"CAM needs a Dense output layer fed by global average pooling; {name} "
             "is not Dense. Use GradCAM, which works with any head."
         )
-    call = graph.producer(dense.inputs[0])
+    call = graph.source_call(dense.inputs[0])
     while call is not None and isinstance(call.layer, _PASS_THROUGH):
-        call = graph.producer(call.inputs[0])
+        call = graph.source_call(call.inputs[0])
+    pooled = None if call is None or not call.inputs else graph.source_call(call.inputs[0])
     if (
         call is None
         or not isinstance(call.layer, _POOLING)
         or call.layer.data_format != "channels_last"
-        or graph.producer(call.inputs[0]) is None
+        or pooled is None
     ):
         raise ModelStructureError(
             f"CAM needs the Dense layer {dense.layer.name!r} to be fed by "
             "channels-last global average pooling of a layer (dropout and flatten "
             "allowed in between). Use GradCAM, which works with any head."
         )
-    return dense, call
+    return dense, call, pooled
 
 
 @attrs.define(eq=False)
@@ -111,17 +112,20 @@ class CAM(Explainer):
                 "layers=[...]) to explain several layers."
             )
         exposure = super()._expose()
-        dense, pooling = _global_pooling_head(exposure)
-        if self.layer is None and pooling.inputs[0] is not exposure.feature_call.outputs[0]:
-            source = exposure.graph.producer(pooling.inputs[0])
-            options = {**self._exposure_options(), "layer": list(source.path)}
+        dense, pooling, pooled = _global_pooling_head(exposure)
+        if pooled is not exposure.model_map.innermost(exposure.layers[0].call):
+            if self.layer is not None:
+                raise ModelStructureError(
+                    f"CAM explains the layer that feeds {pooling.layer.name!r}; got layer "
+                    f"{exposure.layer_name!r}. Leave layer= unset, or use GradCAM for "
+                    "other layers."
+                )
+            options = {
+                **self._exposure_options(),
+                "layer": pooled.layer,
+                "call_index": pooled.index,
+            }
             exposure = expose(self.model, **options)
-        elif pooling.inputs[0] is not exposure.feature_call.outputs[0]:
-            raise ModelStructureError(
-                f"CAM explains the layer that feeds {pooling.layer.name!r}; got layer "
-                f"{exposure.layer_name!r}. Leave layer= unset, or use GradCAM for "
-                "other layers."
-            )
         self._kernel = dense.layer.kernel
         return exposure
 

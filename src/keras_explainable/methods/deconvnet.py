@@ -53,8 +53,8 @@ class Deconvnet(GuidedBackprop):
     ReLU, and the cost (one forward and one backward pass per target).
 
     Args:
-        model: a functional or `Sequential` model (nested models allowed), or
-            a `SplitModel` of such halves; it takes no `layer=`.
+        model: a Keras model (functional, `Sequential`, nested, keras-hub or
+            built subclassed), or a `SplitModel`; it takes no `layer=`.
         channel_reduction: 'auto' (default: 'max', or 'l2' on a text model),
             'max', 'mean', 'sum' or 'l2'; None keeps one map per channel, maps
             `(N, *spatial, C, L)`.
@@ -65,8 +65,9 @@ class Deconvnet(GuidedBackprop):
     (`(N, *spatial, C, L)` with `channel_reduction=None`).
 
     Raises:
-        ModelStructureError: the model is subclassed, or a layer with a
-            fused ReLU cannot be rebuilt without it.
+        ModelStructureError: the model does not say what inputs it takes (a
+            subclassed model never built), or a layer with a fused ReLU
+            cannot be rebuilt without it.
         ValueError: `channel_reduction` is not 'auto', 'max', 'mean', 'sum', 'l2' or None.
         LayerError: `layer=` is given: the method explains the input itself.
 

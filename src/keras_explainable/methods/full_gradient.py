@@ -18,8 +18,9 @@ from keras_explainable import ops
 from keras_explainable.base import Attribution, Explainer
 from keras_explainable.engine import ArrayWriter, local_batches, run_steps
 from keras_explainable.errors import InputError, ModelStructureError
-from keras_explainable.exposure import Exposure, expose
-from keras_explainable.graph import LINEAR_MAP_LAYERS, LayerCall, ModelGraph
+from keras_explainable.exposure import Exposure, Observe, PreActivation, Tap, expose
+from keras_explainable.exposure.model_map import LayerCall, ModelMap
+from keras_explainable.exposure.twins import LINEAR_MAP_LAYERS, has_fused_activation, linear_twin
 from keras_explainable.inputs import make_source
 from keras_explainable.targets import Targets
 
@@ -34,15 +35,16 @@ _BIASED_LAYERS = tuple(
 
 @attrs.frozen(eq=False)
 class _Bias:
-    """A layer call's bias and the pre-activation output it is added to."""
+    """A layer call's bias, and the tap that reads the pre-activation output it is added to."""
 
     name: str
     layer: keras.layers.Layer
-    tensor: Any
+    tap: Tap
+    rank: int
     axis: int
 
     def value(self) -> tf.Tensor:
-        """Read the bias at run time, shaped to broadcast against `tensor`."""
+        """Read the bias at run time, shaped to broadcast against the pre-activation output."""
         layer = self.layer
         if isinstance(layer, keras.layers.BatchNormalization):
             # y = gamma (x - mean) / sqrt(var + eps) + beta: the part that does
@@ -56,44 +58,56 @@ class _Bias:
                 bias = bias + tf.cast(layer.beta, tf.float32)
         else:
             bias = tf.cast(layer.bias, tf.float32)
-        shape = [1] * len(self.tensor.shape)
+        shape = [1] * self.rank
         shape[self.axis] = -1
         return tf.reshape(bias, shape)
 
 
-def _bias_of(call: LayerCall) -> _Bias | None:
-    """Return the bias of one layer call, or None when it adds none."""
+def _bias_of(call: LayerCall, computed: set) -> _Bias | None:
+    """The bias of one layer call, or None when it adds none.
+
+    `computed` holds the calls whose output another tap already computes
+    (the logits behind a fused softmax): their output is read as it is.
+    """
     layer = call.layer
+    tensor = call.output
+    name = call.name if not call.index else f"{call.name}#{call.index + 1}"
     if isinstance(layer, keras.layers.BatchNormalization):
-        tensor = call.outputs[0]
-        axis = layer.axis if isinstance(layer.axis, int) else None
-        if axis is None:
+        if not isinstance(layer.axis, int):
             return None
-        return _Bias(call.name, layer, tensor, axis % len(tensor.shape))
+        rank = len(tensor.shape)
+        return _Bias(name, layer, Observe(call.site), rank, layer.axis % rank)
     if not isinstance(layer, _BIASED_LAYERS) or getattr(layer, "bias", None) is None:
         return None
-    # With split activations, the linear twin computed the pre-activation output.
-    source = call.linear_call or call
-    tensor = source.outputs[0]
+    if has_fused_activation(layer) and call.site not in computed:
+        # The gradient is taken before the activation: the layer runs as its twin.
+        twin = linear_twin(layer, *call.inputs[:1])
+        tap: Tap = PreActivation(call.site, twin, layer.activation, observe=True)
+    else:
+        tap = Observe(call.site)
     channels_first = getattr(layer, "data_format", "channels_last") == "channels_first"
-    axis = 1 if channels_first else len(tensor.shape) - 1
-    return _Bias(call.name, source.layer, tensor, axis)
+    rank = len(tensor.shape)
+    return _Bias(name, layer, tap, rank, 1 if channels_first else rank - 1)
 
 
-def _biases(graph: ModelGraph, outputs: Any) -> list[_Bias]:
-    """Every bias that feeds `outputs`, in call order, with unique names."""
+def _biases(graph: ModelMap, outputs: Any, computed: set) -> list[_Bias]:
+    """Every bias that feeds `outputs`, in call order, at any depth.
+
+    A layer whose output holds several rows per sample (a Swin block's
+    windows) is left out: its terms have no per-sample layout.
+    """
     biases = []
-    seen: dict[str, int] = {}
     for call in graph.calls:
-        if call.nested or len(call.outputs) != 1:
+        if (
+            call.composite
+            or call.output is None
+            or not call.per_sample(call.output)
+            or not graph.depends_on(outputs, call.output)
+        ):
             continue
-        bias = _bias_of(call)
-        if bias is None or not graph.depends_on(outputs, bias.tensor):
-            continue
-        seen[bias.name] = seen.get(bias.name, 0) + 1
-        if seen[bias.name] > 1:
-            bias = attrs.evolve(bias, name=f"{bias.name}#{seen[bias.name]}")
-        biases.append(bias)
+        bias = _bias_of(call, computed)
+        if bias is not None:
+            biases.append(bias)
     return biases
 
 
@@ -147,14 +161,16 @@ class FullGradient(Explainer):
     channels and resized to the input size. Biased layers are Dense and the
     convolutions with `use_bias`, and BatchNormalization, whose implicit bias
     `beta - gamma * moving_mean / sqrt(moving_var + eps)` is folded from its
-    moving statistics. A layer's fused activation (`Conv2D(...,
-    activation="relu")`) is split off so the gradient is taken before it.
+    moving statistics, at any depth (inside composite layers too). A layer's
+    fused activation (`Conv2D(..., activation="relu")`) is split off, by a
+    tap that runs the layer as its linear twin, so the gradient is taken
+    before it.
     Dense biases have no spatial layout: they enter `terms` but not the map.
     Cost: one forward pass and one backward pass to the input per target.
 
     Args:
-        model: a functional or `Sequential` model (nested models allowed) or
-            a `SplitModel`; it takes no `layer=`.
+        model: a Keras model (functional, `Sequential`, nested, keras-hub or
+            built subclassed), or a `SplitModel`; it takes no `layer=`.
         **kwargs: the `Explainer` options (`output`, `logits`, `batch_size`,
             `postprocess`, `resize`, `verbose`, `jit_compile`). Maps are
             built at the input's size, so `resize` has no effect.
@@ -162,9 +178,9 @@ class FullGradient(Explainer):
     Returns from `explain`: maps `(N, *spatial, L)` normalised to [0, 1].
 
     Raises:
-        ModelStructureError: the model is subclassed (its layers and biases
-            are not visible), or a layer with a fused activation cannot be
-            rebuilt without it.
+        ModelStructureError: the model does not say what inputs it takes (a
+            subclassed model never built), or a layer with a fused activation
+            cannot be rebuilt without it.
 
     Example:
         >>> expl = ke.FullGradient(model).explain(images, labels)
@@ -182,45 +198,29 @@ class FullGradient(Explainer):
     )
 
     _bias_list: list[_Bias] = attrs.field(factory=list, init=False, repr=False)
-    _terms_model: keras.Model | None = attrs.field(default=None, init=False, repr=False)
-    _bias_positions: list[int] = attrs.field(factory=list, init=False, repr=False)
 
     def _expose(self) -> Exposure:
-        return expose(
-            self.model,
-            needs_layer=False,
-            output=self.output,
-            logits=self.logits,
-            split_activations=True,
-        )
+        return expose(self.model, needs_layer=False, output=self.output, logits=self.logits)
 
     def _prepare(self, exposure: Exposure) -> None:
-        if exposure.graph is None:
+        if exposure.model_map is None:
             raise ModelStructureError(
-                "FullGradient needs the model's layers to find their biases; the "
-                "model is subclassed. Rebuild it with the functional API, or pass a "
-                "SplitModel of functional halves."
+                "FullGradient needs the model's layers to find their biases; the model "
+                "does not say what inputs it takes (a subclassed model never built, or a "
+                "plain function). Build it first (call it once on a batch, or "
+                "model.build(input_shape))."
             )
-        self._bias_list = _biases(exposure.graph, exposure.outputs)
-        # Each tensor once: Keras cannot build a model that returns one tensor
-        # twice (a last Dense's output is also its pre-activation) when it
-        # starts from an intermediate tensor (a text model's embeddings).
-        tensors = {id(exposure.outputs): exposure.outputs}
-        for bias in self._bias_list:
-            tensors.setdefault(id(bias.tensor), bias.tensor)
-        order = list(tensors)
-        self._bias_positions = [order.index(id(bias.tensor)) for bias in self._bias_list]
-        self._terms_model = keras.Model(exposure.inputs, list(tensors.values()))
+        computed = {tap.site for tap in exposure.taps}
+        self._bias_list = _biases(exposure.model_map, exposure.outputs, computed)
 
     def _terms(self, inputs: tf.Tensor, targets: Targets) -> tuple:
         """Unreduced terms: `(scores, indices, [(name, term, channel_axis)])`.
 
         Each term is `(N, L, *shape)`: the input term first, then one per bias.
         """
-        computed = self._terms_model(inputs, training=False)
-        outputs = computed[0]
-        pre_activations = [computed[position] for position in self._bias_positions]
-        scores, indices = targets.select(outputs)
+        forward = self.exposure.forward(inputs, [bias.tap for bias in self._bias_list])
+        pre_activations = [forward.session.observed(bias.tap) for bias in self._bias_list]
+        scores, indices = targets.select(forward.outputs)
         sources = [inputs, *pre_activations]
         per_target = [
             tf.gradients(tf.reduce_sum(scores[:, column]), sources)

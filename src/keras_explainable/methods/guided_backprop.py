@@ -13,8 +13,8 @@ import attrs
 import tensorflow as tf
 
 from keras_explainable.exposure import Exposure, expose
+from keras_explainable.exposure.relu_rules import ReLUGradient, ReLURule
 from keras_explainable.methods.saliency import Saliency
-from keras_explainable.relu_rules import ReLUGradient
 
 __all__ = ["GuidedBackprop", "guided_relu_gradient", "warn_without_relu"]
 
@@ -47,14 +47,14 @@ def warn_without_relu(exposure: Exposure, method: str) -> None:
         exposure: an exposure built with `relu_gradient`.
         method: the method's name, for the message.
     """
-    if exposure.graph is not None and any(call.relu_rule for call in exposure.graph.calls):
+    if any(isinstance(tap, ReLURule) for tap in exposure.taps):
         return
     warnings.warn(
         f"{method}: the model has no plain ReLU that keras-explainable can see (ReLU() "
         'layers, Activation("relu") layers, or activation="relu" in Dense and '
         "convolution layers), so no backward rule applies and its input gradient "
-        "equals Saliency's. Capped, leaky and thresholded ReLUs, and ReLUs inside "
-        "subclassed layers, keep their ordinary gradient.",
+        "equals Saliency's. Capped, leaky and thresholded ReLUs, and ReLUs written as "
+        "operations inside a layer's code, keep their ordinary gradient.",
         UserWarning,
         stacklevel=5,
     )
@@ -75,20 +75,21 @@ class GuidedBackprop(Saliency):
 
     The rule applies to every plain ReLU: `keras.layers.ReLU()` layers,
     `Activation("relu")` layers and `activation="relu"` fused into Dense,
-    EinsumDense and convolution layers, nested models included. Capped,
-    leaky or thresholded ReLUs (`ReLU(max_value=6)`, `LeakyReLU`, "relu6")
-    are not ReLUs for the rule and keep their ordinary gradient, as do ReLUs
-    inside subclassed layers. A model without a plain ReLU gets a warning:
-    its map equals Saliency's.
+    EinsumDense and convolution layers, at any depth: in nested models,
+    inside composite layers (a keras-hub block) and subclassed models.
+    Capped, leaky or thresholded ReLUs (`ReLU(max_value=6)`, `LeakyReLU`,
+    "relu6") are not ReLUs for the rule and keep their ordinary gradient, as
+    do ReLUs written as operations in a layer's code. A model without a plain
+    ReLU gets a warning: its map equals Saliency's.
 
-    The rule lives in a replay of the model (the same layer objects and
-    weights, with the ReLUs replaced): the model itself and other
-    explainers on it keep their ordinary gradients. Cost: one forward and
-    one backward pass to the input per target, as Saliency.
+    The rule is a tap on each ReLU (`keras_explainable.exposure.relu_rules`)
+    that exists only while the compiled step is traced: the model itself and
+    other explainers on it keep their ordinary gradients. Cost: one forward
+    and one backward pass to the input per target, as Saliency.
 
     Args:
-        model: a functional or `Sequential` model (nested models allowed), or
-            a `SplitModel` of such halves; it takes no `layer=`.
+        model: a Keras model (functional, `Sequential`, nested, keras-hub or
+            built subclassed), or a `SplitModel`; it takes no `layer=`.
         channel_reduction: how to reduce the input channels at each position:
             'auto' (default: 'max', or 'l2' on a text model), 'max', 'mean',
             'sum' or 'l2'; None keeps one map per channel, maps `(N, *spatial,
@@ -104,8 +105,9 @@ class GuidedBackprop(Saliency):
     (`(N, *spatial, C, L)` with `channel_reduction=None`).
 
     Raises:
-        ModelStructureError: the model is subclassed (its ReLUs are not
-            visible), or a layer with a fused ReLU cannot be rebuilt without it.
+        ModelStructureError: the model does not say what inputs it takes (a
+            subclassed model never built), or a layer with a fused ReLU
+            cannot be rebuilt without it.
         ValueError: `channel_reduction` is not 'auto', 'max', 'mean', 'sum', 'l2' or None.
         LayerError: `layer=` is given: the method explains the input itself.
 

@@ -12,9 +12,9 @@ import tensorflow as tf
 from keras_explainable import ops
 from keras_explainable.base import Attribution
 from keras_explainable.exposure import Exposure, expose
+from keras_explainable.exposure.relu_rules import ordinary_relu_gradients
 from keras_explainable.methods.gradcam import GradCAM
 from keras_explainable.methods.guided_backprop import guided_relu_gradient, warn_without_relu
-from keras_explainable.relu_rules import ordinary_relu_gradients
 from keras_explainable.targets import Targets
 
 __all__ = ["GuidedGradCAM"]
@@ -33,8 +33,9 @@ class GuidedGradCAM(GradCAM):
     after it (as pytorch-grad-cam, which keeps the RGB channels for display)
     gives the same map.
 
-    Both halves come from one forward pass of a replay of the model whose
-    plain ReLUs carry Guided Backprop's rule. Grad-CAM's weights `alpha_c`
+    Both halves come from one forward pass of the model whose plain ReLUs
+    carry Guided Backprop's rule (taps that exist only while the step is
+    traced). Grad-CAM's weights `alpha_c`
     use the ordinary gradient from the score to the layer, as in the paper
     (a ReLU in the head, after the layer, passes negative gradients there);
     the guided gradient to the input uses the rule at every ReLU, head
@@ -43,8 +44,8 @@ class GuidedGradCAM(GradCAM):
     target.
 
     Args:
-        model: a functional or `Sequential` model (nested models allowed), or
-            a `SplitModel`.
+        model: a Keras model (functional, `Sequential`, nested, keras-hub or
+            built subclassed), or a `SplitModel`.
         layer: the layer to explain; default the last layer whose output keeps
             the input's spatial dimensions.
         channel_reduction: how to reduce the guided gradient's input channels:
@@ -65,8 +66,9 @@ class GuidedGradCAM(GradCAM):
     Raises:
         LayerError: the layer is unknown, ambiguous, has no spatial axes or
             does not feed the output.
-        ModelStructureError: the model is subclassed (pass a `SplitModel`),
-            or a layer with a fused ReLU cannot be rebuilt without it.
+        ModelStructureError: the model does not say what inputs it takes (a
+            subclassed model never built), or a layer with a fused ReLU
+            cannot be rebuilt without it.
         ValueError: `channel_reduction` is not 'auto', 'max', 'mean', 'sum', 'l2' or None.
 
     Example:

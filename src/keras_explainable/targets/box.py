@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import attrs
@@ -76,6 +77,21 @@ def box_iou(box: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
     return overlap / tf.maximum(area + areas - overlap, 1e-12)
 
 
+def _check_decoded(split: Any) -> None:
+    """Check what a `detections` function returned (while the step is traced)."""
+    if not isinstance(split, (list, tuple)) or len(split) != 2:
+        raise TargetError(
+            "Box(detections=...) must return (boxes (N, D, 4), scores (N, D, K)); got "
+            f"{type(split).__name__}."
+        )
+    boxes, scores = (tuple(tf.convert_to_tensor(value).shape) for value in split)
+    if len(boxes) != 3 or boxes[-1] != 4 or len(scores) != 3 or boxes[1] != scores[1]:
+        raise TargetError(
+            "Box(detections=...) must return boxes (N, D, 4) and class scores (N, D, K) "
+            f"with the same D; got shapes {boxes} and {scores}."
+        )
+
+
 @attrs.frozen(init=False, eq=False)
 class Box(Target):
     """The score for class `k` of the detection that best overlaps a box.
@@ -96,7 +112,11 @@ class Box(Target):
     list or tuple `(boxes, scores)`, or one output `(N, D, 4 + K)` of boxes
     followed by class scores. A multi-output model is explained on all its
     outputs, so the detector needs no `output=`. Outputs are used as the
-    model returns them (a structured output has no softmax stripped).
+    model returns them (a structured output has no softmax stripped). A
+    detector whose raw outputs are in another form (anchor offsets, as
+    keras-hub's RetinaNet returns before decoding and non-max suppression)
+    is read through `detections`, a function of the outputs that returns
+    the boxes and the class scores.
 
     Args:
         box: `(4,)` for every sample, or `(N, 4)` one per sample, corners in
@@ -105,6 +125,10 @@ class Box(Target):
         k: the class: an int, or an integer array `(N,)` of one per sample.
         iou_threshold: the least overlap of a qualifying detection (default
             0.5), in [0, 1].
+        detections: `outputs -> (boxes (N, D, 4), scores (N, D, K))`, run
+            in the compiled step on the model's raw outputs (the structure
+            it returns), for outputs in none of the layouts above; default
+            None reads the layouts above.
 
     Raises:
         TargetError: the model's outputs have none of the layouts above, a
@@ -114,6 +138,17 @@ class Box(Target):
     Example:
         >>> person = ke.targets.Box([40, 60, 200, 180], k=0)
         >>> ke.GradCAM(detector, layer="backbone_out").explain(images, person)
+
+        keras-hub's RetinaNet, on its raw outputs (anchor offsets), decoded
+        with its own anchors and Keras' public box utilities:
+
+        >>> anchors = keras.ops.concatenate(list(detector.anchor_generator(images).values()), 0)
+        >>> def decoded(outputs):
+        ...     boxes = keras.utils.bounding_boxes.decode_deltas_to_boxes(
+        ...         anchors, outputs["bbox_regression"], anchor_format="yxyx",
+        ...         box_format="yxyx", encoded_format="center_xywh", image_shape=(64, 64, 3))
+        ...     return boxes, outputs["cls_logits"]
+        >>> ke.GradCAM(detector).explain(images, ke.targets.Box(box, k=1, detections=decoded))
     """
 
     reads_all_outputs: ClassVar[bool] = True
@@ -121,15 +156,27 @@ class Box(Target):
     box: np.ndarray
     k: Any
     iou_threshold: float
+    detections: Callable[[Any], tuple[Any, Any]] | None
 
-    def __init__(self, box: Any, k: Any = 0, iou_threshold: float = 0.5) -> None:
+    def __init__(
+        self,
+        box: Any,
+        k: Any = 0,
+        iou_threshold: float = 0.5,
+        detections: Callable[[Any], tuple[Any, Any]] | None = None,
+    ) -> None:
         boxes = _as_boxes(box)
         k = per_sample_ints(k, "Box class k")
         if np.any(np.asarray(k) < 0):
             raise TargetError(f"Box class k must be >= 0; got {np.min(k)}.")
         if isinstance(iou_threshold, bool) or not 0.0 <= float(iou_threshold) <= 1.0:
             raise ValueError(f"iou_threshold must be in [0, 1]; got {iou_threshold!r}.")
-        self.__attrs_init__(boxes, k, float(iou_threshold))
+        if detections is not None and not callable(detections):
+            raise TypeError(
+                "detections must be a function outputs -> (boxes, scores); got "
+                f"{type(detections).__name__}."
+            )
+        self.__attrs_init__(boxes, k, float(iou_threshold), detections)
 
     def sample_data(self) -> dict[str, np.ndarray]:
         """The per-sample rows of this target (see `Target.sample_data`)."""
@@ -146,7 +193,7 @@ class Box(Target):
             self._check_count(self.box, count, "boxes")
         if isinstance(self.k, np.ndarray):
             self._check_count(self.k, count, "classes")
-        if outputs is None:
+        if outputs is None or self.detections is not None:
             return
         split = _split_detections(outputs)
         if split is None and isinstance(outputs, tuple) and len(outputs) == 3:
@@ -177,7 +224,11 @@ class Box(Target):
 
     def _match(self, outputs: Any, data: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         """The `(n,)` class-k scores of the matched detections and their indices (-1: none)."""
-        split = _split_detections(outputs)
+        if self.detections is not None:
+            split = self.detections(outputs)
+            _check_decoded(split)
+        else:
+            split = _split_detections(outputs)
         if split is None:
             packed = tf.convert_to_tensor(outputs)
             split = (packed[..., :4], packed[..., 4:])

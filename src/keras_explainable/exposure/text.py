@@ -2,11 +2,12 @@
 
 No gradient reaches integer token ids, and perturbing an id by a fraction
 means nothing. So a model whose input is integer token ids `(N, T)` feeding
-one `keras.layers.Embedding` is split at the embedding's output: the *front*
-looks the ids up, `(N, T) -> (N, T, E)`, and every method explains the rest
-of the model on the embeddings as if they were its input `(N, *spatial, C)`,
-with the `T` tokens as the spatial axis and the `E` embedding dimensions as
-the channels. Maps therefore hold one value per token, `(N, T, L)`.
+one `keras.layers.Embedding` is explained at the embedding's output: the ids
+are looked up, `(N, T) -> (N, T, E)`, and every method explains the model on
+the embeddings as if they were its input `(N, *spatial, C)`, with the `T`
+tokens as the spatial axis and the `E` embedding dimensions as the channels:
+the model runs with the embedding's output replaced by them (a `Replace`
+tap). Maps therefore hold one value per token, `(N, T, L)`.
 
 Replacing token `t` of a sample by token `r` changes only its embedding row
 (an embedding is a per-token lookup), so a method that shows the embedding of
@@ -23,7 +24,8 @@ import keras
 import tensorflow as tf
 
 from keras_explainable.errors import InputError, ModelStructureError
-from keras_explainable.graph import LayerCall, ModelGraph
+from keras_explainable.exposure.model_map import LayerCall, ModelMap
+from keras_explainable.exposure.taps import Replace
 
 __all__ = ["TokenEmbedding", "find_token_embedding"]
 
@@ -34,14 +36,11 @@ class TokenEmbedding:
 
     Attributes:
         call: the `Embedding` layer's call on the model's ids.
-        front: a Keras model `ids (N, T) -> embeddings (N, T, E)`; shares the
-            user's layer and weights.
         ids_shape: the shape of the ids the model takes, batch axis included.
         ids_dtype: the dtype of the ids the model takes.
     """
 
     call: LayerCall
-    front: keras.Model
     ids_shape: tuple
     ids_dtype: str
 
@@ -66,7 +65,16 @@ class TokenEmbedding:
         Example:
             >>> exposure.embedding.embed(tf.constant([[4, 8, 0]]))   # (1, 3, E)
         """
-        return self.front(ids, training=False)
+        return self.layer(tf.cast(ids, self.ids_dtype), training=False)
+
+    def replaced(self, embeddings: tf.Tensor) -> tuple[tf.Tensor, Replace]:
+        """Token ids to run the model on, and the tap that feeds it `embeddings` instead.
+
+        The model reads its ids only through this embedding, so any ids of the
+        right shape do: the tap replaces what the embedding returns.
+        """
+        ids = tf.zeros(tf.shape(embeddings)[:2], self.ids_dtype)
+        return ids, Replace(self.call.site, value=embeddings)
 
     def check_token(self, token_id: int, name: str) -> None:
         """Check that `token_id` is a token of the vocabulary.
@@ -81,9 +89,7 @@ class TokenEmbedding:
             )
 
 
-def find_token_embedding(
-    graph: ModelGraph, input_tensor: Any, outputs: Any
-) -> TokenEmbedding | None:
+def find_token_embedding(graph: ModelMap, input_tensor: Any, outputs: Any) -> TokenEmbedding | None:
     """The `Embedding` that takes a text model's token ids, or None for other models.
 
     A model is a text model when its (single) input has an integer dtype and
@@ -91,8 +97,8 @@ def find_token_embedding(
     say) are left as they are.
 
     Args:
-        graph: the replayed model.
-        input_tensor: the graph's input.
+        graph: the model's map.
+        input_tensor: the map's input.
         outputs: the explained outputs.
 
     Returns:
@@ -103,13 +109,9 @@ def find_token_embedding(
             part after the embedding reads the ids again, or the Embedding
             masks padding (`mask_zero=True`).
     """
-    if not keras.backend.is_int_dtype(input_tensor.dtype):
+    if not keras.backend.is_int_dtype(input_tensor.dtype.name):
         return None
-    readers = [
-        call
-        for call in graph.calls
-        if not call.nested and any(tensor is input_tensor for tensor in call.inputs)
-    ]
+    readers = graph.direct_readers(input_tensor)
     embeddings = [call for call in readers if isinstance(call.layer, keras.layers.Embedding)]
     if not embeddings:
         return None
@@ -118,11 +120,11 @@ def find_token_embedding(
         raise ModelStructureError(
             f"The Embedding layer {call.name!r} has mask_zero=True. Its padding mask "
             "comes from the token ids, but text models are explained on the embeddings "
-            "(no gradient reaches ids), where the mask cannot follow through Keras' "
-            "public API. Explain a copy of the model built with mask_zero=False and the "
-            "same weights (its padding is then not masked, so its scores may differ)."
+            "(no gradient reaches ids), where the mask cannot follow. Explain a copy of "
+            "the model built with mask_zero=False and the same weights (its padding is "
+            "then not masked, so its scores may differ)."
         )
-    described = f"input of shape {tuple(input_tensor.shape)} and dtype {input_tensor.dtype}"
+    described = f"input of shape {graph.shape(input_tensor)} and dtype {input_tensor.dtype.name}"
     if len(readers) > 1:
         names = ", ".join(repr(reader.name) for reader in readers)
         raise ModelStructureError(
@@ -130,18 +132,10 @@ def find_token_embedding(
             "keras-explainable explains a text model whose ids feed one Embedding layer "
             "and nothing else, so that the rest of the model reads only the embeddings."
         )
-    tensor = call.outputs[0]
-    if graph.head_inputs(tensor, outputs):
+    if graph.reads_besides(outputs, input_tensor, call.output):
         raise ModelStructureError(
             f"The part of the model after the Embedding layer {call.name!r} also reads "
             f"the token ids ({described}) another way; keras-explainable explains a text "
             "model on its embeddings, so the rest of the model must read only them."
         )
-    try:
-        front = keras.Model(graph.inputs, tensor)
-    except Exception as error:  # noqa: BLE001 - any failure means we cannot split here
-        raise ModelStructureError(
-            f"The model could not be split at its Embedding layer {call.name!r} "
-            f"({type(error).__name__}: {error})."
-        ) from error
-    return TokenEmbedding(call, front, tuple(input_tensor.shape), str(input_tensor.dtype))
+    return TokenEmbedding(call, graph.shape(input_tensor), input_tensor.dtype.name)

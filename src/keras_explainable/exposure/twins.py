@@ -2,10 +2,11 @@
 
 Dense, EinsumDense and the convolutions apply their activation last, to the
 output of a linear map. A *linear twin* is the same layer with a linear
-activation that shares the layer's variables, so the replayed graph can expose
-the pre-activation output (FullGradient's bias-gradients, the logits behind a
+activation that shares the layer's variables, so a tap
+(`keras_explainable.exposure.taps.PreActivation`) can read the
+pre-activation output (FullGradient's bias-gradients, the logits behind a
 fused softmax) or put a different activation after it (Guided Backprop's
-ReLUs), and still follows the model's weights.
+ReLUs), and still follow the model's weights.
 """
 
 from __future__ import annotations
@@ -14,12 +15,10 @@ from typing import Any
 
 import keras
 
-from keras_explainable.relu_rules import is_relu_function
-
-__all__ = ["LINEAR_MAP_LAYERS", "has_fused_activation", "has_fused_relu", "linear_twin"]
+__all__ = ["LINEAR_MAP_LAYERS", "has_fused_activation", "linear_twin"]
 
 # Layers whose `activation` is applied last, to the output of a linear map: the
-# only ones `split_activations` may rebuild as linear twin + activation.
+# only ones a tap may run as linear twin + activation.
 LINEAR_MAP_LAYERS = (
     keras.layers.Dense,
     keras.layers.EinsumDense,
@@ -46,25 +45,31 @@ def has_fused_activation(layer: Any) -> bool:
     )
 
 
-def has_fused_relu(layer: Any) -> bool:
-    """Whether `layer` applies a plain ReLU last, to a linear map."""
-    return isinstance(layer, LINEAR_MAP_LAYERS) and is_relu_function(
-        getattr(layer, "activation", None)
-    )
-
-
-def linear_twin(layer: keras.layers.Layer, name: str, *args: Any, **kwargs: Any) -> tuple:
-    """Call a twin of `layer` without its activation; returns `(twin, outputs)`.
+def linear_twin(layer: keras.layers.Layer, *inputs: Any, name: str | None = None) -> Any:
+    """A twin of `layer` without its activation, built for `inputs`; shares its variables.
 
     The twin has `layer`'s config with a linear activation, and it *shares*
     `layer`'s variables instead of copying them: while the twin builds, each
     weight it asks for is answered with `layer`'s weight of the same name. So
-    the exposure follows the model's weights after `fit` or `set_weights`, and
-    a compiled step never reads stale values.
+    an explanation follows the model's weights after `fit` or `set_weights`,
+    and a compiled step never reads stale values.
+
+    Args:
+        layer: a layer of `LINEAR_MAP_LAYERS`.
+        *inputs: tensors of the shapes the layer is called on (their
+            shapes and dtypes build the twin; symbolic `keras.KerasTensor`s
+            or traced tensors).
+        name: the twin's name (default `<layer name>_linear`).
+
+    Returns:
+        The built twin layer.
+
+    Raises:
+        ValueError: the twin asks for a weight the layer does not have.
     """
     config = dict(layer.get_config())
     config["activation"] = "linear"
-    config["name"] = name
+    config["name"] = name or f"{layer.name}_linear"
     twin = layer.__class__.from_config(config)
     variables = {variable.name: variable for variable in layer.weights}
 
@@ -79,7 +84,7 @@ def linear_twin(layer: keras.layers.Layer, name: str, *args: Any, **kwargs: Any)
 
     twin.add_weight = shared_weight
     try:
-        outputs = twin(*args, **kwargs)
+        twin(*(keras.KerasTensor(tuple(t.shape), dtype=t.dtype) for t in inputs))
     finally:
         del twin.add_weight
-    return twin, outputs
+    return twin
