@@ -43,9 +43,7 @@ def deit(seed: int = 0) -> keras.Model:
         hidden_dim=16,
         intermediate_dim=32,
     )
-    return keras_hub.models.DeiTImageClassifier(
-        backbone=backbone, num_classes=3, preprocessor=None
-    )
+    return keras_hub.models.DeiTImageClassifier(backbone=backbone, num_classes=3, preprocessor=None)
 
 
 def swin(seed: int = 0) -> keras.Model:
@@ -193,9 +191,7 @@ def _mit(hidden_dims: tuple = (8, 16)) -> keras.Model:
 def mit(seed: int = 0) -> keras.Model:
     """A MiT (SegFormer) encoder as a classifier: its stages end on the image grid."""
     keras.utils.set_random_seed(seed)
-    return keras_hub.models.MiTImageClassifier(
-        backbone=_mit(), num_classes=3, preprocessor=None
-    )
+    return keras_hub.models.MiTImageClassifier(backbone=_mit(), num_classes=3, preprocessor=None)
 
 
 def deeplabv3(seed: int = 0) -> keras.Model:

@@ -244,6 +244,23 @@ def test_principal_projection_equals_numpy_svd_with_and_without_xla(shape):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
 
 
+def test_principal_projection_sign_when_the_rows_sum_to_zero():
+    """Layer-normalised tokens sum to about 0 over channels: their sums give no sign."""
+    rng = np.random.default_rng(2)
+    matrix = rng.normal(size=(1, 16, 8))
+    matrix -= matrix.mean(axis=2, keepdims=True)  # every row sums to 0
+    projections = []
+    for noise in (0.0, 1e-6, -1e-6):
+        noisy = (matrix + noise * rng.normal(size=matrix.shape)).astype("float32")
+        projections.append(ke_ops.principal_projection(tf.constant(noisy)).numpy()[0])
+    expected = np.abs(reference_eigen(matrix[:, :, None, :].astype("float32"))[0, :, 0])
+    for projection in projections:
+        # the largest projection is positive, whatever the rounding of the sums
+        assert projection[np.argmax(np.abs(projection))] > 0
+        np.testing.assert_allclose(np.abs(projection), expected, rtol=1e-3, atol=1e-5)
+        np.testing.assert_allclose(projection, projections[0], atol=1e-4)
+
+
 def test_ablationcam_on_split_and_sequential_models_equals_the_flat_model(image_model, images):
     body, head, model = image_model
     expected = _raw(ke.AblationCAM, model).explain(images, 1).maps

@@ -215,21 +215,3 @@ def test_a_transformer_in_a_split_model(x):
     head = keras.Model(head_input, model.get_layer("dense")(pooled))
     explanation = ke.GradCAM(ke.SplitModel(body, head)).explain(x, 2)
     np.testing.assert_allclose(explanation.maps, expected.maps, atol=1e-5)
-
-
-def test_keras_hub_vit_classifier_from_a_config(x):
-    keras_hub = pytest.importorskip("keras_hub")
-    keras.utils.set_random_seed(0)
-    backbone = keras_hub.models.ViTBackbone(
-        image_shape=(16, 16, 3), patch_size=4, num_layers=2, num_heads=2, hidden_dim=8, mlp_dim=16
-    )
-    # The classifier reads the class token; the encoder's attention is inside one
-    # custom layer, so its input (the patch embedding) is explained.
-    model = keras_hub.models.ViTImageClassifier(backbone=backbone, num_classes=3)
-    explanation = ke.GradCAM(model).explain(x, 0)
-    assert explanation.layer == (
-        "vi_t_backbone/vit_patching_and_embedding (auto: input of the last custom token "
-        "layer, 4x4 token grid, 1 skipped token)"
-    )
-    assert explanation.maps.shape == (4, 16, 16, 1)
-    assert np.isfinite(explanation.maps).all() and explanation.maps.max() == pytest.approx(1.0)

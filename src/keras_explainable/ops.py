@@ -287,7 +287,9 @@ def principal_projection(matrix: tf.Tensor) -> tf.Tensor:
     projections `p = X v`, one per row. The sign of `v` is chosen so that
     `p` correlates positively with the rows' sums `X 1` (an SVD leaves it
     arbitrary): for activations, positions with more total activation
-    project higher. The direction is computed from the smaller Gram matrix,
+    project higher. Where the rows' sums carry no sign (layer-normalised
+    tokens, whose channels sum to about 0), the sign makes the largest
+    projection positive instead. The direction is computed from the smaller Gram matrix,
     `X X^T` or `X^T X`, by repeated squaring (see `PRINCIPAL_SQUARINGS`), so
     the function also compiles under XLA. A constant matrix gives zeros.
 
@@ -324,6 +326,12 @@ def principal_projection(matrix: tf.Tensor) -> tf.Tensor:
     else:
         shape = tf.shape(matrix)
         projection = tf.cond(shape[1] <= shape[2], by_rows, by_columns)
-    agreement = tf.reduce_sum(projection * tf.reduce_sum(centred, axis=2), axis=1)
+    sums = tf.reduce_sum(centred, axis=2)
+    agreement = tf.reduce_sum(projection * sums, axis=1)
+    # Rows whose sums carry no sign (layer-normalised tokens sum to about 0)
+    # leave the correlation to rounding: then the largest projection is positive.
+    weak = tf.abs(agreement) <= 1e-4 * tf.norm(projection, axis=1) * tf.norm(centred, axis=[1, 2])
+    largest = tf.gather(projection, tf.argmax(tf.abs(projection), axis=1), axis=1, batch_dims=1)
+    agreement = tf.where(weak, largest, agreement)
     sign = tf.where(agreement < 0.0, -1.0, 1.0)[:, None]
     return projection * sign * scale[:, :, 0]
