@@ -20,6 +20,10 @@ on the same batch in the same process:
   method's own perturbed passes (they add one forward pass on the input);
 * SmoothGrad over Saliency: `samples` raw forward + backward passes;
 * InputXGradient: one raw forward + backward pass to the input;
+* Grad-CAM on a keras-hub ViT (224x224, patch 16, 4 blocks, width 192) at
+  its automatic layer inside the last block: one raw forward pass plus the
+  backward pass from the logits to that layer, as a plain `GradientTape`
+  computation that intercepts the same sublayer;
 * IntegratedGradients with `steps=16` (kept short): 16 raw forward +
   backward passes (it evaluates 17 points, so 16/17 = 0.94x is its best);
 * GradientSHAP with `samples=8`: 8 raw forward + backward passes (it adds
@@ -266,7 +270,7 @@ def scorecam_cases(batch: int, size: int, repeats: int) -> list[dict]:
     )
     x = np.random.default_rng(0).uniform(-1, 1, (batch, size, size, 3)).astype("float32")
     scorecam = ke.ScoreCAM(model, batch_size=batch)
-    channels = int(scorecam.exposure.feature_call.outputs[0].shape[-1])
+    channels = int(scorecam.exposure.layers[0].tensor.shape[-1])
     # The floor: one raw forward pass per channel, timed at the batch size
     # Score-CAM's masked passes use (batch * mask_batch_size images).
     masked = np.repeat(x, scorecam.mask_batch_size, axis=0)
@@ -470,6 +474,84 @@ def ablationcam_cases(batch: int, size: int, repeats: int) -> list[dict]:
     ]
 
 
+def vit_cases(batch: int, repeats: int) -> list[dict]:
+    """Grad-CAM on a keras-hub ViT at its automatic layer, inside the encoder's last block.
+
+    The model: 224x224 images, 16x16 patches, 4 blocks of width 192 (3
+    heads, MLP 768), 1000 classes, built from a config (random weights). The
+    floor: one forward pass and the backward pass from the logits to the
+    layer Grad-CAM reads (the last block's `ln_1`), as a plain
+    `GradientTape` computation that intercepts that sublayer itself.
+    """
+    import keras_hub
+
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.ViTBackbone(
+        image_shape=(224, 224, 3),
+        patch_size=16,
+        num_layers=4,
+        num_heads=3,
+        hidden_dim=192,
+        mlp_dim=768,
+    )
+    model = keras_hub.models.ViTImageClassifier(
+        backbone=backbone, num_classes=1000, preprocessor=None
+    )
+    x = np.random.default_rng(0).uniform(-1, 1, (batch, 224, 224, 3)).astype("float32")
+    gradcam = ke.GradCAM(model, batch_size=batch)
+    layer = gradcam.exposure.layers[0].call.layer
+    forward, _ = raw_passes(model)
+
+    @tf.function
+    def to_layer(images):
+        # The sublayer is intercepted while this step is traced (once).
+        own, held = layer.call, {}
+
+        def call(*args, **kwargs):
+            output = own(*args, **kwargs)
+            tape.watch(output)
+            held["tokens"] = output
+            return output
+
+        layer.call = call
+        try:
+            with tf.GradientTape() as tape:
+                logits = model(images, training=False)
+                score = tf.reduce_sum(tf.reduce_max(logits, axis=-1))
+        finally:
+            del layer.call
+        return tape.gradient(score, held["tokens"])
+
+    times = round_times(
+        {
+            "forward": lambda: forward(x),
+            "to layer": lambda: to_layer(tf.constant(x)).numpy(),
+            "GradCAM": lambda: gradcam.explain(x),
+        },
+        repeats,
+    )
+    seconds = best(times)
+    label = "keras-hub ViT 224x224 (16x16 patches, 4 blocks, width 192)"
+    floor = "forward + backward to the layer"
+    return [
+        _row(
+            label, "raw forward", seconds["forward"], "forward", 1, seconds["forward"], batch, 1.0
+        ),
+        _row(label, f"raw {floor}", seconds["to layer"], floor, 1, seconds["to layer"], batch, 1.0),
+        _row(
+            label,
+            f"GradCAM at {gradcam.layer_name} (auto; "
+            f"{paired_ratio(times, 'forward', 'GradCAM'):.2f}x of a raw forward pass)",
+            seconds["GradCAM"],
+            floor,
+            1,
+            seconds["to layer"],
+            batch,
+            paired_ratio(times, "to layer", "GradCAM"),
+        ),
+    ]
+
+
 def _row(
     model: str,
     method: str,
@@ -573,6 +655,8 @@ def main() -> None:
     args = parser.parse_args()
     rows, targets, layers = resnet_cases(args.batch, args.size, args.repeats, args.only)
     print(table(rows), flush=True)
+    if selected("ViT", args.only):
+        rows += vit_cases(args.batch, args.repeats)
     if selected("ScoreCAM", args.only):
         rows += scorecam_cases(args.scorecam_batch, args.scorecam_size, args.repeats)
     if selected("AblationCAM", args.only):

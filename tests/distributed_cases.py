@@ -108,13 +108,52 @@ def batchnorm_cnn() -> keras.Model:
     return fix_weights_by_role(keras.Model(inputs, keras.layers.Dense(CLASSES)(x)), seed=10)
 
 
+class Block(keras.layers.Layer):
+    """A composite layer: a pre-norm attention block whose layers are attributes."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.norm = keras.layers.LayerNormalization()
+        self.attention = keras.layers.MultiHeadAttention(2, 4)
+        self.mlp = keras.layers.Dense(8, activation="relu")
+
+    def build(self, input_shape):
+        self.norm.build(input_shape)
+        self.attention.build(input_shape, input_shape)
+        self.mlp.build(input_shape)
+
+    def call(self, tokens):
+        normed = self.norm(tokens)
+        tokens = tokens + self.attention(normed, normed)
+        return tokens + self.mlp(tokens)
+
+
+def composite_transformer() -> keras.Model:
+    """Patches of 4x4 into tokens, a class token, two composite blocks (auto-named)."""
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 4, strides=4)(inputs)
+    x = keras.layers.Reshape((16, 8))(x)
+    x = keras.layers.Concatenate(axis=1)([keras.layers.Lambda(lambda t: t[:, :1] * 0)(x), x])
+    for _ in range(2):
+        x = Block()(x)
+    outputs = keras.layers.Dense(CLASSES)(keras.layers.Lambda(lambda t: t[:, 0])(x))
+    return fix_weights(keras.Model(inputs, outputs), seed=16)
+
+
 MODELS: dict[str, Callable[[], keras.Model]] = {
     "plain": plain_cnn,
     "sequential": sequential_cnn,
     "nested": nested_backbone,
     "batchnorm": batchnorm_cnn,
     "demo": demo.load_demo_model,
+    "composite": composite_transformer,
 }
+try:  # keras-hub is an optional extra (in `test`)
+    import hub_models
+
+    MODELS["keras-hub vit"] = lambda: hub_models.vit(seed=2, classes=CLASSES)
+except ImportError:
+    pass
 
 
 def data(model_name: str, model: keras.Model, count: int) -> tuple[np.ndarray, np.ndarray]:

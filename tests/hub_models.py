@@ -18,7 +18,7 @@ def _shape(size: int = IMAGE) -> tuple:
     return (size, size, 3)
 
 
-def vit(seed: int = 0, num_layers: int = 2, patch_size: int = 8) -> keras.Model:
+def vit(seed: int = 0, num_layers: int = 2, patch_size: int = 8, classes: int = 3) -> keras.Model:
     """A class token, then (32 / patch_size)**2 patch tokens; the head reads the class token."""
     keras.utils.set_random_seed(seed)
     backbone = keras_hub.models.ViTBackbone(
@@ -29,7 +29,9 @@ def vit(seed: int = 0, num_layers: int = 2, patch_size: int = 8) -> keras.Model:
         hidden_dim=16,
         mlp_dim=32,
     )
-    return keras_hub.models.ViTImageClassifier(backbone=backbone, num_classes=3, preprocessor=None)
+    return keras_hub.models.ViTImageClassifier(
+        backbone=backbone, num_classes=classes, preprocessor=None
+    )
 
 
 def deit(seed: int = 0) -> keras.Model:
