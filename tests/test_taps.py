@@ -330,3 +330,25 @@ def test_ablation_cam_inside_a_composite_layer_ablates_through_the_whole_model(m
     weights = np.stack(drops, axis=-1)  # (N, C)
     expected = (features * weights[:, None, None, :]).sum(axis=-1)
     np.testing.assert_allclose(explainer.explain(x, 1).maps[..., 0], expected, rtol=1e-4, atol=1e-5)
+
+
+class HostStep(keras.layers.Layer):
+    """A layer that runs Python on the host: XLA cannot compile it."""
+
+    def call(self, inputs):
+        doubled = tf.py_function(lambda a: a * 2, [inputs], inputs.dtype)
+        return tf.ensure_shape(doubled, inputs.shape)
+
+
+def test_a_step_that_xla_cannot_compile_gets_a_clear_error_before_any_work(x):
+    inputs = keras.Input((8, 8, 3))
+    features = keras.layers.Conv2D(4, 3, padding="same", name="features")(inputs)
+    hosted = HostStep(name="host")(features)
+    outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(hosted))
+    model = fix_weights(keras.Model(inputs, outputs))
+    with pytest.raises(
+        ke.ModelStructureError, match=r"could not be compiled with XLA.*jit_compile=False"
+    ):
+        ke.GradCAM(model, layer="features", jit_compile=True).explain(x, 0)
+    plain = ke.GradCAM(model, layer="features").explain(x, 0)
+    assert np.isfinite(plain.maps).all()

@@ -6,7 +6,7 @@ directory. This script runs the pages' Python blocks the same way, in a
 temporary folder, and copies the pictures they write to docs/images/, where
 the pages show them.
 
-    python docs/scripts/make_task_pictures.py            # every task page
+    python docs/scripts/make_task_pictures.py            # every task page, and keras-hub.md
     python docs/scripts/make_task_pictures.py text.md    # some of them
 """
 
@@ -53,7 +53,10 @@ def main() -> None:
     parser.add_argument("pages", nargs="*", help="page names under docs/tasks/ (default: all)")
     arguments = parser.parse_args()
     folder = ROOT / "docs" / "tasks"
-    pages = [folder / name for name in arguments.pages] or sorted(folder.glob("*.md"))
+    # Pages outside docs/tasks/ that are executed examples with pictures of their own.
+    others = [ROOT / "docs" / "keras-hub.md"]
+    named = [folder / name if (folder / name).exists() else ROOT / "docs" / name for name in arguments.pages]
+    pages = named or sorted(folder.glob("*.md")) + others
     for page in pages:
         for picture in run_page(page, ROOT / "docs" / "images"):
             print(f"{page.relative_to(ROOT)} -> {picture.relative_to(ROOT)}")

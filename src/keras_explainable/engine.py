@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_explainable.errors import InputError
+from keras_explainable.errors import InputError, ModelStructureError
 from keras_explainable.inputs import InputSource, batch_length
 from keras_explainable.targets import TargetPlan, as_index_array
 
@@ -167,14 +167,15 @@ class StepCache:
             The `tf.function`.
         """
         if key not in self._steps:
+            compiled = self.jit_compile if jit_compile is None else jit_compile
             function = tf.function(
                 build(),
                 input_signature=input_signature,
-                jit_compile=self.jit_compile if jit_compile is None else jit_compile,
+                jit_compile=compiled,
                 autograph=self.autograph,
             )
-            self._steps[key] = (function, keep)
-        return self._steps[key][0]
+            self._steps[key] = (function, keep, _xla_errors(function) if compiled else function)
+        return self._steps[key][2]
 
     def __len__(self) -> int:
         return len(self._steps)
@@ -183,8 +184,34 @@ class StepCache:
     def trace_count(self) -> int:
         """How many times the cached steps were traced, all together."""
         return sum(
-            int(function.experimental_get_tracing_count()) for function, _ in self._steps.values()
+            int(function.experimental_get_tracing_count()) for function, *_ in self._steps.values()
         )
+
+
+def _xla_errors(function: Callable) -> Callable:
+    """`function` (compiled with XLA), whose compilation failure says what to do.
+
+    XLA compiles a step on its first call, before any batch is explained; an
+    operation it has no kernel for (a `tf.numpy_function` in a layer, say)
+    fails there with TensorFlow's own error, which this turns into one that
+    names the cause and the way out.
+    """
+
+    def step(*args: Any) -> Any:
+        try:
+            return function(*args)
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
+            message = str(error)
+            if "XLA" not in message and "compil" not in message.lower():
+                raise
+            first = next((line for line in message.splitlines() if line.strip()), message)
+            raise ModelStructureError(
+                "The explanation step could not be compiled with XLA (jit_compile=True): "
+                f"{first.strip()[:300]}. An operation of the model, or of a layer the "
+                "explainer reaches inside it, has no XLA kernel. Pass jit_compile=False."
+            ) from error
+
+    return step
 
 
 def batch_indices(
