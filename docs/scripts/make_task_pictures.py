@@ -55,7 +55,10 @@ def main() -> None:
     folder = ROOT / "docs" / "tasks"
     # Pages outside docs/tasks/ that are executed examples with pictures of their own.
     others = [ROOT / "docs" / "keras-hub.md"]
-    named = [folder / name if (folder / name).exists() else ROOT / "docs" / name for name in arguments.pages]
+    named = [
+        folder / name if (folder / name).exists() else ROOT / "docs" / name
+        for name in arguments.pages
+    ]
     pages = named or sorted(folder.glob("*.md")) + others
     for page in pages:
         for picture in run_page(page, ROOT / "docs" / "images"):
