@@ -15,6 +15,8 @@ output replaced by them.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -26,7 +28,12 @@ from keras_explainable.errors import LayerError, ModelStructureError
 from keras_explainable.exposure.addressing import LayerSpec, resolve_layer
 from keras_explainable.exposure.graph import Head, functional_head, is_replayable, model_input
 from keras_explainable.exposure.input_layout import InputLayout
-from keras_explainable.exposure.model_map import DISCOVERY_BATCH, ModelMap, map_model
+from keras_explainable.exposure.model_map import (
+    DISCOVERY_BATCH,
+    ModelMap,
+    map_model,
+    reachable_layers,
+)
 from keras_explainable.exposure.outputs import (
     ALL_OUTPUTS,
     OutputSpec,
@@ -231,6 +238,9 @@ class Exposure:
             return tf.sigmoid(outputs)
         return tf.nn.softmax(outputs, axis=-1)
 
+    # The exposure's Python runs as it is when a step is traced: autograph
+    # (which the metrics' steps use) has no control flow to convert in it.
+    @tf.autograph.experimental.do_not_convert
     def forward(self, inputs: Any, taps: Sequence[Tap] = ()) -> Forward:
         """Run the model once in inference mode with the exposure's taps and `taps`.
 
@@ -255,6 +265,7 @@ class Exposure:
             features = tuple(session.observed(tap) for tap in self._observers)
         return Forward(features, pick_output(outputs, self.output_key), session)
 
+    @tf.autograph.experimental.do_not_convert
     def __call__(self, inputs: Any) -> tuple[Any, Any]:
         """Run the model in inference mode; returns `(features, outputs)`.
 
@@ -273,6 +284,7 @@ class Exposure:
             return _call(model.head, _call(model.feature_extractor, inputs))
         return _call(model, inputs)
 
+    @tf.autograph.experimental.do_not_convert
     def replaced(self, inputs: Any, features: tf.Tensor) -> Any:
         """The explained outputs with the (first) explained layer's output replaced by `features`.
 
@@ -537,8 +549,28 @@ def expose(
     )
 
 
+# Maps of the models explained so far: explainers of one model share its map
+# (a trace of the model). Entries go with their model.
+_MAPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_MAPS_LOCK = threading.Lock()
+
+
 def map_of(model: Any, specs: Any, batch_static: bool) -> ModelMap:
-    """The `ModelMap` of a model (or of both halves of a `SplitModel`) on inputs of `specs`."""
+    """The `ModelMap` of a model (or of both halves of a `SplitModel`) on inputs of `specs`.
+
+    A Keras model's map is kept with the model and reused by the next
+    explainer of the same model and input specs, as long as the model holds
+    the same layers.
+    """
+    if isinstance(model, keras.layers.Layer):
+        key = (repr(specs), batch_static, tuple(id(layer) for layer in reachable_layers(model)))
+        with _MAPS_LOCK:
+            known = _MAPS.get(model, {}).get(key)
+        if known is None:
+            known = map_model(model, specs, batch_static=batch_static)
+            with _MAPS_LOCK:
+                _MAPS.setdefault(model, {})[key] = known
+        return known
     if isinstance(model, SplitModel):
         halves = [model.feature_extractor, model.head]
         return map_model(
