@@ -304,7 +304,16 @@ def _expected_scores(family, model, images, target):
 
 CASES = [(family, name) for family in ("vit", "swin", "efficientnet") for name in METHODS]
 CASES += [("segformer", name) for name in METHODS if name != "CAM"]
-CASES += [("retinanet", name) for name in ("GradCAM", "Saliency", "Occlusion", "SmoothGrad")]
+CASES += [
+    ("retinanet", name)
+    for name in ("GradCAM", "GradCAMPlusPlus", "ScoreCAM", "Saliency", "Occlusion", "SmoothGrad", "TTA")
+]
+OTHERS = ("deit", "dinov2", "mit", "resnet", "mobilenet", "densenet", "vgg", "deeplabv3")
+CASES += [
+    (family, name)
+    for family in OTHERS
+    for name in ("Saliency", "GuidedBackprop", "ScoreCAM", "Occlusion", "AblationCAM")
+]
 
 
 @pytest.mark.parametrize(("family", "name"), CASES)
@@ -312,6 +321,10 @@ def test_every_method_runs_on_keras_hub_families(family, name):
     model = model_of(family)
     size = 64 if family == "retinanet" else 32
     images = np.random.default_rng(6).uniform(0, 1, (3, size, size, 3)).astype("float32")
+    if name == "TTA" and family == "retinanet":
+        with pytest.raises(ke.TargetError, match="detector's boxes"):
+            METHODS[name](model, size).explain(images, _target(family, images)[0])
+        return
     if name == "CAM" and family in ("vit", "swin"):
         with pytest.raises(ke.ModelStructureError, match="global average pooling"):
             METHODS[name](model, size)
@@ -326,5 +339,9 @@ def test_every_method_runs_on_keras_hub_families(family, name):
     # (decorators report the mean score over their noisy or flipped copies)
     if expected is not None and name not in ("SmoothGrad", "TTA"):
         np.testing.assert_allclose(explanation.scores[:, 0], expected, rtol=1e-4, atol=1e-5)
-    one_by_one = METHODS[name](model, size, batch_size=1)
-    np.testing.assert_allclose(one_by_one.explain(images, target).maps, explanation.maps, atol=1e-4)
+    if family in ("vit", "efficientnet"):
+        # (one family of each kind; a second run costs a second trace)
+        one_by_one = METHODS[name](model, size, batch_size=1)
+        np.testing.assert_allclose(
+            one_by_one.explain(images, target).maps, explanation.maps, atol=1e-4
+        )

@@ -336,6 +336,11 @@ def test_detector_outputs_need_a_target_that_reads_them_all():
     with pytest.raises(ke.TargetError, match="2 boxes for 5 inputs"):
         explainer.explain(IMAGES, ke.targets.Box(np.tile([[0, 0, 1, 1]], (2, 1)), 0))
     assert explainer.trace_count == 0
+    # A flipped image moves the detections: TTA would explain the mirror-image one.
+    tta = ke.TTA(explainer, flips=("horizontal",))
+    with pytest.raises(ke.TargetError, match="TTA flips and rescales the image.*detector's boxes"):
+        tta.explain(IMAGES, ke.targets.Box([0, 0, 4, 4], 1))
+    assert tta.trace_count == 0
 
 
 # ---------------------------------------------------------------- regression

@@ -21,9 +21,9 @@ import tensorflow as tf
 from keras_explainable import ops
 from keras_explainable.attribution import Attribution
 from keras_explainable.decorators.base import Decorator
-from keras_explainable.errors import InputError, ModelStructureError
+from keras_explainable.errors import InputError, ModelStructureError, TargetError
 from keras_explainable.exposure import Exposure
-from keras_explainable.targets import INDEX, TOP, TargetPlan, Targets
+from keras_explainable.targets import INDEX, OBJECT, TOP, TargetPlan, Targets
 
 __all__ = ["TTA"]
 
@@ -178,6 +178,17 @@ class TTA(Decorator):
 
     def _check_targets(self, plan: TargetPlan) -> None:
         super()._check_targets(plan)
+        target = plan.target
+        if plan.kind == OBJECT and getattr(target, "reads_all_outputs", False):
+            # A detector's boxes move with the flipped or scaled image; the
+            # target's box stays in the input's coordinates, so it would pick
+            # the mirror-image detection.
+            raise TargetError(
+                f"TTA flips and rescales the image, and with it the detector's boxes, "
+                f"which {type(target).__name__} reads in the input's coordinates: each "
+                "augmented pass would explain another detection. Explain detections "
+                "without TTA."
+            )
         if any(scale != 1.0 for scale in self.scales) and self._spatial_output():
             raise ValueError(
                 f"TTA scales={self.scales} resize the input, and so the model's output map "
