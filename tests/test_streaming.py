@@ -85,6 +85,7 @@ CHANGED_OPTIONS = {
     ),
     "logits": (lambda m: ke.GradCAM(m), lambda m: ke.GradCAM(m, logits=False), "logits"),
     "steps": (lambda m: _ig(m), lambda m: _ig(m, steps=5), "steps"),
+    "method": (lambda m: _ig(m), lambda m: _ig(m, method="riemann_trapezoid"), "method"),
     "baseline": (lambda m: _ig(m), lambda m: _ig(m, baseline=0.5), "baseline"),
     "baseline array": (
         lambda m: _ig(m, baseline=np.zeros((8, 8, 3), "float32")),
@@ -204,6 +205,11 @@ def test_neutral_options_read_the_run_back(tmp_path, images):
     same = ke.Occlusion(model, window=3, window_batch_size=9, jit_compile=True, verbose=0)
     same.explain_to_disk(images, tmp_path, LABELS)
     assert same.trace_count == 0 and _state(tmp_path) == before
+    _ig(model, step_batch_size=1).explain_to_disk(images, tmp_path / "ig", LABELS)
+    before = _state(tmp_path / "ig")
+    same = _ig(model, step_batch_size=3, completeness_tolerance=0.5)
+    same.explain_to_disk(images, tmp_path / "ig", LABELS)
+    assert same.trace_count == 0 and _state(tmp_path / "ig") == before
     smooth = _smooth(model, noise_batch_size=1)
     smooth.explain_to_disk(images, tmp_path / "smooth", LABELS)
     before = _state(tmp_path / "smooth")
