@@ -198,6 +198,21 @@ def test_finished_run_is_read_back_and_refused_after_set_weights(tmp_path, image
     assert _state(tmp_path / "run") == before
 
 
+def test_a_plain_callable_model_is_fingerprinted_by_the_weights_it_holds(tmp_path, images):
+    model = _model()
+    occlusion = ke.Occlusion(lambda x: model(x), window=4, verbose=0)
+    occlusion.explain_to_disk(images, tmp_path, LABELS)
+    before = _state(tmp_path)
+    occlusion.explain_to_disk(images, tmp_path, LABELS)  # read back
+    assert _state(tmp_path) == before
+    dense = model.get_layer("dense")
+    kernel, bias = dense.get_weights()
+    dense.set_weights([-kernel, bias])
+    with pytest.raises(ke.RunMismatchError, match="the model's weights"):
+        occlusion.explain_to_disk(images, tmp_path, LABELS)
+    assert _state(tmp_path) == before
+
+
 def test_neutral_options_read_the_run_back(tmp_path, images):
     model = _model()
     ke.Occlusion(model, window=3, window_batch_size=4).explain_to_disk(images, tmp_path, LABELS)

@@ -154,23 +154,34 @@ def options(explainer: Any) -> dict:
     return _fields(explainer, _DEPTH)
 
 
-def _variables(model: Any) -> list:
-    """The weights of a Keras model or layer, or of a `SplitModel`'s halves."""
+def _variables(model: Any, depth: int = 3) -> list:
+    """The weights of a model: a Keras model or layer, a `SplitModel`, a callable.
+
+    A plain callable's are those of the Keras models it reaches (in its
+    closure or its attributes), `depth` levels deep.
+    """
+    if depth < 0:
+        return []
     if isinstance(model, keras.layers.Layer):
         return list(model.weights)
     if attrs.has(type(model)):
-        return [
-            v for field in attrs.fields(type(model)) for v in _variables(getattr(model, field.name))
-        ]
-    return []
+        parts = [getattr(model, field.name) for field in attrs.fields(type(model))]
+    elif isinstance(model, types.FunctionType):
+        parts = [cell.cell_contents for cell in model.__closure__ or ()]
+    elif callable(model) and hasattr(model, "__dict__"):
+        parts = list(vars(model).values())
+    else:
+        return []
+    return [variable for part in parts for variable in _variables(part, depth - 1)]
 
 
 def model_fingerprint(model: Any) -> str:
     """A SHA-256 of the model's weights (their values, dtypes and shapes, in order).
 
     Names are left out, so a model rebuilt with the same weights has the same
-    fingerprint. A model given as a plain callable has no weights to read:
-    its fingerprint is that of its description (`describe`).
+    fingerprint. A plain callable is fingerprinted by the weights of the
+    Keras models it holds (in its closure or attributes), and by its
+    description (`describe`) when it holds none.
 
     Args:
         model: a Keras model, a `SplitModel`, or a callable.

@@ -149,7 +149,7 @@ class NpyWriter:
                 f"The unfinished run in {str(directory)!r} was cut into batches of "
                 f"{_listed(recorded_batching)}; it resumes after its last complete batch, so "
                 f"it must go on with the same batches, not {_listed(batching)}. Use the "
-                f"same batch size, write to another directory, or pass resume=False to "
+                "same batch size, write to another directory, or pass resume=False to "
                 "replace the run there."
             )
         rows = {name: (dtype, tuple(shape)) for name, (dtype, shape) in progress["rows"].items()}
