@@ -147,9 +147,9 @@ class IntegratedGradients(InputAttributionExplainer):
     Cost per batch: `steps` forward and backward passes to the input per
     target (`steps + 1` for 'riemann_trapezoid'), plus the forward pass of
     the missing end points: for 'gausslegendre', one forward pass of the
-    input and the baseline stacked (about the cost of two thirds of a
-    forward and backward pass), so it costs slightly less than the
-    trapezoid at the same `steps`.
+    input and the baseline stacked, two forward passes of the batch (from
+    two thirds of a forward and backward pass on a GPU to about one on a
+    CPU), so it costs at most what the trapezoid costs at the same `steps`.
 
     'auto' post-processing takes the absolute value of the summed
     attributions before scaling each map to [0, 1] (how Captum's and
