@@ -102,7 +102,9 @@ class Explainer(LayerAccess, abc.ABC):
             normalises every map to [0, 1]; None returns raw maps; a
             callable receives the resized `(N, *spatial, L)` maps (per-channel
             maps `(N, *spatial, C, L)`) in the compiled step and returns new
-            ones.
+            ones. Maps that come out all zero are announced with a
+            `BlankMapWarning` (with 'auto' or None; a callable's zeros are
+            its own).
         resize: resize maps to the input's spatial size (default True).
         resize_to: for a model with several inputs, the input (name or
             index) whose spatial size a layer's maps are resized to. Default:
@@ -694,6 +696,8 @@ class Explainer(LayerAccess, abc.ABC):
             InputError: wrong rank or shape, empty inputs, NaN/Inf values.
             TargetError: targets of the wrong length, shape or range.
             TypeError: inputs or targets of the wrong type.
+            NonFiniteError: the maps of finite inputs hold NaN or Inf (the
+                model's scores or gradients are not finite there).
 
         Example:
             >>> expl = ke.GradCAM(model).explain(images, labels)

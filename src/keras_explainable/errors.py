@@ -81,7 +81,8 @@ class CompletenessWarning(UserWarning):
     """Integrated Gradients' maps miss completeness by more than the tolerance.
 
     The attributions of a sample should sum to `S(x) - S(baseline)`; the gap
-    is the error of the path integral, which shrinks as `steps` grows.
+    is the error of the path integral, which depends on the quadrature rule
+    (`method`, named in the message) and shrinks as `steps` grows.
 
     Example:
         >>> import warnings
