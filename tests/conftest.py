@@ -156,6 +156,23 @@ def images():
     return np.random.default_rng(42).uniform(0, 1, (7, 8, 8, 3)).astype("float32")
 
 
+def quadrature_nodes(rule: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """A path rule's `(alphas, weights)` on [0, 1], written out here (Captum's definitions).
+
+    The trapezoid takes `steps` intervals (`steps + 1` points), as
+    keras-explainable's 'riemann_trapezoid' does.
+    """
+    if rule == "gausslegendre":
+        roots, weights = np.polynomial.legendre.leggauss(steps)
+        return (roots + 1) / 2, weights / 2
+    if rule == "riemann_trapezoid":
+        weights = np.full(steps + 1, 1 / steps)
+        weights[0] = weights[-1] = 0.5 / steps
+        return np.linspace(0, 1, steps + 1), weights
+    offset = {"riemann_left": 0, "riemann_middle": 0.5, "riemann_right": 1}[rule]
+    return (np.arange(steps) + offset) / steps, np.full(steps, 1 / steps)
+
+
 def make_smooth_model(input_shape=(6, 6, 2), classes=3, seed=3, scale=0.5, linear=False):
     """A small smooth classifier (tanh and softplus convolutions, logits out).
 

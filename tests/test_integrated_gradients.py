@@ -1,4 +1,4 @@
-"""Integrated Gradients against a direct trapezoid-rule computation."""
+"""Integrated Gradients against direct quadratures of tape gradients, rule by rule."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 import tensorflow as tf
 
 import keras_explainable as ke
-from conftest import make_smooth_model
+from conftest import fix_weights, make_smooth_model, quadrature_nodes
 from keras_explainable.baselines import baseline_images
+from keras_explainable.methods.integrated_gradients import path_quadrature
 
 # Few steps keep these tests fast; the warning itself is tested below.
 pytestmark = pytest.mark.filterwarnings("ignore::keras_explainable.errors.CompletenessWarning")
@@ -33,18 +34,20 @@ def _raw(model, **options):
     return ke.IntegratedGradients(model, postprocess=None, resize=False, **options)
 
 
-def reference_ig(model, x, baseline, targets, steps):
-    """`(N, H, W)` IG maps by the trapezoid rule over `steps` intervals, directly."""
+RULES = ("gausslegendre", "riemann_middle", "riemann_left", "riemann_right", "riemann_trapezoid")
+
+
+def reference_ig(model, x, baseline, targets, steps, rule="gausslegendre"):
+    """`(N, H, W)` IG maps by the rule's quadrature of tape gradients, directly."""
     x = tf.constant(x)
     baseline = tf.broadcast_to(tf.constant(baseline, tf.float32), x.shape)
     total = tf.zeros_like(x)
-    for k in range(steps + 1):
-        point = baseline + (k / steps) * (x - baseline)
+    for alpha, weight in zip(*quadrature_nodes(rule, steps), strict=True):
+        point = baseline + float(alpha) * (x - baseline)
         with tf.GradientTape() as tape:
             tape.watch(point)
             score = tf.reduce_sum(tf.gather(model(point), targets, batch_dims=1))
-        weight = (0.5 if k in (0, steps) else 1.0) / steps
-        total += weight * tape.gradient(score, point)
+        total += float(weight) * tape.gradient(score, point)
     return tf.reduce_sum((x - baseline) * total, axis=-1).numpy()
 
 
@@ -73,26 +76,32 @@ def test_completeness_within_one_percent_at_128_steps(model, x):
         np.testing.assert_allclose(expl.scores[:, 0], scores(model, x, targets), rtol=1e-5)
 
 
-def test_equals_the_trapezoid_rule_computed_directly(model, x):
+@pytest.mark.parametrize("rule", RULES)
+def test_each_rule_equals_its_quadrature_computed_directly(model, x, rule):
     baseline = np.random.default_rng(1).uniform(-0.5, 0.5, (6, 6, 2)).astype("float32")
     targets = np.array([2, 1, 0, 0, 2])
-    expected = reference_ig(model, x, baseline, targets, steps=6)
-    expl = _raw(model, steps=6, baseline=baseline).explain(x, targets)
+    expected = reference_ig(model, x, baseline, targets, 6, rule)
+    expl = _raw(model, steps=6, method=rule, baseline=baseline).explain(x, targets)
     np.testing.assert_allclose(expl.maps[..., 0], expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(expl.scores[:, 0], scores(model, x, targets), rtol=1e-5)
     # top-class targets: resolved once on the input, as the direct computation does
     top = model(x).numpy().argmax(-1)
-    expl = _raw(model, steps=6, baseline=baseline).explain(x)
+    expl = _raw(model, steps=6, method=rule, baseline=baseline).explain(x)
     np.testing.assert_array_equal(expl.targets[:, 0], top)
     np.testing.assert_allclose(
-        expl.maps[..., 0], reference_ig(model, x, baseline, top, 6), rtol=1e-4, atol=1e-6
+        expl.maps[..., 0], reference_ig(model, x, baseline, top, 6, rule), rtol=1e-4, atol=1e-6
     )
 
 
-def test_step_batch_size_does_not_change_the_maps(model, x):
+@pytest.mark.parametrize("rule", ["gausslegendre", "riemann_right", "riemann_trapezoid"])
+def test_step_batch_size_does_not_change_the_maps(model, x, rule):
     steps = 10
-    reference = _raw(model, steps=steps, step_batch_size=1).explain(x, [[0, 2]] * 5)
+    explain = lambda size: _raw(  # noqa: E731
+        model, steps=steps, method=rule, step_batch_size=size
+    ).explain(x, [[0, 2]] * 5)
+    reference = explain(1)
     for step_batch_size in (7, steps, steps + 1, 64):
-        expl = _raw(model, steps=steps, step_batch_size=step_batch_size).explain(x, [[0, 2]] * 5)
+        expl = explain(step_batch_size)
         np.testing.assert_allclose(expl.maps, reference.maps, rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(expl.scores, reference.scores, rtol=1e-6)
 
@@ -106,8 +115,15 @@ def test_warns_once_when_steps_are_too_few_and_not_when_enough(x):
         explainer.explain(x, 1)
     found = [w for w in caught if issubclass(w.category, ke.CompletenessWarning)]
     assert len(found) == 1
-    assert "steps" in str(found[0].message) and "now 1" in str(found[0].message)
+    message = str(found[0].message)
+    assert "method='gausslegendre', steps=1" in message and "Raise steps (now 1)" in message
     assert found[0].filename == __file__  # the user's line, not the library's
+    # Another rule: the advice names the default rule before more steps.
+    trapezoid = _raw(curved, steps=1, method="riemann_trapezoid")
+    with pytest.warns(ke.CompletenessWarning, match="riemann_trapezoid") as caught:
+        trapezoid.explain(x, 0)
+    message = str(caught[0].message)
+    assert message.index("method='gausslegendre'") < message.index("raise steps (now 1)")
     _no_warnings(lambda: _raw(curved, steps=256, step_batch_size=32).explain(x, 0))
     # the tolerance is the user's
     _no_warnings(lambda: _raw(curved, steps=1, completeness_tolerance=1e9).explain(x, 0))
@@ -196,6 +212,8 @@ def test_composes_with_smoothgrad(model, x):
     ("options", "error", "match"),
     [
         ({"steps": 0}, ValueError, "steps"),
+        ({"method": "simpson"}, ValueError, "method"),
+        ({"method": "trapezoid"}, ValueError, "riemann_trapezoid"),
         ({"step_batch_size": 0}, ValueError, "step_batch_size"),
         ({"baseline": "black"}, ValueError, "baseline"),
         ({"baseline": np.full((6, 6, 2), np.nan, "float32")}, ValueError, "finite"),
@@ -227,3 +245,128 @@ def test_bad_baselines_for_the_inputs_fail_before_any_step():
     wrong = ke.IntegratedGradients(model, baseline=lambda x: x[:, :2], verbose=0)
     with pytest.raises(ke.InputError, match="callable"):
         wrong.explain(sequences, 0)
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_path_quadrature_weights_and_exactness(rule):
+    # Hand-computed: integral_0^1 alpha^k d alpha = 1 / (k + 1).
+    steps = 5
+    alphas, weights = path_quadrature(rule, steps)
+    assert len(alphas) == (steps + 1 if rule == "riemann_trapezoid" else steps)
+    assert np.all(np.diff(alphas) < 0)  # the input's end first
+    assert math.isclose(weights.sum(), 1.0, rel_tol=1e-12)
+    exact_degree = {"gausslegendre": 2 * steps - 1, "riemann_middle": 1, "riemann_trapezoid": 1}
+    for degree in range(exact_degree.get(rule, 0) + 1):
+        assert math.isclose(weights @ alphas**degree, 1 / (degree + 1), rel_tol=1e-12)
+    with pytest.raises(ValueError, match="rule"):
+        path_quadrature("simpson", 4)
+
+
+def bias_free_relu_cnn():
+    """A ReLU CNN without biases: S(alpha x) = alpha S(x), and S(0) = 0."""
+    inputs = keras.Input((8, 8, 2))
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", use_bias=False)(inputs)
+    x = keras.layers.Conv2D(5, 3, padding="same", activation="relu", use_bias=False)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(3, use_bias=False)(x)
+    return fix_weights(keras.Model(inputs, outputs), seed=4)
+
+
+def test_bias_free_relu_cnn_rules_without_end_points_are_exact_and_trapezoid_loses_half_a_step():
+    model = bias_free_relu_cnn()
+    images = np.random.default_rng(5).uniform(-1, 1, (4, 8, 8, 2)).astype("float32")
+    targets = np.array([0, 1, 2, 0])
+    score = scores(model, images, targets)
+    assert np.all(scores(model, np.zeros_like(images), targets) == 0)  # S(0) = 0
+    assert np.abs(score).min() > 1e-3
+    for rule in ("gausslegendre", "riemann_middle"):
+        totals = _raw(model, steps=8, method=rule).explain(images, targets).maps.sum(axis=(1, 2))
+        np.testing.assert_allclose(totals[:, 0], score, rtol=1e-5)
+    # Every ReLU sits at 0 at the baseline, whose gradient is then 0: the
+    # trapezoid's weight 1 / (2 steps) there is lost, exactly.
+    for steps in (8, 32, 128):
+        explainer = _raw(model, steps=steps, method="riemann_trapezoid", step_batch_size=32)
+        totals = explainer.explain(images, targets).maps.sum(axis=(1, 2))[:, 0]
+        np.testing.assert_allclose(totals, (1 - 1 / (2 * steps)) * score, rtol=1e-5)
+
+
+def smooth_model_with_batch_norm():
+    """GELU convolutions with biases and BatchNormalization (inference statistics)."""
+    inputs = keras.Input((8, 8, 3))
+    x = inputs
+    for channels in (6, 6):
+        x = keras.layers.Conv2D(channels, 3, padding="same")(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.Activation("gelu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3)(x))
+    rng = np.random.default_rng(0)
+    model.set_weights(
+        [
+            rng.uniform(0.5, 2.0, w.shape).astype("float32")  # positive variances
+            if "moving_variance" in v.path
+            else rng.normal(0, 0.5, w.shape).astype("float32")
+            for w, v in zip(model.get_weights(), model.weights, strict=True)
+        ]
+    )
+    return model
+
+
+def test_gauss_legendre_at_16_steps_beats_the_trapezoid_at_64_with_biases_and_batch_norm():
+    model = smooth_model_with_batch_norm()
+    images = np.random.default_rng(1).uniform(-1, 1, (6, 8, 8, 3)).astype("float32")
+    targets = np.zeros(6, np.int64)
+    difference = scores(model, images, targets) - scores(model, 0 * images, targets)
+
+    def error(**options):
+        totals = _raw(model, step_batch_size=16, **options).explain(images, targets).maps
+        return np.abs(totals.sum(axis=(1, 2))[:, 0] - difference) / np.abs(difference)
+
+    gauss = error(steps=16)
+    trapezoid = error(steps=64, method="riemann_trapezoid")
+    assert gauss.max() < 1e-4 and trapezoid.max() > 1e-4  # a smooth path: orders apart
+    assert gauss.max() < trapezoid.max() / 10
+
+
+class Norm(keras.layers.Layer):
+    """The Euclidean norm of each position's channels: an infinite slope at 0."""
+
+    def call(self, inputs):
+        return keras.ops.sqrt(keras.ops.sum(keras.ops.square(inputs), axis=-1, keepdims=True))
+
+
+def norm_model():
+    """Linear, then a norm, then linear: S(alpha x) = alpha S(x), no gradient at x = 0."""
+    inputs = keras.Input((6, 6, 2))
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(Norm()(x))
+    outputs = keras.layers.Dense(2, use_bias=False)(x)
+    return fix_weights(keras.Model(inputs, outputs), seed=2)
+
+
+def test_an_infinite_gradient_at_the_baseline_is_an_error_but_not_for_gauss_legendre(x, tmp_path):
+    model = norm_model()
+    targets = np.array([0, 1, 1, 0, 1])
+    with tf.GradientTape() as tape:  # the premise: the gradient at the baseline is NaN
+        zero = tf.zeros((1, 6, 6, 2))
+        tape.watch(zero)
+        score_at_zero = model(zero)[0, 0]
+    assert not np.isfinite(tape.gradient(score_at_zero, zero).numpy()).any()
+
+    for rule in ("riemann_trapezoid", "riemann_left"):
+        with pytest.raises(ke.NonFiniteError, match=r"alpha=0, the baseline itself.*'zeros'"):
+            _raw(model, steps=8, method=rule).explain(x, targets)
+    # Not written to disk either.
+    trapezoid = _raw(model, steps=8, method="riemann_trapezoid")
+    with pytest.raises(ke.NonFiniteError, match="gausslegendre"):
+        trapezoid.explain_to_disk(x, tmp_path / "run", targets)
+    assert not (tmp_path / "run" / "maps.npy").exists()
+    # Inside a decorator (no notes reach the host): the maps are still checked.
+    with pytest.raises(ke.NonFiniteError, match=r"SmoothGrad\(IntegratedGradients\).*NaN or Inf"):
+        ke.SmoothGrad(trapezoid, samples=2, noise=0.0, verbose=0).explain(x, targets)
+
+    expl = _no_warnings(lambda: _raw(model, steps=8).explain(x, targets))
+    assert np.isfinite(expl.maps).all()
+    np.testing.assert_allclose(
+        expl.maps.sum(axis=(1, 2))[:, 0], scores(model, x, targets), rtol=1e-5, atol=1e-6
+    )

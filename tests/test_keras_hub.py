@@ -306,7 +306,15 @@ CASES = [(family, name) for family in ("vit", "swin", "efficientnet") for name i
 CASES += [("segformer", name) for name in METHODS if name != "CAM"]
 CASES += [
     ("retinanet", name)
-    for name in ("GradCAM", "GradCAMPlusPlus", "ScoreCAM", "Saliency", "Occlusion", "SmoothGrad", "TTA")
+    for name in (
+        "GradCAM",
+        "GradCAMPlusPlus",
+        "ScoreCAM",
+        "Saliency",
+        "Occlusion",
+        "SmoothGrad",
+        "TTA",
+    )
 ]
 OTHERS = ("deit", "dinov2", "mit", "resnet", "mobilenet", "densenet", "vgg", "deeplabv3")
 CASES += [

@@ -20,7 +20,7 @@ import pytest
 import tensorflow as tf
 
 import keras_explainable as ke
-from conftest import fix_weights
+from conftest import fix_weights, quadrature_nodes
 from keras_explainable.errors import InputError, LayerError, ModelStructureError
 
 COUNT = 5
@@ -92,6 +92,32 @@ def test_integrated_gradients_complete_over_both_inputs(model, data):
     total = expl.maps[0].sum(axis=(1, 2, 3)) + expl.maps[1].sum(axis=(1, 2))
     expected = score(model, images, rows, labels) - score(model, 0 * images, 0 * rows, labels)
     np.testing.assert_allclose(total, expected, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("rule", ["gausslegendre", "riemann_left", "riemann_trapezoid"])
+def test_integrated_gradients_rule_equals_a_direct_quadrature(model, data, rule):
+    images, rows, labels = data
+    baseline = {"tabular": np.full(5, 0.5, np.float32)}  # images start from zeros
+    start = [tf.zeros_like(images), tf.fill(rows.shape, 0.5)]
+    end = [tf.constant(images), tf.constant(rows)]
+    totals = [tf.zeros_like(part) for part in end]
+    for alpha, weight in zip(*quadrature_nodes(rule, 5), strict=True):
+        point = [b + float(alpha) * (x - b) for x, b in zip(end, start, strict=True)]
+        with tf.GradientTape() as tape:
+            tape.watch(point)
+            logits, _ = logits_of(model, *point)
+            chosen = tf.reduce_sum(tf.gather(logits, labels, batch_dims=1))
+        gradients = tape.gradient(chosen, point)
+        totals = [t + float(weight) * g for t, g in zip(totals, gradients, strict=True)]
+    image_map, row_map = ((x - b) * t for x, b, t in zip(end, start, totals, strict=True))
+    ig = ke.IntegratedGradients(
+        model, steps=5, method=rule, baseline=baseline, postprocess=None, resize=False
+    )
+    expl = ig.explain((images, rows), labels)
+    np.testing.assert_allclose(
+        expl.maps[0][..., 0], tf.reduce_sum(image_map, -1), rtol=1e-4, atol=1e-6
+    )
+    np.testing.assert_allclose(expl.maps[1][..., 0], row_map, rtol=1e-4, atol=1e-6)
 
 
 def test_integrated_gradients_baseline_per_input(model, data):

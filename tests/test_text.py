@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from tests.conftest import PositionEmbedding, fix_weights
+from tests.conftest import PositionEmbedding, fix_weights, quadrature_nodes
 
 import keras_explainable as ke
 
@@ -100,6 +100,27 @@ def test_integrated_gradients_is_complete_on_embeddings(name, baseline, ids):
     np.testing.assert_allclose(explanation.scores[:, 0], scores, rtol=1e-5, atol=1e-6)
     totals = explanation.maps[..., 0].sum(-1)
     np.testing.assert_allclose(totals, scores - reference, rtol=0.01, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("rule", ["gausslegendre", "riemann_right", "riemann_trapezoid"])
+def test_integrated_gradients_rule_equals_a_direct_quadrature(name, rule, ids):
+    model = MODELS[name]()
+    embedding, rest = _halves(model)
+    embedded = tf.convert_to_tensor(embedding(ids))  # the baseline: zero embeddings
+    total = tf.zeros_like(embedded)
+    for alpha, weight in zip(*quadrature_nodes(rule, 5), strict=True):
+        point = float(alpha) * embedded
+        with tf.GradientTape() as tape:
+            tape.watch(point)
+            score = tf.reduce_sum(rest(point)[:, 2])
+        total += float(weight) * tape.gradient(score, point)
+    expected = tf.reduce_sum(total * embedded, axis=-1).numpy()
+    explainer = ke.IntegratedGradients(
+        model, steps=5, method=rule, step_batch_size=2, postprocess=None, resize=False
+    )
+    maps = explainer.explain(ids, 2).maps[..., 0]
+    np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -26,11 +26,14 @@ _EXPORTS = {
     "Decorator": "keras_explainable.decorators",
     "SmoothGrad": "keras_explainable.decorators",
     "TTA": "keras_explainable.decorators",
+    "BlankMapWarning": "keras_explainable.errors",
     "CompletenessWarning": "keras_explainable.errors",
     "ExplainerError": "keras_explainable.errors",
     "InputError": "keras_explainable.errors",
     "LayerError": "keras_explainable.errors",
     "ModelStructureError": "keras_explainable.errors",
+    "NonFiniteError": "keras_explainable.errors",
+    "RunMismatchError": "keras_explainable.errors",
     "TargetError": "keras_explainable.errors",
     "Explanation": "keras_explainable.explanation",
     "SplitModel": "keras_explainable.exposure",
@@ -71,6 +74,7 @@ __all__ = [
     "TTA",
     "AblationCAM",
     "Attribution",
+    "BlankMapWarning",
     "CompletenessWarning",
     "Decorator",
     "Deconvnet",
@@ -98,8 +102,10 @@ __all__ = [
     "LayerError",
     "LayerInfo",
     "ModelStructureError",
+    "NonFiniteError",
     "Occlusion",
     "RISE",
+    "RunMismatchError",
     "Saliency",
     "ScoreCAM",
     "SmoothGrad",
@@ -137,11 +143,14 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from keras_explainable.baselines import TokenBaseline
     from keras_explainable.decorators import TTA, Decorator, SmoothGrad
     from keras_explainable.errors import (
+        BlankMapWarning,
         CompletenessWarning,
         ExplainerError,
         InputError,
         LayerError,
         ModelStructureError,
+        NonFiniteError,
+        RunMismatchError,
         TargetError,
     )
     from keras_explainable.explanation import Explanation

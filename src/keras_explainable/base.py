@@ -31,11 +31,18 @@ from keras_explainable.engine import (
     progress_bar,
     run_steps,
 )
-from keras_explainable.errors import LayerError, ModelStructureError
+from keras_explainable.errors import (
+    BlankMapWarning,
+    LayerError,
+    ModelStructureError,
+    NonFiniteError,
+    warn_user,
+)
 from keras_explainable.explanation import Explanation
 from keras_explainable.exposure import Exposure, SplitModel, expose
 from keras_explainable.exposure.layer_access import LayerAccess
 from keras_explainable.inputs import InputSource, make_source
+from keras_explainable.signature import RESULT_NEUTRAL, describe, model_fingerprint, options
 from keras_explainable.targets import INDEX, TargetPlan, Targets, plan_targets
 from keras_explainable.validators import (
     check_postprocess,
@@ -47,6 +54,12 @@ from keras_explainable.validators import (
 )
 
 __all__ = ["Explainer", "Attribution", "FeatureGradients", "InputGradients"]
+
+# The notes every step adds to a method's own (`Attribution.notes`), per sample.
+_FINITE_MAPS = "_finite_maps"
+_BLANK_MAPS = "_blank_maps"
+# How many sample indices a warning lists before it only counts them.
+_LISTED_SAMPLES = 20
 
 
 @attrs.define(eq=False)
@@ -102,7 +115,9 @@ class Explainer(LayerAccess, abc.ABC):
             normalises every map to [0, 1]; None returns raw maps; a
             callable receives the resized `(N, *spatial, L)` maps (per-channel
             maps `(N, *spatial, C, L)`) in the compiled step and returns new
-            ones.
+            ones. Maps that come out all zero are announced with a
+            `BlankMapWarning` (with 'auto' or None; a callable's zeros are
+            its own).
         resize: resize maps to the input's spatial size (default True).
         resize_to: for a model with several inputs, the input (name or
             index) whose spatial size a layer's maps are resized to. Default:
@@ -178,14 +193,22 @@ class Explainer(LayerAccess, abc.ABC):
     'auto' map then shows how much each position matters, whatever the sign.
     """
 
-    model: Any = attrs.field()
-    layer: Any = attrs.field(default=None, kw_only=True)
-    layers: tuple | None = attrs.field(default=None, kw_only=True, converter=layer_list)
+    # Run signatures leave out the fields marked RESULT_NEUTRAL: the model is
+    # fingerprinted by its weights and the layers recorded by their resolved
+    # paths; verbosity, XLA and distribution do not change the maps, and the
+    # batch size is checked only when an unfinished run resumes.
+    model: Any = attrs.field(metadata=RESULT_NEUTRAL)
+    layer: Any = attrs.field(default=None, kw_only=True, metadata=RESULT_NEUTRAL)
+    layers: tuple | None = attrs.field(
+        default=None, kw_only=True, converter=layer_list, metadata=RESULT_NEUTRAL
+    )
     output: str | int | None = attrs.field(default=None, kw_only=True)
     logits: bool = attrs.field(
         default=True, kw_only=True, validator=attrs.validators.instance_of(bool)
     )
-    batch_size: int = attrs.field(default=32, kw_only=True, validator=positive_int)
+    batch_size: int = attrs.field(
+        default=32, kw_only=True, validator=positive_int, metadata=RESULT_NEUTRAL
+    )
     postprocess: str | Callable | None = attrs.field(
         default="auto", kw_only=True, validator=check_postprocess
     )
@@ -196,7 +219,9 @@ class Explainer(LayerAccess, abc.ABC):
     call_index: int | None = attrs.field(
         default=None, kw_only=True, validator=attrs.validators.optional(non_negative_int)
     )
-    verbose: str | int = attrs.field(default="auto", kw_only=True, validator=check_verbose)
+    verbose: str | int = attrs.field(
+        default="auto", kw_only=True, validator=check_verbose, metadata=RESULT_NEUTRAL
+    )
     token_grid: tuple[int, int] | None = attrs.field(
         default=None,
         kw_only=True,
@@ -207,17 +232,24 @@ class Explainer(LayerAccess, abc.ABC):
         default=None, kw_only=True, validator=attrs.validators.optional(non_negative_int)
     )
     jit_compile: bool = attrs.field(
-        default=False, kw_only=True, validator=attrs.validators.instance_of(bool)
+        default=False,
+        kw_only=True,
+        validator=attrs.validators.instance_of(bool),
+        metadata=RESULT_NEUTRAL,
     )
     strategy: tf.distribute.Strategy | None = attrs.field(
         default=None,
         kw_only=True,
         validator=attrs.validators.optional(attrs.validators.instance_of(tf.distribute.Strategy)),
+        metadata=RESULT_NEUTRAL,
     )
     _exposure: Exposure | None = attrs.field(default=None, init=False, repr=False)
     _steps: StepCache = attrs.field(init=False, repr=False)
     # The multi-layer pass each thread is tracing (replicas trace in threads).
     _layer_state: threading.local = attrs.field(factory=threading.local, init=False, repr=False)
+    _blank_warned: bool = attrs.field(default=False, init=False, repr=False)
+    # Where the current run records its warnings (`ResultWriter.log`), while it runs.
+    _run_log: Callable[[str], None] | None = attrs.field(default=None, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.needs_layer:
@@ -277,8 +309,19 @@ class Explainer(LayerAccess, abc.ABC):
         """
         return {}
 
+    def _nonfinite_hint(self) -> str:
+        """What may make this method's maps NaN or Inf, for `NonFiniteError` (optional hook)."""
+        return (
+            "the model's scores or gradients are NaN or Inf on these inputs (a square root "
+            "or a division by zero in the model, or a LayerNorm of a constant input)"
+        )
+
     def _report(self, notes: dict[str, np.ndarray], start: int) -> None:  # noqa: B027
         """Read a batch's `Attribution.notes` on the host (optional hook).
+
+        It runs before the batch's results are written, so it may raise to
+        keep them out; a warning goes through `_warn`, which also records it
+        in the run's log.
 
         Args:
             notes: the notes of the batch's samples, as numpy arrays.
@@ -514,9 +557,32 @@ class Explainer(LayerAccess, abc.ABC):
             notes = {
                 name: tf.cast(note, tf.float32) for name, note in (attribution.notes or {}).items()
             }
+            notes.update(self._map_flags(maps))
             return maps, scores, tf.cast(attribution.targets, tf.int64), notes, finite
 
         return step
+
+    def _map_flags(self, maps: Any) -> dict[str, tf.Tensor]:
+        """Per-sample flags of the finished maps, `(N,)` float32, read after each batch.
+
+        `_FINITE_MAPS`: 1 where every map of the sample is finite.
+        `_BLANK_MAPS` (not for a callable `postprocess`, whose zeros are the
+        caller's to interpret): 1 where some target's maps are all zero, on
+        every input for a model with several inputs.
+        """
+        parts = tf.nest.flatten(maps)
+        finite = tf.reduce_all([ops.finite_samples(part) for part in parts], axis=0)
+        flags = {_FINITE_MAPS: tf.cast(finite, tf.float32)}
+        if not callable(self.postprocess):
+            blank = tf.reduce_all([ops.blank_maps(part) for part in parts], axis=0)  # (N, L)
+            flags[_BLANK_MAPS] = tf.cast(tf.reduce_any(blank, axis=1), tf.float32)
+        return flags
+
+    def _warn(self, warning: Warning) -> None:
+        """Warn at the user's line, and record the warning in the run's log (on disk)."""
+        warn_user(warning)
+        if self._run_log is not None:
+            self._run_log(f"{type(warning).__name__}: {warning}")
 
     def _run(
         self, source: InputSource, plan: TargetPlan, writer: ResultWriter, skip: int = 0
@@ -550,14 +616,62 @@ class Explainer(LayerAccess, abc.ABC):
 
             batches = local_batches(source, plan, units, step_for, skip)
         total = None if source.batches is None else source.batches - skip
-        run_steps(self._reported(batches), writer, progress_bar(self.verbose, total))
+        self._run_log = writer.log
+        try:
+            run_steps(self._reported(batches), writer, progress_bar(self.verbose, total))
+        finally:
+            self._run_log = None
 
     def _reported(self, batches: Iterator[tuple[int, tuple]]) -> Iterator[tuple[int, tuple]]:
-        """Hand each batch's notes to `_report`; pass its other results on."""
+        """Check each batch's maps and hand its notes to `_report`; pass its results on.
+
+        A batch whose maps hold NaN or Inf (from finite inputs) raises before
+        it is written. Blank maps are collected over the run and announced
+        once it is done (`BlankMapWarning`).
+        """
+        blank = []
         for start, (maps, scores, targets, notes, finite) in batches:
-            if notes and bool(np.all(finite)):
-                self._report({name: np.asarray(note) for name, note in notes.items()}, start)
+            if bool(np.all(finite)):
+                notes = {name: np.asarray(note) for name, note in notes.items()}
+                finite_maps = notes.pop(_FINITE_MAPS) > 0.5
+                blank_maps = notes.pop(_BLANK_MAPS, None)
+                if notes:
+                    self._report(notes, start)
+                if not finite_maps.all():
+                    spoiled = _samples(start + np.flatnonzero(~finite_maps))
+                    raise NonFiniteError(
+                        f"{self.method_name}: the maps of {spoiled} hold "
+                        f"NaN or Inf although the inputs are finite: {self._nonfinite_hint()}. "
+                        "No map is returned with such values."
+                    )
+                if blank_maps is not None:
+                    blank.append(start + np.flatnonzero(blank_maps > 0.5))
             yield start, (maps, scores, targets, finite)
+        blank = np.concatenate(blank) if blank else np.zeros(0, np.int64)
+        if blank.size:
+            self._announce_blank(blank)
+
+    def _announce_blank(self, samples: np.ndarray) -> None:
+        """Warn (once per explainer) and log (every run on disk) that maps are all zero."""
+        listed = _samples(samples)
+        if self.postprocess is None:
+            why = (
+                "their raw maps are zero everywhere: the explained score does not respond "
+                "to what the method varies (a saturated output, say: logits=True explains "
+                "the pre-activation logits)"
+            )
+        else:
+            why = (
+                "after post-processing they hold no positive evidence (every value is removed "
+                "by the ReLU, or the raw map is constant, which normalises to 0). "
+                "postprocess=None keeps the signed raw maps"
+            )
+        message = f"{self.method_name}: the maps of {listed} are all zero; {why}."
+        if self._run_log is not None:
+            self._run_log(f"{BlankMapWarning.__name__}: {message}")
+        if not self._blank_warned:
+            self._blank_warned = True
+            warn_user(BlankMapWarning(f"{message} (Warned once per explainer.)"))
 
     def _distribution(self) -> tf.distribute.Strategy | None:
         """The strategy to run under, or None for a plain single-device loop."""
@@ -600,6 +714,8 @@ class Explainer(LayerAccess, abc.ABC):
             InputError: wrong rank or shape, empty inputs, NaN/Inf values.
             TargetError: targets of the wrong length, shape or range.
             TypeError: inputs or targets of the wrong type.
+            NonFiniteError: the maps of finite inputs hold NaN or Inf (the
+                model's scores or gradients are not finite there).
 
         Example:
             >>> expl = ke.GradCAM(model).explain(images, labels)
@@ -627,22 +743,39 @@ class Explainer(LayerAccess, abc.ABC):
         uninterrupted run. Calling it again on a finished run with the same
         options returns that run's results without recomputing them.
 
+        The run records its *signature*, everything its results depend on:
+        the method and every option of it and of the explainers it wraps
+        (post-processing, channel reduction, resizing, layers, baselines,
+        seeds, steps, quadrature rule, ...), the inputs' shape and count, the
+        targets `y`, and a fingerprint (SHA-256) of the model's weights,
+        computed once per call (a fraction of a second for a ResNet-50). A
+        run re-opened with another signature is refused before any work,
+        naming what differs; its files are left untouched. Options that do
+        not change the maps are not part of it: `verbose`, `jit_compile`,
+        `strategy`, the chunk sizes of the inner loops (`step_batch_size`,
+        `mask_batch_size`, ...), and `batch_size`, which must only match
+        when an unfinished run resumes. Warnings about the maps
+        (`BlankMapWarning`, `CompletenessWarning`) are also appended to
+        `directory/run.log`.
+
         Args:
             x: inputs, as for `explain`.
             directory: the folder to write to (created if missing).
             y: targets, as for `explain`.
             resume: continue a previous, unfinished run in `directory`, or
-                read back a finished one (default True). With False an
-                existing run there is an error.
+                read back a finished one (default True). With False a run
+                there is replaced: its files are deleted and the inputs are
+                explained afresh.
 
         Returns:
             An `Explanation` whose arrays are read-only memory maps of the files.
 
         Raises:
             InputError, TargetError, TypeError: as `explain`.
-            FileExistsError: `directory` holds a run (finished or not) and
-                `resume` is False, or `.npy` files of another origin.
-            ValueError: `directory` holds a run of different inputs or options.
+            FileExistsError: `directory` holds `.npy` files of another origin.
+            RunMismatchError: `directory` holds a run of other inputs,
+                options, targets or model weights, or one written before run
+                signatures recorded them (a `ValueError`).
 
         Example:
             >>> expl = ke.GradCAM(model).explain_to_disk(dataset, "maps/")
@@ -654,7 +787,8 @@ class Explainer(LayerAccess, abc.ABC):
         writer = NpyWriter.open(
             directory,
             resume=resume,
-            signature=self._run_signature(source),
+            signature=self._run_signature(source, plan),
+            batching={"batch_size": self.batch_size},
             names=self._result_names(),
         )
         if not writer.finished:
@@ -692,21 +826,38 @@ class Explainer(LayerAccess, abc.ABC):
             input_names=input_names,
         )
 
-    def _run_signature(self, source: InputSource) -> dict:
-        """What identifies a run for resuming: the method, options and input."""
+    def _run_signature(self, source: InputSource, plan: TargetPlan) -> dict:
+        """Everything a run's results depend on (see `explain_to_disk`), as JSON data.
+
+        The options are this explainer's attrs fields (and, through a
+        decorator's `explainer` field, the wrapped explainer's), less those
+        marked `RESULT_NEUTRAL` (see `keras_explainable.signature`).
+        """
         specs = tf.nest.flatten(source.spec)
         described = [[str(s) for s in spec.shape[1:]] + [spec.dtype.name] for spec in specs]
         return {
             "method": self.method_name,
             "layer": self.layer_name,
-            "batch_size": self.batch_size,
             "input": described[0] if len(described) == 1 else described,
             "count": source.count,
+            "options": options(self),
+            "targets": {"from_inputs": source.has_targets, "plan": describe(plan)},
+            "weights": model_fingerprint(self.model),
         }
 
     def __call__(self, x: Any, y: Any = None) -> Explanation:
         """Same as `explain(x, y)`."""
         return self.explain(x, y)
+
+
+def _samples(indices: np.ndarray) -> str:
+    """'sample 3', or 'samples 0, 2, 5' (the first `_LISTED_SAMPLES`, then how many more)."""
+    indices = [int(index) for index in indices]
+    if len(indices) == 1:
+        return f"sample {indices[0]}"
+    listed = ", ".join(str(index) for index in indices[:_LISTED_SAMPLES])
+    more = len(indices) - _LISTED_SAMPLES
+    return f"samples {listed}" + (f" and {more} more" if more > 0 else "")
 
 
 def _compute_dtype(dtype: str) -> tf.DType:

@@ -82,6 +82,9 @@ class ResultWriter(Protocol):
     def write(self, start: int, *parts: np.ndarray) -> None:
         """Store the results of samples `start .. start + len(parts[0])`."""
 
+    def log(self, message: str) -> None:
+        """Record a warning about the run where its results are kept (a run's log file)."""
+
 
 class ArrayWriter:
     """Results written batch by batch into preallocated numpy arrays.
@@ -115,6 +118,9 @@ class ArrayWriter:
         for buffer, part in zip(self._buffers, parts, strict=True):
             buffer[start:stop] = part
         self.size = max(self.size, stop)
+
+    def log(self, message: str) -> None:
+        """Nothing to record: in-memory results have no log (the warning itself is shown)."""
 
     def arrays(self) -> list[np.ndarray]:
         """The written arrays, one per result, trimmed to `size` samples."""

@@ -19,7 +19,10 @@ __all__ = [
     "TargetError",
     "LayerError",
     "ModelStructureError",
+    "NonFiniteError",
+    "RunMismatchError",
     "CompletenessWarning",
+    "BlankMapWarning",
 ]
 
 
@@ -51,15 +54,58 @@ class ModelStructureError(ExplainerError):
     """The model cannot be split or lacks the structure a method requires."""
 
 
+class NonFiniteError(ExplainerError):
+    """A score or gradient the method needs is NaN or Inf, though the inputs are finite.
+
+    Integrated Gradients names the point of the path (its `alpha`) and the
+    baseline; other methods name the samples whose maps it would have spoiled.
+    No NaN or Inf is ever returned as a map value.
+    """
+
+
+class RunMismatchError(ExplainerError):
+    """`explain_to_disk` found a run made with other options, targets or weights.
+
+    The message names what differs. Write to another directory, or pass
+    `resume=False` to replace the run there.
+
+    Example:
+        >>> try:
+        ...     ke.Saliency(model, channel_reduction="l2").explain_to_disk(x, "run", 0)
+        ... except ke.RunMismatchError as error:   # or ValueError
+        ...     print(error)
+    """
+
+
 class CompletenessWarning(UserWarning):
     """Integrated Gradients' maps miss completeness by more than the tolerance.
 
     The attributions of a sample should sum to `S(x) - S(baseline)`; the gap
-    is the error of the path integral, which shrinks as `steps` grows.
+    is the error of the path integral, which depends on the quadrature rule
+    (`method`, named in the message) and shrinks as `steps` grows.
 
     Example:
         >>> import warnings
         >>> warnings.simplefilter("ignore", ke.CompletenessWarning)   # silence it
+    """
+
+
+class BlankMapWarning(UserWarning):
+    """Some maps came back all zero: the explanation of those samples is empty.
+
+    With the default `postprocess='auto'` a map is all zero when the method
+    found no positive evidence (the ReLU of the CAM family removes every
+    value) or when its raw map is constant (min-max normalisation maps a
+    constant to 0); `postprocess=None` keeps the signed raw map. With
+    `postprocess=None` the raw map itself is zero: the explained score does
+    not respond to the input (or layer) at all. Not raised for a callable
+    `postprocess`, whose zeros are the caller's to interpret. Warned once per
+    explainer, naming the samples; `explain_to_disk` also writes it to the
+    run's `run.log`.
+
+    Example:
+        >>> import warnings
+        >>> warnings.simplefilter("ignore", ke.BlankMapWarning)   # silence it
     """
 
 

@@ -16,6 +16,8 @@ import tensorflow as tf
 
 __all__ = [
     "CHANNEL_REDUCTIONS",
+    "blank_maps",
+    "finite_samples",
     "gradient_reduction",
     "gaussian_blur",
     "normalize_maps",
@@ -77,6 +79,25 @@ def normalize_maps(maps: tf.Tensor) -> tf.Tensor:
     low = tf.reduce_min(maps, axis=axes, keepdims=True)
     high = tf.reduce_max(maps, axis=axes, keepdims=True)
     return tf.math.divide_no_nan(maps - low, high - low)
+
+
+def blank_maps(maps: tf.Tensor) -> tf.Tensor:
+    """Which maps are all zero: `(N, L)` bool, over every position (and channel).
+
+    Args:
+        maps: `(N, *spatial, L)` maps, or per-channel maps `(N, *spatial, C, L)`.
+
+    Returns:
+        True where the map of a sample and target is zero everywhere (a map
+        holding NaN is not blank).
+    """
+    return tf.reduce_all(tf.equal(maps, 0), axis=spatial_axes(maps))
+
+
+def finite_samples(tensor: tf.Tensor) -> tf.Tensor:
+    """Which samples of a `(N, ...)` tensor hold no NaN or Inf: `(N,)` bool."""
+    finite = tf.math.is_finite(tf.cast(tensor, tf.float32))
+    return tf.reduce_all(tf.reshape(finite, [tf.shape(finite)[0], -1]), axis=1)
 
 
 def _resize_axis(maps: tf.Tensor, axis: int, size: int) -> tf.Tensor:

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from keras_explainable.base import Attribution, Explainer
 from keras_explainable.exposure import Exposure
+from keras_explainable.signature import RESULT_NEUTRAL
 from keras_explainable.targets import OBJECT, TOP, TargetPlan, Targets
 from keras_explainable.validators import check_verbose, positive_int
 
@@ -95,10 +96,16 @@ class Decorator(Explainer):
     resize_to: str | int | None = attrs.field(init=False, repr=False)
     jit_compile: bool = attrs.field(init=False, repr=False)
     batch_size: int | None = attrs.field(
-        default=None, kw_only=True, validator=attrs.validators.optional(positive_int)
+        default=None,
+        kw_only=True,
+        validator=attrs.validators.optional(positive_int),
+        metadata=RESULT_NEUTRAL,
     )
     verbose: str | int | None = attrs.field(
-        default=None, kw_only=True, validator=attrs.validators.optional(check_verbose)
+        default=None,
+        kw_only=True,
+        validator=attrs.validators.optional(check_verbose),
+        metadata=RESULT_NEUTRAL,
     )
 
     def __attrs_post_init__(self) -> None:
@@ -161,6 +168,9 @@ class Decorator(Explainer):
 
     def _check_targets(self, plan: TargetPlan) -> None:
         self.explainer.check_targets(plan)
+
+    def _nonfinite_hint(self) -> str:
+        return self.explainer._nonfinite_hint()
 
     def _sample_data(self) -> dict:
         return self.explainer.sample_data()

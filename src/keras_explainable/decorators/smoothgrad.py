@@ -22,6 +22,7 @@ from keras_explainable import ops
 from keras_explainable.attribution import Attribution
 from keras_explainable.decorators.base import Decorator
 from keras_explainable.noise import noisy_copy
+from keras_explainable.signature import RESULT_NEUTRAL
 from keras_explainable.targets import Targets
 from keras_explainable.validators import check_seed, non_negative_number, positive_int
 
@@ -98,7 +99,9 @@ class SmoothGrad(Decorator):
     variant: str = attrs.field(
         default="mean", kw_only=True, validator=attrs.validators.in_(_VARIANTS)
     )
-    noise_batch_size: int = attrs.field(default=1, kw_only=True, validator=positive_int)
+    noise_batch_size: int = attrs.field(
+        default=1, kw_only=True, validator=positive_int, metadata=RESULT_NEUTRAL
+    )
 
     def _noisy_copies(self, inputs: Any, first: tf.Tensor, copies: int) -> Any:
         """Return copies `first .. first + copies - 1` of the batch, copy-major.

@@ -15,6 +15,7 @@ from keras_explainable.base import Attribution, Explainer
 from keras_explainable.errors import LayerError, warn_user
 from keras_explainable.exposure import Exposure, Head, ReplacingHead
 from keras_explainable.perturbation import evaluate_perturbations
+from keras_explainable.signature import RESULT_NEUTRAL
 from keras_explainable.targets import Targets
 from keras_explainable.validators import positive_int
 
@@ -102,7 +103,9 @@ class AblationCAM(Explainer):
         <https://openaccess.thecvf.com/content_WACV_2020/html/Desai_Ablation-CAM_Visual_Explanations_for_Deep_Convolutional_Network_via_Gradient-free_Localization_WACV_2020_paper.html>
     """
 
-    channel_batch_size: int = attrs.field(default=32, kw_only=True, validator=positive_int)
+    channel_batch_size: int = attrs.field(
+        default=32, kw_only=True, validator=positive_int, metadata=RESULT_NEUTRAL
+    )
     _head: Head | ReplacingHead | None = attrs.field(default=None, init=False, repr=False)
 
     @property

@@ -37,6 +37,7 @@ from keras_explainable.noise import (
     sample_keys,
     stream_key,
 )
+from keras_explainable.signature import RESULT_NEUTRAL
 from keras_explainable.targets import Targets
 from keras_explainable.validators import (
     check_seed,
@@ -149,7 +150,9 @@ class GradientSHAP(InputAttributionExplainer):
     samples: int = attrs.field(default=32, kw_only=True, validator=positive_int)
     noise: float = attrs.field(default=0.0, kw_only=True, validator=non_negative_number)
     seed: int = attrs.field(default=0, kw_only=True, validator=check_seed)
-    sample_batch_size: int = attrs.field(default=1, kw_only=True, validator=positive_int)
+    sample_batch_size: int = attrs.field(
+        default=1, kw_only=True, validator=positive_int, metadata=RESULT_NEUTRAL
+    )
     blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=positive_number)
 
     def _prepare(self, exposure: Exposure) -> None:

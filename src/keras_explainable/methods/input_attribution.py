@@ -38,12 +38,17 @@ class PathIntegral(NamedTuple):
         first_scores: `(N, L)` float32 explained scores at point 0.
         last_scores: `(N, L)` float32 explained scores at the last point.
         targets: `(N, L)` int64 explained unit indices.
+        nonfinite_points: `(N,)` int32: per sample, the first point whose
+            gradient holds NaN or Inf, or the number of points where every
+            gradient is finite. The weighted sum of such a sample is not
+            finite either.
     """
 
     gradients: tf.Tensor
     first_scores: tf.Tensor
     last_scores: tf.Tensor
     targets: tf.Tensor
+    nonfinite_points: tf.Tensor
 
 
 @attrs.define(eq=False)
@@ -131,6 +136,17 @@ class InputAttributionExplainer(Explainer):
                 return tf.reduce_sum(shaped * gradients, axis=0)
 
             gradients = self._gradients(scores, flat, "the input")
+            # The first point (per sample) whose gradient is not finite: named
+            # in the error rather than spread as NaN through the sum.
+            finite = tf.reduce_all(
+                [
+                    tf.reduce_all(tf.reshape(tf.math.is_finite(part), [chunk, size, -1]), axis=2)
+                    for part in tf.nest.flatten(gradients)
+                ],
+                axis=0,
+            )
+            bad = tf.logical_and(tf.logical_not(finite), indices[:, None] < count)
+            first_bad = tf.reduce_min(tf.where(bad, indices[:, None], count), axis=0)
             if factors is None:
                 factors = tf.nest.map_structure(lambda _: None, gradients)
             total = tuple(
@@ -141,25 +157,25 @@ class InputAttributionExplainer(Explainer):
             scores = ops.split_copies(tf.cast(scores, tf.float32), chunk)  # (k, N, L)
             is_last = tf.cast(indices == count - 1, tf.float32)[:, None, None]
             last = tf.reduce_sum(is_last * scores, axis=0)
-            return total, scores[0], last, explained[:size], targets
+            return total, scores[0], last, explained[:size], targets, first_bad
 
-        total, first_scores, last_scores, explained, targets = part(tf.constant(0), targets)
+        total, first_scores, last_scores, explained, targets, bad = part(tf.constant(0), targets)
 
-        def body(index: tf.Tensor, total: Any, last: tf.Tensor) -> tuple:
-            part_total, _, part_last, _, _ = part(index * chunk, targets)
+        def body(index: tf.Tensor, total: Any, last: tf.Tensor, bad: tf.Tensor) -> tuple:
+            part_total, _, part_last, _, _, part_bad = part(index * chunk, targets)
             total = tf.nest.map_structure(tf.add, total, part_total)
-            return index + 1, total, last + part_last
+            return index + 1, total, last + part_last, tf.minimum(bad, part_bad)
 
         if chunks > 1:
             # One chunk at a time: parallel iterations would hold several
             # chunks' activations at once.
-            _, total, last_scores = tf.while_loop(
+            _, total, last_scores, bad = tf.while_loop(
                 lambda index, *_: index < chunks,
                 body,
-                (tf.constant(1), total, last_scores),
+                (tf.constant(1), total, last_scores, bad),
                 parallel_iterations=1,
             )
-        return PathIntegral(total, first_scores, last_scores, explained)
+        return PathIntegral(total, first_scores, last_scores, explained, bad)
 
     def _maps(self, attributions: Any) -> Any:
         """`(N, *spatial, L)` (or per-channel `(N, *spatial, C, L)`) maps, each input's.

@@ -23,6 +23,7 @@ from keras_explainable.baselines import (
 )
 from keras_explainable.errors import InputError
 from keras_explainable.perturbation import InputPerturbation, evaluate_perturbations
+from keras_explainable.signature import RESULT_NEUTRAL
 from keras_explainable.targets import Targets
 from keras_explainable.validators import positive_int, positive_number
 
@@ -168,7 +169,9 @@ class Occlusion(InputPerturbation):
         converter=as_baseline,
         validator=baseline_validator(_BASELINES, callables=True),
     )
-    window_batch_size: int = attrs.field(default=16, kw_only=True, validator=positive_int)
+    window_batch_size: int = attrs.field(
+        default=16, kw_only=True, validator=positive_int, metadata=RESULT_NEUTRAL
+    )
     blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=positive_number)
 
     def _check_input(self, spatial: tuple, vector: bool) -> None:

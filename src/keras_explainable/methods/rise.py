@@ -24,6 +24,7 @@ from keras_explainable.baselines import (
 from keras_explainable.errors import InputError
 from keras_explainable.noise import RISE_MASK, hashed_uniform, stream_key
 from keras_explainable.perturbation import InputPerturbation, evaluate_perturbations
+from keras_explainable.signature import RESULT_NEUTRAL
 from keras_explainable.targets import Targets
 from keras_explainable.validators import check_seed, positive_int, positive_number
 
@@ -201,7 +202,9 @@ class RISE(InputPerturbation):
     cell_size: int = attrs.field(default=8, kw_only=True, validator=positive_int)
     probability: float = attrs.field(default=0.5, kw_only=True, validator=_probability)
     seed: int = attrs.field(default=0, kw_only=True, validator=check_seed)
-    mask_batch_size: int = attrs.field(default=32, kw_only=True, validator=positive_int)
+    mask_batch_size: int = attrs.field(
+        default=32, kw_only=True, validator=positive_int, metadata=RESULT_NEUTRAL
+    )
     baseline: Any = attrs.field(
         default=0.0,
         kw_only=True,

@@ -17,6 +17,7 @@ from keras_explainable import ops
 from keras_explainable.base import Attribution, Explainer
 from keras_explainable.errors import InputError
 from keras_explainable.perturbation import evaluate_perturbations
+from keras_explainable.signature import RESULT_NEUTRAL
 from keras_explainable.targets import Targets
 from keras_explainable.validators import positive_int
 
@@ -87,7 +88,9 @@ class ScoreCAM(Explainer):
         "AblationCAM, whose maps fit the layer's input."
     )
 
-    mask_batch_size: int = attrs.field(default=16, kw_only=True, validator=positive_int)
+    mask_batch_size: int = attrs.field(
+        default=16, kw_only=True, validator=positive_int, metadata=RESULT_NEUTRAL
+    )
     max_channels: int | None = attrs.field(
         default=None, kw_only=True, validator=attrs.validators.optional(positive_int)
     )

@@ -35,6 +35,7 @@ from keras_explainable.segments import (
     segment_masks,
     slic_labels,
 )
+from keras_explainable.signature import RESULT_NEUTRAL
 from keras_explainable.targets import Targets
 from keras_explainable.validators import check_seed, positive_int, positive_number
 
@@ -148,7 +149,9 @@ class SegmentSurrogate(InputPerturbation):
         validator=baseline_validator(BASELINES, callables=True),
     )
     seed: int = attrs.field(default=0, kw_only=True, validator=check_seed)
-    sample_batch_size: int = attrs.field(default=16, kw_only=True, validator=positive_int)
+    sample_batch_size: int = attrs.field(
+        default=16, kw_only=True, validator=positive_int, metadata=RESULT_NEUTRAL
+    )
     blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=positive_number)
     # The grid of segments='grid': `grid`, or the default for the model's inputs.
     _grid: tuple[int, ...] = attrs.field(default=(8, 8), init=False, repr=False)
