@@ -146,14 +146,13 @@ MODELS: dict[str, Callable[[], keras.Model]] = {
     "nested": nested_backbone,
     "batchnorm": batchnorm_cnn,
     "demo": demo.load_demo_model,
-    "composite": composite_transformer,
 }
-try:  # keras-hub is an optional extra (in `test`)
+try:  # keras-hub is an optional extra (in `test`): its ViT, or one of composite layers
     import hub_models
 
     MODELS["keras-hub vit"] = lambda: hub_models.vit(seed=2, classes=CLASSES)
 except ImportError:
-    pass
+    MODELS["composite"] = composite_transformer
 
 
 def data(model_name: str, model: keras.Model, count: int) -> tuple[np.ndarray, np.ndarray]:
