@@ -723,6 +723,10 @@ Ablation-CAM's is one forward pass plus one pass of the model's head (the
 layers after the explained one) per channel, the head timed at the batch size
 of its own ablated passes. Occlusion's and RISE's floors are one forward pass
 per window or mask, timed at the batch size of their own perturbed passes.
+Grad-CAM on a keras-hub ViT, explained at its automatic layer inside the
+encoder's last block, is timed against one forward pass and the backward
+pass from the logits to that layer of a plain `GradientTape` computation
+that intercepts the same sublayer itself.
 
 {header}
 
