@@ -31,7 +31,12 @@ on the same batch in the same process:
   + backward pass depending on the device), so 0.94x to 0.96x is its best;
   the trapezoid evaluates 17 points, so 16/17 = 0.94x is its best;
 * GradientSHAP with `samples=8`: 8 raw forward + backward passes (it adds
-  one forward pass on the clean input).
+  one forward pass on the clean input);
+* Saliency, Integrated Gradients (`steps=16`) and Occlusion (`window=1`)
+  on a GPT2-shaped causal LM and a BERT-shaped classifier from keras-hub
+  (128 tokens, 6 blocks of width 256): one, or 16, forward + backward passes
+  to the token embedding's output, and 128 forward passes (see
+  `language_model_cases`).
 
 A floor of several passes is timed as those passes run back to back, so that
 it is measured over as long a stretch as the method it is compared with.
@@ -564,6 +569,184 @@ def vit_cases(batch: int, repeats: int) -> list[dict]:
     ]
 
 
+def language_model_cases(batch: int, repeats: int, only: list[str] | None = None) -> list[dict]:
+    """Saliency, Integrated Gradients and Occlusion on keras-hub text models, token by token.
+
+    Two models built from configs (random weights), 128 tokens, vocabulary
+    8192: a GPT2-shaped causal LM (6 blocks of width 256, 4 heads, MLP 1024)
+    explained on `NextToken` at the last position, and a BERT-shaped
+    classifier of the same size explained on a class. The floors:
+
+    * Saliency: one forward pass and the backward pass from the score to the
+      token embedding's output, as a plain `GradientTape` computation that
+      intercepts the embedding layer itself;
+    * Integrated Gradients (`steps=16`): 16 such passes back to back;
+    * Occlusion (`window=1`, every one of the 128 tokens): 128 raw forward
+      passes that compute the explained score, timed at the batch size of
+      its own occluded passes.
+    """
+    import keras_hub
+
+    length, vocabulary, width = 128, 8192, 256
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, vocabulary, (batch, length)).astype("int32")
+    inputs = {"token_ids": ids, "padding_mask": np.ones_like(ids)}
+    keras.utils.set_random_seed(0)
+    gpt2 = keras_hub.models.GPT2CausalLM(
+        backbone=keras_hub.models.GPT2Backbone(
+            vocabulary_size=vocabulary,
+            num_layers=6,
+            num_heads=4,
+            hidden_dim=width,
+            intermediate_dim=4 * width,
+            max_sequence_length=length,
+        ),
+        preprocessor=None,
+    )
+    bert_inputs = {**inputs, "segment_ids": np.zeros_like(ids)}
+    bert = keras_hub.models.BertTextClassifier(
+        backbone=keras_hub.models.BertBackbone(
+            vocabulary_size=vocabulary,
+            num_layers=6,
+            num_heads=4,
+            hidden_dim=width,
+            intermediate_dim=4 * width,
+            max_sequence_length=length,
+        ),
+        num_classes=2,
+        preprocessor=None,
+    )
+    models = [
+        (
+            f"keras-hub GPT2-shaped LM ({length} tokens, 6 blocks, width {width})",
+            gpt2,
+            inputs,
+            ke.targets.NextToken(7, position=-1),
+            lambda outputs: outputs[:, -1, 7],
+        ),
+        (
+            f"keras-hub BERT-shaped classifier ({length} tokens, 6 blocks, width {width})",
+            bert,
+            bert_inputs,
+            1,
+            lambda outputs: outputs[:, 1],
+        ),
+    ]
+    rows = []
+    for label, model, x, target, score_of in models:
+        layer = model.backbone.token_embedding
+
+        @tf.function
+        def to_embedding(features, model=model, layer=layer, score_of=score_of):
+            # The embedding layer is intercepted while this step is traced (once).
+            own, held = layer.call, {}
+
+            def call(*args, **kwargs):
+                output = own(*args, **kwargs)
+                if "embeddings" not in held:  # the lookup, not a reversed head call
+                    tape.watch(output)
+                    held["embeddings"] = output
+                return output
+
+            layer.call = call
+            try:
+                with tf.GradientTape() as tape:
+                    score = tf.reduce_sum(score_of(model(features, training=False)))
+            finally:
+                del layer.call
+            return tape.gradient(score, held["embeddings"])
+
+        @tf.function
+        def forward(features, model=model, score_of=score_of):
+            # The pass that gives the explained score (TensorFlow prunes what
+            # the score does not need: a causal LM's logits at other positions).
+            return score_of(model(features, training=False))
+
+        tensors = {name: tf.constant(value) for name, value in x.items()}
+        saliency = ke.Saliency(model, batch_size=batch)
+        ig = ke.IntegratedGradients(model, steps=16, batch_size=batch)
+        occlusion = ke.Occlusion(model, window=1, batch_size=batch)
+        # Occlusion's floor: one raw forward pass per token, at the batch size
+        # of its own occluded passes (the tokens shared evenly among them).
+        calls = -(-length // occlusion.window_batch_size)
+        chunk = -(-length // calls)
+        occluded = {name: tf.repeat(value, chunk, axis=0) for name, value in tensors.items()}
+        functions = {
+            "to embedding": lambda f=to_embedding, t=tensors: f(t).numpy(),
+            "16 x to embedding": lambda f=to_embedding, t=tensors: [
+                f(t).numpy() for _ in range(16)
+            ],
+            "forwards": lambda f=forward, o=occluded, c=calls: [f(o).numpy() for _ in range(c)],
+            "Saliency": lambda e=saliency, t=target, x=x: e.explain(x, t),
+            "IntegratedGradients": lambda e=ig, t=target, x=x: e.explain(x, t),
+            "Occlusion": lambda e=occlusion, t=target, x=x: e.explain(x, t),
+        }
+        functions = {
+            name: function
+            for name, function in functions.items()
+            if name[0].islower()
+            or name[0].isdigit()
+            or selected(name, only)
+            or selected("language", only)
+        }
+        times = round_times(functions, repeats)
+        seconds = best(times)
+        floor = "forward + backward to the token embedding"
+        rows.append(
+            _row(
+                label,
+                f"raw {floor}",
+                seconds["to embedding"],
+                floor,
+                1,
+                seconds["to embedding"],
+                batch,
+                1.0,
+            )
+        )
+        if "Saliency" in seconds:
+            rows.append(
+                _row(
+                    label,
+                    "Saliency",
+                    seconds["Saliency"],
+                    floor,
+                    1,
+                    seconds["to embedding"],
+                    batch,
+                    paired_ratio(times, "to embedding", "Saliency"),
+                )
+            )
+        if "IntegratedGradients" in seconds:
+            rows.append(
+                _row(
+                    label,
+                    "IntegratedGradients (steps=16)",
+                    seconds["IntegratedGradients"],
+                    floor,
+                    16,
+                    seconds["16 x to embedding"] / 16,
+                    batch,
+                    paired_ratio(times, "16 x to embedding", "IntegratedGradients"),
+                )
+            )
+        if "Occlusion" in seconds:
+            per_pass = seconds["forwards"] / calls / chunk
+            rows.append(
+                _row(
+                    label,
+                    f"Occlusion (window 1: {length} tokens)",
+                    seconds["Occlusion"],
+                    "forward",
+                    length,
+                    per_pass,
+                    batch,
+                    paired_ratio(times, "forwards", "Occlusion", length / (calls * chunk)),
+                )
+            )
+    return rows
+
+
 def _row(
     model: str,
     method: str,
@@ -655,6 +838,7 @@ def main() -> None:
     parser.add_argument("--perturbation-size", type=int, default=96)
     parser.add_argument("--surrogate-batch", type=int, default=16)
     parser.add_argument("--surrogate-samples", type=int, default=256)
+    parser.add_argument("--language-batch", type=int, default=8)
     parser.add_argument(
         "--write", metavar="PATH", help="also write the table to this Markdown file"
     )
@@ -669,6 +853,10 @@ def main() -> None:
     print(table(rows), flush=True)
     if selected("ViT", args.only):
         rows += vit_cases(args.batch, args.repeats)
+    if any(
+        selected(name, args.only) for name in ("language", "Saliency", "Integrated", "Occlusion")
+    ):
+        rows += language_model_cases(args.language_batch, args.repeats, args.only)
     if selected("ScoreCAM", args.only):
         rows += scorecam_cases(args.scorecam_batch, args.scorecam_size, args.repeats)
     if selected("AblationCAM", args.only):
@@ -689,7 +877,8 @@ def main() -> None:
         f"Measured {datetime.date.today().isoformat()} on {machine()}; ResNet50V2 batch "
         f"{args.batch}, Score-CAM batch {args.scorecam_batch}, Ablation-CAM batch "
         f"{args.ablationcam_batch}, KernelSHAP and LIME batch {args.surrogate_batch}, "
-        f"Occlusion and RISE batch {args.perturbation_batch}; "
+        f"Occlusion and RISE batch {args.perturbation_batch}, language models batch "
+        f"{args.language_batch}; "
         f"best of {args.repeats} "
         "round-robin rounds after a warm-up; ratios are medians of per-round ratios."
     )

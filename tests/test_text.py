@@ -227,12 +227,22 @@ def test_ids_that_feed_more_than_the_embedding_are_refused():
         ke.Saliency(model)
 
 
-def test_padding_masks_are_refused_clearly():
+def test_an_embedding_that_masks_id_zero_is_explained_with_its_mask():
+    """mask_zero=True: the model runs on its real ids, so Keras' mask follows them."""
     ids = keras.Input((TOKENS,), dtype="int32")
-    embedded = keras.layers.Embedding(VOCABULARY, WIDTH, mask_zero=True)(ids)
-    model = keras.Model(ids, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling1D()(embedded)))
-    with pytest.raises(ke.ModelStructureError, match="mask_zero=True"):
-        ke.Saliency(model)
+    embedding = keras.layers.Embedding(VOCABULARY, WIDTH, mask_zero=True)
+    pooled = keras.layers.GlobalAveragePooling1D()(embedding(ids))  # a masked mean
+    model = fix_weights(keras.Model(ids, keras.layers.Dense(2)(pooled)), seed=4)
+    tokens = np.random.default_rng(5).integers(1, VOCABULARY, (3, TOKENS)).astype("int32")
+    tokens[1, -3:] = 0  # padding
+    explainer = ke.Saliency(model, channel_reduction="sum", absolute=False, postprocess=None)
+    maps = explainer.explain(tokens, 1).maps[..., 0]
+    # the masked mean's gradient: dense weights / real tokens, 0 at padding
+    kernel = model.layers[-1].get_weights()[0][:, 1]
+    real = (tokens != 0).sum(axis=1, keepdims=True)
+    expected = np.where(tokens != 0, kernel.sum() / real, 0.0)
+    np.testing.assert_allclose(maps, expected, rtol=1e-5, atol=1e-6)
+    assert (maps[1, -3:] == 0).all()
 
 
 def test_integer_input_without_an_embedding_is_not_a_text_model():
@@ -284,3 +294,132 @@ def test_plot_text_takes_a_batch_and_draws_a_figure():
         ke.plot.text(tokens[1], maps[1], kind="png")
     with pytest.raises(TypeError, match="list of strings"):
         ke.plot.text("a b", maps[0])
+
+
+def _shown(markup):
+    """The (token, value) pairs of plot.text's HTML, in order."""
+    import html
+    import re
+
+    return [
+        (html.unescape(token), float(value))
+        for value, token in re.findall(r'title="([-0-9.e+]+)">([^<]*)</span>', str(markup))
+    ]
+
+
+def test_plot_text_merges_word_pieces_and_sums_their_attributions():
+    pytest.importorskip("matplotlib")
+    from keras_explainable.plot.word_pieces import merge_word_pieces
+
+    values = np.arange(1.0, 7.0)
+    cases = {
+        # WordPiece: "##" continues a word; special tokens are words of their own
+        "wordpiece": (
+            ["[CLS]", "play", "##ing", "good", "##s", "[SEP]"],
+            ["[CLS]", "playing", "goods", "[SEP]"],
+            [1, 5, 9, 6],
+        ),
+        # SentencePiece: "▁" begins a word
+        "sentencepiece": (
+            ["<s>", "▁the", "▁un", "believ", "able", "▁cat"],
+            ["<s>", "the", "unbelievable", "cat"],
+            [1, 2, 12, 6],
+        ),
+        # byte-level BPE: "Ġ" (a space) begins a word
+        "bpe": (
+            ["The", "Ġcat", "Ġsat", "ing", "!", "<|endoftext|>"],
+            ["The", "cat", "sating!", "<|endoftext|>"],
+            [1, 2, 12, 6],
+        ),
+    }
+    for scheme, (pieces, words, sums) in cases.items():
+        for merge in (scheme, True):  # named, or told from the marks
+            merged, summed, _ = merge_word_pieces(pieces, values, merge)
+            assert merged == words, (scheme, merge)
+            np.testing.assert_allclose(summed, sums)
+        shown = _shown(ke.plot.text(pieces, values, merge=True))
+        assert [token for token, _ in shown] == words
+        np.testing.assert_allclose([value for _, value in shown], sums)
+    with pytest.raises(ValueError, match="merge must be True"):
+        ke.plot.text(["a"], [1.0], merge="bytes")
+
+
+def test_plot_text_reads_ids_through_a_tokenizer_or_a_vocabulary_without_padding():
+    pytest.importorskip("matplotlib")
+    keras_hub = pytest.importorskip("keras_hub")
+    vocabulary = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        "the",
+        "film",
+        "was",
+        "great",
+        "##ly",
+    ]
+    tokenizer = keras_hub.tokenizers.BertTokenizer(vocabulary=vocabulary)
+    inputs = {
+        "token_ids": np.array([[2, 5, 6, 7, 8, 9, 3, 0], [2, 6, 3, 0, 0, 0, 0, 0]]),
+        "padding_mask": np.array([[1] * 7 + [0], [1, 1, 1, 0, 0, 0, 0, 0]]),
+    }
+    maps = np.arange(16.0).reshape(2, 8, 1) + 1
+    by_tokenizer = _shown(ke.plot.text(inputs, maps, tokenizer=tokenizer))
+    assert by_tokenizer == [
+        ("[CLS]", 1.0),
+        ("the", 2.0),
+        ("film", 3.0),
+        ("was", 4.0),
+        ("great", 5.0),
+        ("##ly", 6.0),
+        ("[SEP]", 7.0),
+    ]
+    as_dict = {token: index for index, token in enumerate(vocabulary)}
+    second = _shown(ke.plot.text(inputs, maps, index=1, vocabulary=as_dict))
+    assert second == [("[CLS]", 9.0), ("film", 10.0), ("[SEP]", 11.0)]
+    words = _shown(ke.plot.text(inputs["token_ids"][0], maps[0], vocabulary=vocabulary, merge=True))
+    assert ("greatly", 11.0) in words and ("[PAD]", 8.0) in words  # no mask: all 8 shown
+    with pytest.raises(TypeError, match="pass tokenizer= .* or vocabulary="):
+        ke.plot.text(inputs, maps)
+    with pytest.raises(ValueError, match="Token id 12 is outside the vocabulary of 10"):
+        ke.plot.text(np.array([2, 12]), np.ones(2), vocabulary=vocabulary)
+
+
+def test_plot_text_shows_a_continuation_and_its_per_token_matrix():
+    pytest.importorskip("matplotlib")
+    import re
+
+    vocabulary = ["<pad>", "Ġthe", "Ġcat", "Ġsat", "Ġon", "Ġmat", "The"]
+    prompt = np.array([[6, 2, 3, 4, 1]])
+    per_token = np.arange(10.0).reshape(1, 5, 2) - 4.5  # (N, T_prompt, T_cont)
+    matrix = str(ke.plot.text(prompt, per_token, vocabulary=vocabulary, continuation=[1, 5]))
+    headers = re.findall(r"<th[^>]*>([^<]*)</th>", matrix)
+    assert headers == ["", "Ġthe", "Ġmat", "The", "Ġcat", "Ġsat", "Ġon", "Ġthe"]
+    cells = [float(v) for v in re.findall(r'<td[^>]*title="([-0-9.e+]+)"', matrix)]
+    np.testing.assert_allclose(cells, per_token[0].reshape(-1))
+    # merged prompt words: rows summed
+    merged = str(
+        ke.plot.text(prompt, per_token, vocabulary=vocabulary, continuation=[1, 5], merge=True)
+    )
+    assert re.findall(r"<th[^>]*>([^<]*)</th>", merged)[:3] == ["", "the", "mat"]
+    figure = ke.plot.text(
+        prompt, per_token, vocabulary=vocabulary, continuation=[1, 5], kind="figure"
+    )
+    assert [tick.get_text() for tick in figure.axes[0].get_yticklabels()] == [
+        "The",
+        "Ġcat",
+        "Ġsat",
+        "Ġon",
+        "Ġthe",
+    ]
+    # one summed map: the prompt coloured, the continuation after it
+    summed = ke.plot.text(
+        prompt, per_token.sum(-1, keepdims=True), vocabulary=vocabulary, continuation=[1, 5]
+    )
+    assert str(summed).count('title="continuation"') == 2
+    assert ke.plot.text(
+        prompt, per_token[..., :1], vocabulary=vocabulary, continuation=[1, 5], kind="figure"
+    ).axes
+    with pytest.raises(ValueError, match="continuation has 3 tokens for 2 maps"):
+        ke.plot.text(prompt, per_token, vocabulary=vocabulary, continuation=[1, 5, 2])

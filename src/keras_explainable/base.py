@@ -43,7 +43,7 @@ from keras_explainable.exposure import Exposure, SplitModel, expose
 from keras_explainable.exposure.layer_access import LayerAccess
 from keras_explainable.inputs import InputSource, make_source
 from keras_explainable.signature import RESULT_NEUTRAL, describe, model_fingerprint, options
-from keras_explainable.targets import INDEX, TargetPlan, Targets, plan_targets
+from keras_explainable.targets import INDEX, OBJECT, TargetPlan, Targets, plan_targets
 from keras_explainable.validators import (
     check_postprocess,
     check_token_grid,
@@ -93,6 +93,11 @@ class Explainer(LayerAccess, abc.ABC):
         call_index: for a layer the forward pass calls several times (shared
             weights), which call to read, from 0 (default: the layer must be
             called once).
+        pad_token_id: for a text model, the token id that marks padding, when
+            the model takes no padding mask (keras-hub models take one:
+            `padding_mask`, read as it is). Padding gets no attribution: it
+            keeps its own embedding whatever a method puts there, and its
+            maps are 0.
         layers: several layers to explain together, each given as for `layer`
             (exclusive with it), for methods that use a layer. Each layer's
             map is made and post-processed (with 'auto': rectified, resized
@@ -219,6 +224,9 @@ class Explainer(LayerAccess, abc.ABC):
     call_index: int | None = attrs.field(
         default=None, kw_only=True, validator=attrs.validators.optional(non_negative_int)
     )
+    pad_token_id: int | None = attrs.field(
+        default=None, kw_only=True, validator=attrs.validators.optional(non_negative_int)
+    )
     verbose: str | int = attrs.field(
         default="auto", kw_only=True, validator=check_verbose, metadata=RESULT_NEUTRAL
     )
@@ -273,6 +281,8 @@ class Explainer(LayerAccess, abc.ABC):
             )
         self._prepare(self._exposure)
         self._steps = StepCache(jit_compile=self.jit_compile)
+        # The batch size each local step was first traced for (see `_batch_spec`).
+        self._static_batches: dict[tuple, int] = {}
 
     # ------------------------------------------------------------------ hooks
     def _expose(self) -> Exposure:
@@ -291,6 +301,7 @@ class Explainer(LayerAccess, abc.ABC):
             "skip_tokens": self.skip_tokens,
             "resize_to": self.resize_to,
             "call_index": self.call_index,
+            "pad_token_id": self.pad_token_id,
         }
 
     def _prepare(self, exposure: Exposure) -> None:  # noqa: B027 - optional hook
@@ -420,6 +431,12 @@ class Explainer(LayerAccess, abc.ABC):
         plan = plan.with_data(self.sample_data())
         plan.check_count(source.count)
         self.check_targets(plan)
+        if exposure.text and source.array is not None:
+            suffix = plan.target.suffix_length if plan.kind == OBJECT else 0
+            exposure.embedding.check_arrays(source.array, suffix)
+            keep = exposure.embedding.keep(source.array)
+            if keep is not None and plan.kind == OBJECT:
+                plan.target.check_padding(np.asarray(keep))
         return plan
 
     # ------------------------------------------------- the decorator protocol
@@ -512,11 +529,11 @@ class Explainer(LayerAccess, abc.ABC):
         input of `explained_inputs` (or one array for a layer's maps).
         """
         exposure = self._exposure
+        if exposure.text:
+            return self._text_step_function(spec, plan)
         layout = exposure.input_layout if exposure.several_inputs else None
         specs = tf.nest.flatten(spec)
         if layout is None:
-            # A text model's ids (N, T) become embeddings (N, T, E) (its
-            # input_shape): their spatial axes are the ids' axes.
             model_shapes = [exposure.input_shape or (None,) * len(specs[0].shape)]
         else:
             # A feature vector (N, D) is read as (N, D, 1): its one spatial axis is D.
@@ -542,25 +559,56 @@ class Explainer(LayerAccess, abc.ABC):
                 ]
                 for part, static in zip(flat, static_sizes, strict=True)
             ]
-            finite = tf.reduce_all(
-                [tf.reduce_all(tf.math.is_finite(tf.cast(part, tf.float32))) for part in flat]
-            )
+            finite = _finite(flat)
             if layout is None:
-                # What the methods explain: the inputs cast, or a text model's embeddings.
-                viewed = exposure.embed(flat[0])
+                viewed = exposure.embed(flat[0])  # the inputs, cast
             else:
                 cast = [tf.cast(part, dtype) for part, dtype in zip(flat, dtypes, strict=True)]
                 viewed = layout.method_view(cast)
             attribution = self.attribute(viewed, plan.targets(feed))
             maps = self._finish_each(attribution.maps, sizes)
-            scores = tf.cast(attribution.scores, tf.float32)
-            notes = {
-                name: tf.cast(note, tf.float32) for name, note in (attribution.notes or {}).items()
-            }
-            notes.update(self._map_flags(maps))
-            return maps, scores, tf.cast(attribution.targets, tf.int64), notes, finite
+            return self._step_results(attribution, maps, finite)
 
         return step
+
+    def _text_step_function(self, spec: Any, plan: TargetPlan) -> Callable:
+        """The step of a text model: its token ids' embeddings explained, its inputs kept.
+
+        The batch's inputs (ids, padding mask, segment ids) are the context
+        of every pass of the model (`TokenEmbedding.reading`); the methods
+        see the embeddings `(N, T, E)` of the ids. Maps are zero at padding,
+        before and after post-processing.
+        """
+        embedding = self._exposure.embedding
+        index = self._exposure.map_input
+        ids_spec = tf.nest.flatten(spec)[embedding.ids_index if embedding.several_inputs else 0]
+        length = ids_spec.shape[1] if ids_spec.shape[1] is not None else embedding.ids_shape[1]
+
+        def step(inputs: Any, feed: dict) -> tuple:
+            flat = tf.nest.flatten(inputs)
+            data = tuple(flat) if embedding.several_inputs else flat[0]
+            ids = embedding.ids(data)
+            tokens = length if length is not None else tf.shape(ids)[1]
+            sizes = [None] * len(flat)
+            sizes[index] = [tokens]
+            targets = plan.targets(feed)
+            with embedding.reading(data, targets.input_suffix(tf.shape(ids)[0])):
+                attribution = self.attribute(embedding.embed(data), targets)
+            keep = embedding.keep(data)
+            maps = _without_padding(attribution.maps, keep)
+            maps = _without_padding(self._finish_each(maps, sizes), keep)
+            return self._step_results(attribution, maps, _finite(flat))
+
+        return step
+
+    def _step_results(self, attribution: Attribution, maps: Any, finite: tf.Tensor) -> tuple:
+        """What a step returns: `(maps, scores, targets, notes, finite)`."""
+        scores = tf.cast(attribution.scores, tf.float32)
+        notes = {
+            name: tf.cast(note, tf.float32) for name, note in (attribution.notes or {}).items()
+        }
+        notes.update(self._map_flags(maps))
+        return maps, scores, tf.cast(attribution.targets, tf.int64), notes, finite
 
     def _map_flags(self, maps: Any) -> dict[str, tf.Tensor]:
         """Per-sample flags of the finished maps, `(N,)` float32, read after each batch.
@@ -611,8 +659,11 @@ class Explainer(LayerAccess, abc.ABC):
                 feed_spec = plan.feed_spec(count)
                 shapes = tuple((tuple(part.shape), part.dtype) for part in tf.nest.flatten(spec))
                 key = (shapes, plan.kind, repr(feed_spec), id(plan.function), id(plan.target))
-                signature = [spec, feed_spec]
-                return self._steps.get(key, lambda: self._step_function(spec, plan), signature)
+                step_spec = self._batch_spec(key, spec, source)
+                if step_spec is not spec:
+                    key += ("batch", tf.nest.flatten(step_spec)[0].shape[0])
+                signature = [step_spec, feed_spec]
+                return self._steps.get(key, lambda: self._step_function(step_spec, plan), signature)
 
             batches = local_batches(source, plan, units, step_for, skip)
         total = None if source.batches is None else source.batches - skip
@@ -621,6 +672,29 @@ class Explainer(LayerAccess, abc.ABC):
             run_steps(self._reported(batches), writer, progress_bar(self.verbose, total))
         finally:
             self._run_log = None
+
+    def _batch_spec(self, key: tuple, spec: Any, source: InputSource) -> Any:
+        """The spec a local step is traced for: the batch size fixed, where it can be.
+
+        A step traced for a known batch size runs faster than one for any
+        size (TensorFlow resolves the model's broadcasts when it traces: 10 to
+        15% of a transformer's forward and backward pass on a CPU). For text
+        models, the size is fixed when every batch of the input has it (the
+        samples fit in one batch, or fill whole batches), and only for the
+        first size a step meets: a call with another size traces the step for
+        any size once, and later calls reuse it, so an explainer traces a step
+        at most twice. Other models' steps are traced for any batch size.
+        """
+        count, size = source.count, self.batch_size
+        if not self._exposure.text or count is None or (count > size and count % size):
+            return spec
+        static = min(count, size)
+        first = self._static_batches.setdefault(key, static)
+        if first != static:
+            return spec
+        return tf.nest.map_structure(
+            lambda part: tf.TensorSpec((static, *part.shape[1:]), part.dtype, part.name), spec
+        )
 
     def _reported(self, batches: Iterator[tuple[int, tuple]]) -> Iterator[tuple[int, tuple]]:
         """Check each batch's maps and hand its notes to `_report`; pass its results on.
@@ -858,6 +932,28 @@ def _samples(indices: np.ndarray) -> str:
     listed = ", ".join(str(index) for index in indices[:_LISTED_SAMPLES])
     more = len(indices) - _LISTED_SAMPLES
     return f"samples {listed}" + (f" and {more} more" if more > 0 else "")
+
+
+def _finite(flat: list) -> tf.Tensor:
+    """Whether every value of a batch's inputs is finite (a scalar bool)."""
+    return tf.reduce_all(
+        [tf.reduce_all(tf.math.is_finite(tf.cast(part, tf.float32))) for part in flat]
+    )
+
+
+def _without_padding(maps: tf.Tensor, keep: tf.Tensor | None) -> tf.Tensor:
+    """A text model's `(N, T, ...)` maps set to 0 at padding (`keep` `(N, T)` is 0 there).
+
+    Maps of another length (a layer that pools tokens, with `resize=False`)
+    are left as they are.
+    """
+    if keep is None:
+        return maps
+    if maps.shape[1] is not None and keep.shape[1] is not None and maps.shape[1] != keep.shape[1]:
+        return maps
+    shaped = tf.reshape(keep, tf.concat([tf.shape(keep), [1] * (maps.shape.rank - 2)], 0))
+    same = tf.equal(tf.shape(maps)[1], tf.shape(keep)[1])
+    return tf.cond(same, lambda: maps * tf.cast(shaped, maps.dtype), lambda: maps)
 
 
 def _compute_dtype(dtype: str) -> tf.DType:

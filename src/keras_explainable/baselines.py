@@ -46,32 +46,80 @@ __all__ = [
 ]
 
 
-@attrs.frozen
+_SPECIAL_TOKENS = ("pad", "mask", "unk", "cls", "sep", "start", "end")
+
+
+@attrs.frozen(init=False)
 class TokenBaseline:
     """A text model's baseline: the embedding of one token at every position.
 
-    Text models are explained on their embeddings (see `keras_explainable.text`).
-    Where a method shows its baseline, this baseline shows the embedding of
-    `token_id`: a hidden token (Occlusion, KernelSHAP, LIME, RISE) becomes that
-    token, exactly as if its id had been replaced, and a path method
-    (IntegratedGradients, GradientSHAP) starts from a sentence of that token
-    only. A padding token is the usual choice. Accepted wherever a method
-    takes a baseline; on a model that is not a text model it is an error.
+    Text models are explained on their embeddings (see
+    `keras_explainable.exposure.text`). Where a method shows its baseline,
+    this baseline shows the embedding of the token: a hidden token
+    (Occlusion, KernelSHAP, LIME, RISE) becomes that token, exactly as if its
+    id had been replaced, and a path method (IntegratedGradients,
+    GradientSHAP) starts from a sentence of that token only. Padding keeps
+    its own embedding whatever the baseline. A padding, mask or unknown
+    token is the usual choice; `baseline="zeros"` is the all-zero embedding
+    instead. Accepted wherever a method takes a baseline; on a model that
+    is not a text model it is an error.
 
     Args:
-        token_id: the token whose embedding fills the baseline, in
-            `[0, vocabulary size)`.
+        token: the token: its id, in `[0, vocabulary size)`; or the name of
+            a special token of `tokenizer`: "pad", "mask", "unk", "cls",
+            "sep", "start" or "end".
+        tokenizer: a keras-hub tokenizer (or any object with
+            `<name>_token_id` attributes, and `token_to_id` and
+            `oov_token` for "unk") to read a named token's id from.
+
+    Attributes:
+        token_id: the token's id.
 
     Raises:
-        ValueError: `token_id` is not an integer >= 0.
+        ValueError: the id is not an integer >= 0, an unknown name, or the
+            tokenizer has no such token.
+        TypeError: a name without a tokenizer.
 
     Example:
-        >>> pad = ke.TokenBaseline(0)
-        >>> ke.Occlusion(text_model, window=1, baseline=pad).explain(ids)
-        >>> ke.IntegratedGradients(text_model, baseline=pad).explain(ids)
+        >>> ke.Occlusion(text_model, window=1, baseline=ke.TokenBaseline(0)).explain(ids)
+        >>> mask = ke.TokenBaseline("mask", tokenizer=preprocessor.tokenizer)
+        >>> ke.IntegratedGradients(bert, baseline=mask).explain(inputs, 1)
     """
 
-    token_id: int = attrs.field(validator=non_negative_int)
+    token_id: int
+
+    def __init__(self, token: int | str, tokenizer: Any = None) -> None:
+        if isinstance(token, str):
+            token = _special_token_id(token, tokenizer)
+        non_negative_int(self, attrs.fields(TokenBaseline).token_id, token)
+        self.__attrs_init__(int(token))
+
+
+def _special_token_id(name: str, tokenizer: Any) -> int:
+    """The id of a tokenizer's special token named `name` ("pad", "mask", "unk", ...)."""
+    if name not in _SPECIAL_TOKENS:
+        raise ValueError(
+            f"TokenBaseline: unknown token name {name!r}; use one of {_SPECIAL_TOKENS}."
+        )
+    if tokenizer is None:
+        raise TypeError(
+            f"TokenBaseline({name!r}) needs the tokenizer that knows the token: "
+            f"TokenBaseline({name!r}, tokenizer=preprocessor.tokenizer), or give its id."
+        )
+    token_id = getattr(tokenizer, f"{name}_token_id", None)
+    if token_id is None and name == "unk" and getattr(tokenizer, "oov_token", None) is not None:
+        token_id = tokenizer.token_to_id(tokenizer.oov_token)
+    if token_id is None:
+        known = [
+            other
+            for other in _SPECIAL_TOKENS
+            if getattr(tokenizer, f"{other}_token_id", None) is not None
+        ]
+        raise ValueError(
+            f"TokenBaseline: the tokenizer {type(tokenizer).__name__} has no {name!r} token "
+            f"(it has {known}); give the token's id instead."
+        )
+    return int(token_id)
 
 
 def as_baseline(value: Any) -> Any:
@@ -230,7 +278,7 @@ def baseline_images(
         # The embedding of a sentence of this one token: exactly the rows the
         # model looks up where the ids are replaced by it.
         ids = tf.fill(tf.shape(inputs)[:-1], tf.constant(baseline.token_id, embedding.ids_dtype))
-        return tf.cast(embedding.embed(ids), inputs.dtype)
+        return tf.cast(embedding.lookup(ids), inputs.dtype)
     if callable(baseline):
         images = tf.convert_to_tensor(baseline(inputs))
         if not images.shape.is_compatible_with(inputs.shape):

@@ -96,6 +96,11 @@ class InputSource:
     _dataset: tf.data.Dataset | None = None
     _batch_size: int = 32
 
+    @property
+    def array(self) -> Any:
+        """The whole inputs, for inputs given as arrays (a tuple with several); else None."""
+        return self._array
+
     def iterate(self, skip_batches: int = 0) -> Iterator[tuple[int, Any, np.ndarray | None]]:
         """Yield `(start, x_batch, y_batch_or_None)`, after `skip_batches` batches."""
         if self._array is not None:

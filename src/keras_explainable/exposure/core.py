@@ -150,8 +150,22 @@ class Exposure:
 
     @property
     def several_inputs(self) -> bool:
-        """Whether the model takes several inputs (a tuple of them inside steps)."""
-        return self.input_layout is not None and len(self.input_layout) > 1
+        """Whether the methods explain several inputs (a tuple of them inside steps).
+
+        A text model's methods explain one input (the token ids' embeddings)
+        whatever else it reads; see `data_layout`.
+        """
+        return self.input_layout is not None and len(self.input_layout) > 1 and not self.text
+
+    @property
+    def text(self) -> bool:
+        """Whether the model is a text model, explained on its token embeddings."""
+        return self.embedding is not None
+
+    @property
+    def data_inputs(self) -> int:
+        """How many inputs the data users pass holds (a text model's mask and ids count)."""
+        return 1 if self.input_layout is None else len(self.input_layout)
 
     @property
     def output_units(self) -> int | None:
@@ -328,7 +342,8 @@ class Exposure:
         if not self.layers:
             raise ModelStructureError("Re-running the part of a model after a layer needs a layer.")
         head = None
-        if not isinstance(self.model, SplitModel):
+        # A text model's passes read the batch's other inputs: they replace.
+        if not isinstance(self.model, SplitModel) and self.embedding is None:
             call = self.layers[0].call
             flat = keras.tree.flatten(self.model_map.outputs)
             index = None
@@ -438,6 +453,7 @@ def expose(
     relu_gradient: ReLUGradient | None = None,
     resize_to: str | int | None = None,
     call_index: int | None = None,
+    pad_token_id: int | None = None,
 ) -> Exposure:
     """Map `model` and choose what an explainer reads from its forward pass.
 
@@ -463,6 +479,8 @@ def expose(
             index) whose spatial size the layers' maps are resized to.
         call_index: which call of a layer called several times (shared
             weights) the layers are read at.
+        pad_token_id: for a text model, the token id that marks padding
+            (besides a padding mask input).
 
     Returns:
         The `Exposure`.
@@ -506,23 +524,15 @@ def expose(
         taps += relu_rule_taps(graph.calls, relu_gradient)
 
     layout = input_layout(structure, graph)
-    several = len(graph.inputs) > 1
-    embedding = None
-    for index, tensor in enumerate(graph.inputs):
-        found_embedding = find_token_embedding(graph, tensor, outputs)
-        if found_embedding is not None and several:
-            raise ModelStructureError(
-                f"Input {layout.names[index]!r} of this model with {len(graph.inputs)} "
-                "inputs takes token ids into an Embedding: text inputs are explained "
-                "in single-input models only, for now."
-            )
-        embedding = found_embedding
+    embedding = find_token_embedding(graph, model, layout, outputs, pad_token_id)
+    # A text model's methods read one input, the embeddings of its token ids.
+    several = len(graph.inputs) > 1 and embedding is None
     input_tensor = graph.inputs[0] if embedding is None else embedding.call.output
     input_shape = graph.shape(input_tensor)
 
     selection = (layer, layers, resize_to, token_grid, skip_tokens, call_index)
     explained: tuple[ExplainedLayer, ...] = ()
-    map_input: int | None = 0
+    map_input: int | None = 0 if embedding is None else embedding.ids_index
     if needs_layer and several:
         explained, map_input = several_inputs_layers(
             model, graph, outputs, output_name, layout, selection
@@ -543,7 +553,7 @@ def expose(
         embedding,
         names,
         layout,
-        map_input if needs_layer else None,
+        map_input if needs_layer or embedding is not None else None,
         tuple(taps),
         output_key,
     )

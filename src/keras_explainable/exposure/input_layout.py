@@ -124,6 +124,10 @@ class InputLayout:
         ]
         return dict(zip(self.names, flat, strict=True)) if self.keyed else flat
 
+    def structure_of(self, flat: Sequence[Any]) -> list | dict:
+        """Inputs in this layout's order as the model takes them: a dict by name, or a list."""
+        return dict(zip(self.names, flat, strict=True)) if self.keyed else list(flat)
+
     def structure(self, parts: dict[int, Any]) -> tuple | dict:
         """Per-input results as the user's structure: a dict by name, or a tuple.
 

@@ -124,6 +124,10 @@ class LayerCall:
             None for a layer of the mapped model itself.
         children: the calls made from inside this call, in order.
         batch: the batch size the map was traced with.
+        main_input: the call's main input tensor: its first positional
+            argument, else the keyword argument `inputs`, `query`, `x` or
+            `hidden_states` (an attention layer called with `query=`), else
+            None.
     """
 
     layer: keras.layers.Layer
@@ -134,6 +138,7 @@ class LayerCall:
     parent: LayerCall | None = None
     children: list[LayerCall] = attrs.field(factory=list)
     batch: int = DISCOVERY_BATCH
+    main_input: Any = None
 
     @property
     def name(self) -> str:
@@ -313,7 +318,16 @@ class _Recorder(TapSession):
         inputs = tuple(
             tensor for tensor in keras.tree.flatten((args, kwargs)) if isinstance(tensor, tf.Tensor)
         )
-        call = LayerCall(layer, path, index, inputs, (), parent, batch=self._batch)
+        call = LayerCall(
+            layer,
+            path,
+            index,
+            inputs,
+            (),
+            parent,
+            batch=self._batch,
+            main_input=_main(args, kwargs),
+        )
         self._stack.append(call)
         try:
             outputs = own_call(*args, **kwargs)
@@ -329,6 +343,16 @@ class _Recorder(TapSession):
             parent.children.append(call)
         self.recorded.append(call)
         return outputs
+
+
+def _main(args: tuple, kwargs: dict) -> Any:
+    """A call's main input tensor (see `LayerCall.main_input`)."""
+    if args:
+        return args[0] if isinstance(args[0], tf.Tensor) else None
+    for name in ("inputs", "query", "x", "hidden_states"):
+        if isinstance(kwargs.get(name), tf.Tensor):
+            return kwargs[name]
+    return None
 
 
 # One map is made at a time: the recording taps every layer of the model.

@@ -92,40 +92,49 @@ def _is_attention(layer: Any) -> bool:
 def _token_mixers(graph: ModelMap, input_rank: int) -> dict[int, str]:
     """The token sequences read by calls that may mix tokens, id -> why.
 
-    Attention layers (Keras' own, or a library's layer named so) mix tokens;
-    so may a layer from outside Keras that maps a token sequence to a token
-    sequence and calls no other layer (its code is all the map sees of it).
+    Attention layers (Keras' own, or a library's layer named so) mix tokens.
+    Where the map sees none, so may a layer from outside Keras that maps a
+    token sequence to a token sequence and calls no other layer (its code is
+    all the map sees of it).
     Keras' other layers act on each token alone, or pool or select tokens;
     a composite layer's own sublayers say whether it mixes them. An
     attention that reads windows of the tokens (Swin's, `(N * windows, w *
     w, C)`) reads the per-sample sequence they were cut from: the windows
     laid back on the image grid.
     """
-    mixed: dict[int, str] = {}
-    if input_rank != 4:
-        return mixed
+    attention: dict[int, str] = {}
+    custom: dict[int, str] = {}
+    if input_rank not in (3, 4):
+        return attention
     for call in graph.calls:
         if _is_attention(call.layer):
-            reason = "auto: input of the last attention layer"
+            found, reason = attention, "auto: input of the last attention layer"
         elif (
             not is_builtin_layer(call.layer)
             and not call.composite
             and call.output is not None
             and len(call.output.shape) == 3
         ):
-            reason = "auto: input of the last custom token layer"
+            found, reason = custom, "auto: input of the last custom token layer"
         else:
             continue
         for tensor in _token_sources(graph, call):
-            mixed.setdefault(id(tensor), reason)
-    return mixed
+            # and the tensors it passes on unchanged (a block's last layer's output)
+            while True:
+                found.setdefault(id(tensor), reason)
+                if tensor.op.type != "Identity" or len(tensor.op.inputs) != 1:
+                    break
+                tensor = tensor.op.inputs[0]
+    # Custom token layers stand in for attention only where none is visible
+    # (a norm layer of a library is one, and mixes nothing).
+    return attention or custom
 
 
 def _token_sources(graph: ModelMap, call: LayerCall) -> list:
-    """The per-sample token sequences a call's first input is made from, without a layer."""
-    if not call.inputs:
+    """The per-sample token sequences a call's main input is made from, without a layer."""
+    first = call.main_input
+    if first is None:
         return []
-    first = call.inputs[0]
     if call.per_sample(first):
         return [first] if len(first.shape) == 3 else []
     found, seen, stack = [], set(), [first]
@@ -200,6 +209,13 @@ def auto_layer(
         ):
             continue
         if has_spatial_axes(tensor, input_shape):
+            # A text model with attention is explained where its tokens are
+            # last mixed, as a vision transformer is (its tokens are "spatial").
+            text_tokens = input_rank == 3 and mixed
+            if text_tokens and id(tensor) not in mixed:
+                continue
+            if text_tokens and graph.feeds_every_output(tensor, outputs):
+                return ExplainedLayer(call, tensor, reason=mixed[id(tensor)])
             if graph.feeds_every_output(tensor, outputs):
                 reason = None
                 if several:

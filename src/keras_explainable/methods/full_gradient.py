@@ -7,6 +7,7 @@ Visualization". https://arxiv.org/abs/1905.00780
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import attrs
@@ -283,15 +284,22 @@ class FullGradient(Explainer):
         """
         if isinstance(x, tf.data.Dataset):
             raise TypeError("terms() takes an array or a tensor of inputs, not a dataset.")
-        source = make_source(x, self.exposure.data_shape, self.batch_size, y)
+        exposure = self.exposure
+        source = make_source(x, exposure.data_shape, self.batch_size, y, exposure.input_layout)
         plan = self._plan(source, y)
         names = ["input", *(bias.name for bias in self._bias_list)]
-        exposure = self.exposure
 
         def build() -> Callable:
-            def summed(inputs: tf.Tensor, feed: dict) -> tuple:
-                finite = tf.reduce_all(tf.math.is_finite(tf.cast(inputs, tf.float32)))
-                scores, indices, terms = self._terms(exposure.embed(inputs), plan.targets(feed))
+            def summed(inputs: Any, feed: dict) -> tuple:
+                flat = tf.nest.flatten(inputs)
+                finite = tf.reduce_all(
+                    [tf.reduce_all(tf.math.is_finite(tf.cast(part, tf.float32))) for part in flat]
+                )
+                data = tuple(flat) if len(flat) > 1 else flat[0]
+                # A text model's other inputs (its padding mask) go with each pass.
+                reading = exposure.embedding.reading(data) if exposure.text else nullcontext()
+                with reading:
+                    scores, indices, terms = self._terms(exposure.embed(data), plan.targets(feed))
                 sums = {
                     name: tf.reduce_sum(term, axis=list(range(2, term.shape.rank)))
                     for name, term, _ in terms
@@ -305,7 +313,8 @@ class FullGradient(Explainer):
         def step_for(count: int) -> Callable:
             spec = source.spec
             feed_spec = plan.feed_spec(count)
-            key = ("terms", tuple(spec.shape), spec.dtype, plan.kind, repr(feed_spec))
+            shapes = tuple((tuple(part.shape), part.dtype) for part in tf.nest.flatten(spec))
+            key = ("terms", shapes, plan.kind, repr(feed_spec))
             key += (id(plan.function), id(plan.target))
             signature = [spec, feed_spec]
             return self._steps.get(key, build, signature)

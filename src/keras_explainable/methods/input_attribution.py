@@ -163,8 +163,13 @@ class InputAttributionExplainer(Explainer):
 
         def body(index: tf.Tensor, total: Any, last: tf.Tensor, bad: tf.Tensor) -> tuple:
             part_total, _, part_last, _, _, part_bad = part(index * chunk, targets)
-            total = tf.nest.map_structure(tf.add, total, part_total)
-            return index + 1, total, last + part_last, tf.minimum(bad, part_bad)
+            # Each loop variable keeps the shape it entered with (a step traced
+            # for a fixed batch size knows more of it than a chunk's results).
+            total = tf.nest.map_structure(
+                lambda old, new: tf.ensure_shape(old + new, old.shape), total, part_total
+            )
+            last = tf.ensure_shape(last + part_last, last.shape)
+            return index + 1, total, last, tf.ensure_shape(tf.minimum(bad, part_bad), bad.shape)
 
         if chunks > 1:
             # One chunk at a time: parallel iterations would hold several

@@ -215,6 +215,15 @@ class SegmentSurrogate(InputPerturbation):
             return int(spatial[0])
         if self.segments == "slic":
             return SLIC_SEGMENTS if self.num_segments is None else self.num_segments
+        if self._grid is None:
+            # One segment per token of text of any length: the batch says how many.
+            if spatial is None or spatial[0] is None:
+                raise InputError(
+                    f"{type(self).__name__} takes one segment per token, so the number of "
+                    "tokens must be known when the step is built: pad a dataset's batches to "
+                    "a fixed length (padded_batch with padded_shapes), or pass grid=(g,)."
+                )
+            return int(spatial[0])
         return int(np.prod(self._grid))
 
     def _check_segment_count(self, count: int) -> None:  # noqa: B027 - optional hook
@@ -235,7 +244,8 @@ class SegmentSurrogate(InputPerturbation):
             raise ValueError("compactness= goes with segments='slic' only.")
         spatial = None if exposure.input_shape is None else exposure.input_shape[1:-1]
         self._grid = self.grid
-        if self._grid is None:
+        deferred = exposure.text and spatial is not None and spatial[0] is None
+        if self._grid is None and not deferred:
             image = exposure.several_inputs or not isinstance(self.segments, str)
             self._grid = (8, 8) if image else default_grid(spatial or ())
         if isinstance(self.segments, np.ndarray) and not exposure.several_inputs:
@@ -251,7 +261,9 @@ class SegmentSurrogate(InputPerturbation):
                 f"segments='slic' segments 2-D images (N, H, W, C); the model's inputs have "
                 f"spatial shape {tuple(spatial)}."
             )
-        if not exposure.several_inputs:
+        if not exposure.several_inputs and not (
+            deferred and isinstance(self.segments, str) and self.segments == "grid"
+        ):
             self._check_segment_count(self.segment_count)
         super()._prepare(exposure)
 
@@ -262,6 +274,8 @@ class SegmentSurrogate(InputPerturbation):
 
     def _check_input(self, spatial: tuple, vector: bool) -> None:
         self._check_spatial(spatial, vector)
+        if self._grid is None and not vector and isinstance(self.segments, str):
+            return  # one segment per token: counted when the batch's length is known
         self._check_segment_count(self._segment_count(vector, spatial))
 
     def _check_spatial(self, spatial: Any, vector: bool = False) -> None:
@@ -290,7 +304,7 @@ class SegmentSurrogate(InputPerturbation):
                     "every input or (N, *spatial) one segmentation per input."
                 )
         elif isinstance(self.segments, str) and self.segments == "grid" and None not in spatial:
-            grid_labels(spatial, self._grid)
+            grid_labels(spatial, self._grid or (spatial[0],))
 
     def _masks(
         self, inputs: tf.Tensor, data: dict[str, tf.Tensor], vector: bool = False
@@ -322,8 +336,21 @@ class SegmentSurrogate(InputPerturbation):
                 )
             return segment_masks(labels, count, inputs.dtype)
         self._check_spatial(inputs.shape[1:-1], vector)
+        if (
+            isinstance(segments, str)
+            and segments == "grid"
+            and self.grid is None
+            and self.exposure.text
+        ):
+            keep = self.exposure.embedding.read_keep()
+            if keep is not None:
+                # One segment per token, and none of padding: the tokens of
+                # each sentence are its segments, numbered from 0.
+                order = tf.cast(tf.cumsum(keep, axis=1), tf.int32) - 1
+                return segment_masks(tf.where(keep > 0, order, -1), count, inputs.dtype)
         if isinstance(segments, str):
-            segments = grid_labels(inputs.shape[1:-1], self._grid)
+            grid = self._grid or (count,)
+            segments = grid_labels(inputs.shape[1:-1], grid)
         return segment_masks(tf.constant(segments[None]), count, inputs.dtype)
 
     # ------------------------------------------------------------------ step

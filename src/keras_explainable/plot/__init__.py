@@ -10,5 +10,14 @@ from keras_explainable.plot.grid import plot_grid
 from keras_explainable.plot.images import overlay
 from keras_explainable.plot.series import series
 from keras_explainable.plot.text import TextHTML, text
+from keras_explainable.plot.word_pieces import merge_word_pieces, word_pieces
 
-__all__ = ["TextHTML", "overlay", "plot_grid", "series", "text"]
+__all__ = [
+    "TextHTML",
+    "merge_word_pieces",
+    "overlay",
+    "plot_grid",
+    "series",
+    "text",
+    "word_pieces",
+]

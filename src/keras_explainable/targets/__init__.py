@@ -10,6 +10,10 @@ tasks one line and are checked against the model's outputs before any work:
 - `Box(box, k)`: a detector's score for class `k` of the detection that best
   overlaps `box`.
 - `Regression(index, sign)`: a regression output, or its decrease.
+- `NextToken(token_id, position)`: a causal language model's logit (or
+  log-probability) of a token at a position.
+- `Continuation(token_ids)`: the log-probability of a continuation of the
+  prompt, one forward pass on prompt and continuation.
 - `Target`: the base class of targets of your own.
 
 Example:
@@ -17,6 +21,7 @@ Example:
 """
 
 from keras_explainable.targets.box import Box, NoDetectionWarning
+from keras_explainable.targets.language import Continuation, NextToken
 from keras_explainable.targets.plan import FUNCTION as FUNCTION
 from keras_explainable.targets.plan import INDEX as INDEX
 from keras_explainable.targets.plan import OBJECT as OBJECT
@@ -30,4 +35,13 @@ from keras_explainable.targets.target import Class, Regression, Target
 
 # The plan machinery above is re-exported for the rest of the package; the
 # public names are these.
-__all__ = ["Box", "Class", "NoDetectionWarning", "Regression", "Segmentation", "Target"]
+__all__ = [
+    "Box",
+    "Class",
+    "Continuation",
+    "NextToken",
+    "NoDetectionWarning",
+    "Regression",
+    "Segmentation",
+    "Target",
+]

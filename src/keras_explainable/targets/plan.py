@@ -65,6 +65,12 @@ class Targets:
         """Whether methods may score these targets on probabilities (see `Target`)."""
         return self.target is None or self.target.reads_probabilities
 
+    def input_suffix(self, samples: tf.Tensor) -> tf.Tensor | None:
+        """Token ids `(samples, S)` run after a text model's inputs (`Target.input_suffix`)."""
+        if self.kind != OBJECT:
+            return None
+        return self.target.input_suffix(samples, self.data)
+
     def select(self, outputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Return the explained scores `(N, L)` and unit indices `(N, L)`.
 
@@ -337,8 +343,10 @@ def plan_targets(
         raise TargetError(
             f"The explained output has shape {output_shape}, not (N, units): unit "
             "indices are ambiguous. Pass a target object (ke.targets.Segmentation(mask, "
-            "k) for a segmentation map, ke.targets.Regression()) or a callable "
-            "y=lambda outputs: ... returning (N,) or (N, L) scores."
+            "k) for a segmentation map, ke.targets.NextToken(token_id) or "
+            "ke.targets.Continuation(token_ids) for a language model's logits (N, T, "
+            "vocabulary), ke.targets.Regression()) or a callable y=lambda outputs: ... "
+            "returning (N,) or (N, L) scores."
         )
     if y is None:
         return TargetPlan(TOP)

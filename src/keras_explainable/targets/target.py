@@ -159,6 +159,29 @@ class Target(abc.ABC):
     def finished(self, units: np.ndarray) -> None:  # noqa: B027 - optional hook
         """Look at the recorded units `(N, L)` after a run (to warn, say)."""
 
+    def check_padding(self, keep: np.ndarray) -> None:  # noqa: B027 - optional hook
+        """Check a text model's padding before any work (inputs given as arrays).
+
+        Args:
+            keep: `(N, T)` 1 at the inputs' tokens, 0 at their padding.
+
+        Raises:
+            TargetError: the target reads a padding position.
+        """
+
+    @property
+    def suffix_length(self) -> int:
+        """S: the number of tokens `input_suffix` adds (0 for none)."""
+        return 0
+
+    def input_suffix(self, samples: tf.Tensor, data: dict[str, tf.Tensor]) -> tf.Tensor | None:
+        """Token ids `(samples, S)` to run after each input of a text model, or None.
+
+        A target that explains a continuation (`Continuation`) has the model
+        run on the inputs followed by it; attributions cover the inputs only.
+        """
+        return None
+
     def rows(self, start: int, stop: int) -> Target:
         """The same target for samples `start:stop` only (its per-sample rows cut).
 
@@ -215,6 +238,19 @@ class TargetRows(Target):
     def finished(self, units: np.ndarray) -> None:
         """The whole target's look at the units."""
         self.whole.finished(units)
+
+    def check_padding(self, keep: np.ndarray) -> None:
+        """The whole target's check of the padding."""
+        self.whole.check_padding(keep)
+
+    @property
+    def suffix_length(self) -> int:
+        """The whole target's suffix length."""
+        return self.whole.suffix_length
+
+    def input_suffix(self, samples: tf.Tensor, data: dict[str, tf.Tensor]) -> tf.Tensor | None:
+        """The whole target's suffix."""
+        return self.whole.input_suffix(samples, data)
 
 
 @attrs.frozen(init=False)
