@@ -5,9 +5,11 @@ Every metric is configured in its constructor and called as
 batch in a compiled step, and returns per-sample `values` and their `mean`.
 
 - Faithfulness: `Deletion` and `Insertion` (RISE), `AverageDrop` and
-  `IncreaseInConfidence` (Grad-CAM++).
-- Localisation: `PointingGame` and `EnergyPointingGame` (with ground-truth
+  `IncreaseInConfidence` (Grad-CAM++), `AverageGain` (Opti-CAM).
+- Localisation: `PointingGame`, `EnergyPointingGame`,
+  `RelevanceMassAccuracy` and `RelevanceRankAccuracy` (with ground-truth
   masks or boxes).
+- Complexity: `Sparseness` (Gini index) and `Complexity` (entropy).
 - Sanity: `ModelRandomization` (Adebayo et al.).
 
 `evaluate` scores several explainers with several metrics at once.
@@ -19,7 +21,9 @@ Example:
 """
 
 from keras_explainable.metrics.average_drop import AverageDrop
+from keras_explainable.metrics.average_gain import AverageGain
 from keras_explainable.metrics.base import Batch, Metric, MetricResult, ModelMetric
+from keras_explainable.metrics.complexity import Complexity
 from keras_explainable.metrics.curve import CurveResult
 from keras_explainable.metrics.deletion import Deletion
 from keras_explainable.metrics.energy_pointing_game import EnergyPointingGame
@@ -36,10 +40,17 @@ from keras_explainable.metrics.randomization import (
     ModelRandomization,
     RandomizationResult,
 )
+from keras_explainable.metrics.relevance_accuracy import (
+    RelevanceMassAccuracy,
+    RelevanceRankAccuracy,
+)
+from keras_explainable.metrics.sparseness import Sparseness
 
 __all__ = [
     "AverageDrop",
+    "AverageGain",
     "Batch",
+    "Complexity",
     "CurveResult",
     "Deletion",
     "EnergyPointingGame",
@@ -51,6 +62,9 @@ __all__ = [
     "ModelRandomization",
     "PointingGame",
     "RandomizationResult",
+    "RelevanceMassAccuracy",
+    "RelevanceRankAccuracy",
+    "Sparseness",
     "default_metrics",
     "evaluate",
     "score_explanation",

@@ -7,6 +7,8 @@ Networks". https://arxiv.org/abs/1710.11063
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import attrs
 import tensorflow as tf
 
@@ -52,6 +54,8 @@ class AverageDrop(ConfidenceChange):
         Generalized Gradient-based Visual Explanations for Deep Convolutional
         Networks". <https://arxiv.org/abs/1710.11063>
     """
+
+    higher_is_better: ClassVar[bool] = False
 
     def _change(self, original: tf.Tensor, explained: tf.Tensor) -> tf.Tensor:
         drop = 100.0 * tf.nn.relu(original - explained) / original

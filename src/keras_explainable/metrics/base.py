@@ -79,6 +79,8 @@ class Metric(abc.ABC):
         ValueError: an option is out of range.
     """
 
+    #: Whether a higher value means a better explanation (None: neither).
+    higher_is_better: ClassVar[bool | None] = None
     #: Whether `_measure` reads the inputs (else `x` may be None with maps).
     needs_inputs: ClassVar[bool] = True
     #: Whether the metric runs the model (`model=` or the explainer's model).

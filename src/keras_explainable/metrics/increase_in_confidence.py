@@ -7,6 +7,8 @@ Networks". https://arxiv.org/abs/1710.11063
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import attrs
 import tensorflow as tf
 
@@ -46,6 +48,8 @@ class IncreaseInConfidence(ConfidenceChange):
         Generalized Gradient-based Visual Explanations for Deep Convolutional
         Networks". <https://arxiv.org/abs/1710.11063>
     """
+
+    higher_is_better: ClassVar[bool] = True
 
     def _change(self, original: tf.Tensor, explained: tf.Tensor) -> tf.Tensor:
         return 100.0 * tf.cast(original < explained, tf.float32)
