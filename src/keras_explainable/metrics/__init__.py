@@ -5,7 +5,9 @@ Every metric is configured in its constructor and called as
 batch in a compiled step, and returns per-sample `values` and their `mean`.
 
 - Faithfulness: `Deletion` and `Insertion` (RISE), `AverageDrop` and
-  `IncreaseInConfidence` (Grad-CAM++), `AverageGain` (Opti-CAM).
+  `IncreaseInConfidence` (Grad-CAM++), `AverageGain` (Opti-CAM),
+  `FaithfulnessCorrelation` and `MuFidelity` (Bhatt et al.), `Infidelity`
+  (Yeh et al.), `Completeness` (maps that add up to the score's change).
 - Localisation: `PointingGame`, `EnergyPointingGame`,
   `RelevanceMassAccuracy` and `RelevanceRankAccuracy` (with ground-truth
   masks or boxes).
@@ -23,6 +25,7 @@ Example:
 from keras_explainable.metrics.average_drop import AverageDrop
 from keras_explainable.metrics.average_gain import AverageGain
 from keras_explainable.metrics.base import Batch, Metric, MetricResult, ModelMetric
+from keras_explainable.metrics.completeness import Completeness, CompletenessResult
 from keras_explainable.metrics.complexity import Complexity
 from keras_explainable.metrics.curve import CurveResult
 from keras_explainable.metrics.deletion import Deletion
@@ -33,8 +36,11 @@ from keras_explainable.metrics.evaluate import (
     format_table,
     score_explanation,
 )
+from keras_explainable.metrics.faithfulness_correlation import FaithfulnessCorrelation
 from keras_explainable.metrics.increase_in_confidence import IncreaseInConfidence
+from keras_explainable.metrics.infidelity import Infidelity
 from keras_explainable.metrics.insertion import Insertion
+from keras_explainable.metrics.mu_fidelity import MuFidelity
 from keras_explainable.metrics.pointing_game import PointingGame
 from keras_explainable.metrics.randomization import (
     ModelRandomization,
@@ -44,22 +50,29 @@ from keras_explainable.metrics.relevance_accuracy import (
     RelevanceMassAccuracy,
     RelevanceRankAccuracy,
 )
+from keras_explainable.metrics.removal import CorrelationResult
 from keras_explainable.metrics.sparseness import Sparseness
 
 __all__ = [
     "AverageDrop",
     "AverageGain",
     "Batch",
+    "Completeness",
+    "CompletenessResult",
     "Complexity",
+    "CorrelationResult",
     "CurveResult",
     "Deletion",
     "EnergyPointingGame",
+    "FaithfulnessCorrelation",
     "IncreaseInConfidence",
+    "Infidelity",
     "Insertion",
     "Metric",
     "MetricResult",
     "ModelMetric",
     "ModelRandomization",
+    "MuFidelity",
     "PointingGame",
     "RandomizationResult",
     "RelevanceMassAccuracy",

@@ -117,6 +117,13 @@ class Metric(abc.ABC):
         """Assemble the result from the per-sample arrays (optional hook)."""
         return MetricResult(self.name, values.astype(np.float64))
 
+    def _check_spatial(self, spatial: tuple[int | None, ...]) -> None:  # noqa: B027
+        """Reject inputs of a spatial size the metric cannot score (optional hook).
+
+        Called with the inputs' spatial size (None where unknown) before any
+        batch is scored; raises `InputError`.
+        """
+
     def _scorer(self, exposure: Exposure) -> Callable | None:
         """Return the function that scores images, for metrics with a model."""
         return None
@@ -175,6 +182,8 @@ class Metric(abc.ABC):
             >>> ke.metrics.PointingGame()(expl, masks=masks).mean   # no inputs needed
         """
         job = make_job(self, explainer_or_maps, x, y, model, output, masks, boxes)
+        if job.source is not None:
+            self._check_spatial(tuple(job.source.spec.shape[1:-1]))
         return self._result(*self._run(job))
 
     # --------------------------------------------------------------- machinery
