@@ -12,7 +12,8 @@ batch in a compiled step, and returns per-sample `values` and their `mean`.
   `RelevanceMassAccuracy` and `RelevanceRankAccuracy` (with ground-truth
   masks or boxes).
 - Complexity: `Sparseness` (Gini index) and `Complexity` (entropy).
-- Sanity: `ModelRandomization` (Adebayo et al.).
+- Robustness: `MaxSensitivity` and `AvgSensitivity` (Yeh et al.).
+- Sanity: `ModelRandomization` (Adebayo et al.), `RandomLogit` (Sixt et al.).
 
 `evaluate` scores several explainers with several metrics at once.
 
@@ -42,6 +43,7 @@ from keras_explainable.metrics.infidelity import Infidelity
 from keras_explainable.metrics.insertion import Insertion
 from keras_explainable.metrics.mu_fidelity import MuFidelity
 from keras_explainable.metrics.pointing_game import PointingGame
+from keras_explainable.metrics.random_logit import RandomLogit
 from keras_explainable.metrics.randomization import (
     ModelRandomization,
     RandomizationResult,
@@ -51,11 +53,17 @@ from keras_explainable.metrics.relevance_accuracy import (
     RelevanceRankAccuracy,
 )
 from keras_explainable.metrics.removal import CorrelationResult
+from keras_explainable.metrics.sensitivity import (
+    AvgSensitivity,
+    MaxSensitivity,
+    SensitivityResult,
+)
 from keras_explainable.metrics.sparseness import Sparseness
 
 __all__ = [
     "AverageDrop",
     "AverageGain",
+    "AvgSensitivity",
     "Batch",
     "Completeness",
     "CompletenessResult",
@@ -68,15 +76,18 @@ __all__ = [
     "IncreaseInConfidence",
     "Infidelity",
     "Insertion",
+    "MaxSensitivity",
     "Metric",
     "MetricResult",
     "ModelMetric",
     "ModelRandomization",
     "MuFidelity",
     "PointingGame",
+    "RandomLogit",
     "RandomizationResult",
     "RelevanceMassAccuracy",
     "RelevanceRankAccuracy",
+    "SensitivityResult",
     "Sparseness",
     "default_metrics",
     "evaluate",
