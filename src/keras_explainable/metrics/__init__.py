@@ -7,7 +7,8 @@ batch in a compiled step, and returns per-sample `values` and their `mean`.
 - Faithfulness: `Deletion` and `Insertion` (RISE), `AverageDrop` and
   `IncreaseInConfidence` (Grad-CAM++), `AverageGain` (Opti-CAM),
   `FaithfulnessCorrelation` and `MuFidelity` (Bhatt et al.), `Infidelity`
-  (Yeh et al.), `Completeness` (maps that add up to the score's change).
+  (Yeh et al.), `Completeness` (maps that add up to the score's change),
+  `ROAD` and `SymmetricRelevanceGain` (removal with noisy linear imputation).
 - Localisation: `PointingGame`, `EnergyPointingGame`,
   `RelevanceMassAccuracy` and `RelevanceRankAccuracy` (with ground-truth
   masks or boxes).
@@ -53,6 +54,7 @@ from keras_explainable.metrics.relevance_accuracy import (
     RelevanceRankAccuracy,
 )
 from keras_explainable.metrics.removal import CorrelationResult
+from keras_explainable.metrics.road import ROAD, RoadResult, SymmetricRelevanceGain
 from keras_explainable.metrics.sensitivity import (
     AvgSensitivity,
     MaxSensitivity,
@@ -83,12 +85,15 @@ __all__ = [
     "ModelRandomization",
     "MuFidelity",
     "PointingGame",
+    "ROAD",
     "RandomLogit",
     "RandomizationResult",
     "RelevanceMassAccuracy",
     "RelevanceRankAccuracy",
+    "RoadResult",
     "SensitivityResult",
     "Sparseness",
+    "SymmetricRelevanceGain",
     "default_metrics",
     "evaluate",
     "score_explanation",
