@@ -234,3 +234,29 @@ def test_completeness_by_hand():
     np.testing.assert_allclose(result.values, gap, rtol=1e-4)
     np.testing.assert_allclose(result.deltas, delta, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(result.complete, gap <= 0.5)
+
+
+def test_return_perturbed_gives_the_inputs_the_run_scored():
+    model, w = linear()
+    x = images(3)
+    maps = np.random.default_rng(9).normal(size=x.shape[:-1]).astype("float32")
+    metric = ke.metrics.FaithfulnessCorrelation(runs=5, subset_size=7, return_perturbed=2)
+    result = metric(maps, x, model=model)
+    assert result.perturbed.shape == (2, 5, 9, 9, 2)
+    for i in range(2):
+        for r in range(5):
+            removed = (result.perturbed[i, r] != x[i]).all(-1)
+            assert removed.sum() == 7
+            np.testing.assert_array_equal(result.perturbed[i, r][removed], 0.0)
+            assert maps[i][removed].sum() == pytest.approx(result.sums[i, r], abs=1e-5)
+    assert (
+        ke.metrics.FaithfulnessCorrelation(runs=5, subset_size=7)(maps, x, model=model).perturbed
+        is None
+    )
+    # Through an explainer, and Infidelity's noise: one value per position.
+    infidelity = ke.metrics.Infidelity(noise_std=0.1, n_perturb_samples=4, return_perturbed=1)
+    noisy = infidelity(ke.InputXGradient(model, postprocess=None), x, 0).perturbed
+    assert noisy.shape == (1, 4, 9, 9, 2)
+    noise = x[0] - noisy[0]
+    np.testing.assert_allclose(noise[..., 0], noise[..., 1], atol=1e-6)
+    assert 0.07 < noise.std() < 0.13

@@ -137,3 +137,17 @@ def test_ssim_matches_scikit_image():
         spread = max(a.max(), b.max()) - min(a.min(), b.min())
         expected = metrics.structural_similarity(a, b, data_range=spread)
         assert value == pytest.approx(expected, rel=1e-9)
+
+
+def test_return_perturbed_sensitivity():
+    model, _ = linear()
+    x = images(3)
+    metric = ke.metrics.AvgSensitivity(radius=0.05, n_perturb_samples=4, return_perturbed=2)
+    result = metric(ke.Saliency(model), x, 0)
+    assert result.perturbed.shape == (2, 4, 6, 6, 2)
+    shift = result.perturbed - x[:2, None]
+    assert np.abs(shift).max() <= 0.05 + 1e-6 and np.abs(shift).max() > 0.04
+    fixed = ke.metrics.MaxSensitivity(
+        perturbation=lambda copies: copies + 1.0, n_perturb_samples=2, return_perturbed=1
+    )
+    np.testing.assert_allclose(fixed(ke.Saliency(model), x, 0).perturbed[0], x[[0, 0]] + 1.0)

@@ -165,3 +165,19 @@ def test_road_errors():
         ke.metrics.ROAD()(np.zeros((2, 8), "float32"), np.zeros((2, 8, 1), "float32"), model=model)
     with pytest.raises(ValueError, match="needs keys"):
         noisy_linear_imputation(np.zeros((1, 4, 4, 1)), np.ones((1, 4, 4), bool))
+
+
+def test_return_perturbed_road():
+    model, _, x, on, _ = region_data(2)
+    srg = ke.metrics.SymmetricRelevanceGain(
+        percentages=[30], noise=0.0, tolerance=1e-7, return_perturbed=1
+    )
+    perturbed = srg(on, x, model=model).perturbed
+    assert perturbed.shape == (1, 2, SIZE, SIZE, 1)
+    order = np.argsort(-on[0].ravel(), kind="stable")
+    count = int(np.floor(0.3 * SIZE * SIZE + 0.5))
+    for column, chosen in ((0, order[:count]), (1, order[SIZE * SIZE - count :])):
+        removed = np.zeros(SIZE * SIZE, bool)
+        removed[chosen] = True
+        expected = reference_imputation(x[0], removed.reshape(SIZE, SIZE))
+        np.testing.assert_allclose(perturbed[0, column], expected, atol=1e-5)

@@ -41,7 +41,7 @@ from keras_explainable.targets import (
 )
 from keras_explainable.validators import check_verbose, positive_int
 
-__all__ = ["Batch", "Metric", "MetricResult", "ModelMetric"]
+__all__ = ["Batch", "Metric", "MetricResult", "ModelMetric", "batch_targets"]
 
 
 @attrs.define(eq=False)
@@ -117,6 +117,10 @@ class Metric(abc.ABC):
         """Assemble the result from the per-sample arrays (optional hook)."""
         return MetricResult(self.name, values.astype(np.float64))
 
+    def _finish(self, job: Job, result: MetricResult) -> MetricResult:
+        """Complete the result after the run (optional hook; default: as it is)."""
+        return result
+
     def _check_spatial(self, spatial: tuple[int | None, ...]) -> None:  # noqa: B027
         """Reject inputs of a spatial size the metric cannot score (optional hook).
 
@@ -184,7 +188,7 @@ class Metric(abc.ABC):
         job = make_job(self, explainer_or_maps, x, y, model, output, masks, boxes)
         if job.source is not None:
             self._check_spatial(tuple(job.source.spec.shape[1:-1]))
-        return self._result(*self._run(job))
+        return self._finish(job, self._result(*self._run(job)))
 
     # --------------------------------------------------------------- machinery
     def exposure_of(self, model: Any, output: Any) -> Exposure:
@@ -249,7 +253,7 @@ class Metric(abc.ABC):
             kind, indices = None, None
             if job.explainer is not None:
                 explanation = job.explainer.explain(
-                    x_batch, _batch_y(job.explainer_y, start, stop, y_batch)
+                    x_batch, batch_targets(job.explainer_y, start, stop, y_batch)
                 )
                 maps = single_map(explanation.maps, has_channel=True)
                 if job.masks is not None and maps.shape[1:] != job.masks.shape[1:]:
@@ -403,7 +407,7 @@ class ModelMetric(Metric):
         return _Scorer(exposure, self.use_probabilities)
 
 
-def _batch_y(y: Any, start: int, stop: int, y_batch: Any) -> Any:
+def batch_targets(y: Any, start: int, stop: int, y_batch: Any) -> Any:
     """Return the targets of samples `start:stop`, to explain one batch."""
     if y_batch is not None:
         return y_batch

@@ -15,6 +15,7 @@ import tensorflow as tf
 from keras_explainable.baselines import as_baseline, baseline_images
 from keras_explainable.metrics.base import Batch, ModelMetric
 from keras_explainable.metrics.curve import check_baseline
+from keras_explainable.metrics.perturbs import PerturbsInputs, sample_major
 from keras_explainable.metrics.removal import run_keys
 from keras_explainable.noise import METRIC_NOISE, hashed_normal
 from keras_explainable.perturbation import evaluate_perturbations
@@ -24,7 +25,7 @@ __all__ = ["Infidelity"]
 
 
 @attrs.define(eq=False)
-class Infidelity(ModelMetric):
+class Infidelity(PerturbsInputs, ModelMetric):
     """Infidelity: the expected squared error of the map's prediction of score changes.
 
     With perturbations `I` drawn at random, each sample's value is Captum's
@@ -79,6 +80,8 @@ class Infidelity(ModelMetric):
         blur_sigma: the standard deviation of 'blur' in pixels (default 5.0).
         seed: the integer seed of the default noise (default 0).
         step_batch_size: perturbations per forward pass (default 16).
+        return_perturbed: keep the perturbed inputs `x - I` of the first `k`
+            samples in the result (default 0); see `PerturbsInputs`.
         use_probabilities: score logits (default False) or probabilities.
         batch_size: samples per compiled step (default 32).
         verbose: progress display.
@@ -146,6 +149,9 @@ class Infidelity(ModelMetric):
         perturbations = tf.broadcast_to(perturbations, tf.shape(copies))
         stacked = tf.concat([[count, -1], tf.shape(inputs)[1:]], 0)
         return tf.reshape(perturbations, stacked), tf.reshape(perturbed, stacked)
+
+    def _perturbed_inputs(self, inputs: tf.Tensor, maps: tf.Tensor) -> tf.Tensor:
+        return sample_major(self._perturbed(inputs, tf.range(self.n_perturb_samples))[1])
 
     def _measure(self, batch: Batch) -> tf.Tensor:
         inputs = batch.inputs

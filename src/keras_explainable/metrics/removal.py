@@ -21,6 +21,7 @@ from keras_explainable.baselines import as_baseline, baseline_images
 from keras_explainable.errors import InputError
 from keras_explainable.metrics.base import Batch, ModelMetric
 from keras_explainable.metrics.curve import check_baseline
+from keras_explainable.metrics.perturbs import PerturbsInputs, sample_major
 from keras_explainable.metrics.result import MetricResult
 from keras_explainable.noise import hash32, hashed_uniform, sample_keys, stream_key
 from keras_explainable.perturbation import evaluate_perturbations
@@ -82,7 +83,7 @@ class CorrelationResult(MetricResult):
 
 
 @attrs.define(eq=False)
-class RemovalCorrelation(ModelMetric, abc.ABC):
+class RemovalCorrelation(PerturbsInputs, ModelMetric):
     """Correlate the score's drop with the map's sum over random removed features.
 
     A subclass says which positions run `r` removes (`_removed`) and how the
@@ -97,6 +98,8 @@ class RemovalCorrelation(ModelMetric, abc.ABC):
             the sample's values: the same in any batch.
         step_batch_size: runs scored in one forward pass (default 16).
             Results do not depend on it.
+        return_perturbed: keep the perturbed inputs of the first `k`
+            samples in the result (default 0); see `PerturbsInputs`.
         use_probabilities: score logits (default False) or probabilities.
         batch_size: samples per compiled step (default 32).
         verbose: progress display.
@@ -129,6 +132,19 @@ class RemovalCorrelation(ModelMetric, abc.ABC):
     def _correlation(self, sums: tf.Tensor, drops: tf.Tensor) -> tf.Tensor:
         """`(N,)` correlations of `(N, R)` attribution sums with `(N, R)` score drops."""
 
+    def _removal(
+        self, inputs: tf.Tensor, baseline: tf.Tensor, indices: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """`(k, N, ...)` inputs with runs `indices` removed, and the removed positions."""
+        removed = self._removed(
+            run_keys(inputs, self.seed, indices, self.purpose), tuple(inputs.shape[1:-1])
+        )
+        return tf.where(removed[..., None] > 0, baseline[None], inputs[None]), removed
+
+    def _perturbed_inputs(self, inputs: tf.Tensor, maps: tf.Tensor) -> tf.Tensor:
+        baseline = baseline_images(self.baseline, inputs, blur_sigma=self.blur_sigma)
+        return sample_major(self._removal(inputs, baseline, tf.range(self._runs_count))[0])
+
     def _measure(self, batch: Batch) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         inputs = batch.inputs
         spatial = tuple(inputs.shape[1:-1])
@@ -141,9 +157,7 @@ class RemovalCorrelation(ModelMetric, abc.ABC):
         original = batch.score(inputs)
 
         def perturb(indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            removed = self._removed(run_keys(inputs, self.seed, indices, self.purpose), spatial)
-            images = tf.where(removed[..., None] > 0, baseline[None], inputs[None])
-            return images, removed
+            return self._removal(inputs, baseline, indices)
 
         def score(flat: tuple[tf.Tensor, tf.Tensor], copies: int) -> tf.Tensor:
             images, removed = flat

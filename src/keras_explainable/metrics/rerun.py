@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from keras_explainable.base import Explainer
 from keras_explainable.explanation import Explanation
-from keras_explainable.metrics.base import Batch, Metric, MetricResult, _batch_y
+from keras_explainable.metrics.base import Batch, Metric, MetricResult, batch_targets
 from keras_explainable.metrics.job import Job
 from keras_explainable.metrics.truth import single_map
 
@@ -61,7 +61,7 @@ class ExplainerRerun(Metric, abc.ABC):
 
     def _scored_batches(self, job: Job) -> Iterator[tuple[int, tuple]]:
         for start, size, x_batch, y_batch in self._batches(job):
-            y = _batch_y(job.explainer_y, start, start + size, y_batch)
+            y = batch_targets(job.explainer_y, start, start + size, y_batch)
             inputs = tf.cast(x_batch, tf.float32)
             explanation = job.explainer.explain(inputs, y)
             if not callable(y) and (explanation.targets >= 0).all():

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from keras_explainable.errors import InputError
 from keras_explainable.metrics.base import Batch, ModelMetric
+from keras_explainable.metrics.perturbs import PerturbsInputs, sample_major
 from keras_explainable.metrics.removal import run_keys
 from keras_explainable.metrics.result import MetricResult
 from keras_explainable.noise import METRIC_NOISE, hashed_normal
@@ -187,7 +188,7 @@ class RoadResult(MetricResult):
 
 
 @attrs.define(eq=False)
-class _RemoveAndDebias(ModelMetric):
+class _RemoveAndDebias(PerturbsInputs, ModelMetric):
     """The shared machinery of ROAD and the Symmetric Relevance Gain."""
 
     #: The orders scored, in their perturbation order: 'morf', 'lerf'.
@@ -214,48 +215,56 @@ class _RemoveAndDebias(ModelMetric):
     def _orders(self) -> tuple[str, ...]:
         return self.orders
 
-    def _measure(self, batch: Batch) -> tuple[tf.Tensor, ...]:
-        inputs = batch.inputs
+    def _imputed(self, inputs: tf.Tensor, maps: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
+        """`(k, N, ...)` images with perturbations `indices` (order-major) imputed."""
         spatial = inputs.shape[1:-1]
-        if any(size is None for size in spatial):
-            raise InputError(
-                f"{self.name} needs inputs of a known spatial size; got shape "
-                f"{tuple(inputs.shape)}. Batch images of one size."
-            )
         pixels = int(np.prod(spatial))
         size = tf.shape(inputs)[0]
-        saliency = tf.reshape(batch.maps, [size, pixels])
         # One ordering for every order: rank 0 is the most relevant pixel.
-        order = tf.argsort(saliency, axis=1, direction="DESCENDING", stable=True)
+        order = tf.argsort(
+            tf.reshape(maps, [size, pixels]), axis=1, direction="DESCENDING", stable=True
+        )
         ranks = tf.reshape(tf.argsort(order, axis=1, stable=True), [1, size, *spatial])
         fractions = np.asarray(self.percentages) / 100.0
         counts = tf.constant(np.floor(fractions * pixels + 0.5).astype(np.int32))
         steps = len(self.percentages)
         lerf_flags = tf.constant([name == "lerf" for name in self._orders()])
+        count = tf.reshape(tf.gather(counts, indices % steps), [-1, 1, 1, 1])
+        lerf = tf.reshape(tf.gather(lerf_flags, indices // steps), [-1, 1, 1, 1])
+        removed = tf.where(lerf, ranks >= pixels - count, ranks < count)
+        copies = tf.shape(indices)[0]
+        images = tf.reshape(tf.tile(inputs[None], [copies, 1, 1, 1, 1]), [-1, *inputs.shape[1:]])
+        keys = tf.reshape(run_keys(inputs, self.seed, indices, METRIC_NOISE), [-1])
+        filled = noisy_linear_imputation(
+            images,
+            tf.reshape(removed, [-1, *spatial]),
+            self.noise,
+            keys,
+            self.tolerance,
+            self.max_iterations,
+        )
+        return tf.reshape(filled, [copies, size, *inputs.shape[1:]])
+
+    def _perturbed_inputs(self, inputs: tf.Tensor, maps: tf.Tensor) -> tf.Tensor:
+        count = len(self.percentages) * len(self._orders())
+        return sample_major(self._imputed(inputs, maps, tf.range(count)))
+
+    def _measure(self, batch: Batch) -> tuple[tf.Tensor, ...]:
+        inputs = batch.inputs
+        if any(size is None for size in inputs.shape[1:-1]):
+            raise InputError(
+                f"{self.name} needs inputs of a known spatial size; got shape "
+                f"{tuple(inputs.shape)}. Batch images of one size."
+            )
 
         def perturb(indices: tf.Tensor) -> tf.Tensor:
-            count = tf.reshape(tf.gather(counts, indices % steps), [-1, 1, 1, 1])
-            lerf = tf.reshape(tf.gather(lerf_flags, indices // steps), [-1, 1, 1, 1])
-            removed = tf.where(lerf, ranks >= pixels - count, ranks < count)
-            copies = tf.shape(indices)[0]
-            images = tf.reshape(
-                tf.tile(inputs[None], [copies, 1, 1, 1, 1]), [-1, *inputs.shape[1:]]
-            )
-            keys = tf.reshape(run_keys(inputs, self.seed, indices, METRIC_NOISE), [-1])
-            filled = noisy_linear_imputation(
-                images,
-                tf.reshape(removed, [-1, *spatial]),
-                self.noise,
-                keys,
-                self.tolerance,
-                self.max_iterations,
-            )
-            return tf.reshape(filled, [copies, size, *inputs.shape[1:]])
+            return self._imputed(inputs, batch.maps, indices)
 
+        orders = len(self._orders())
         scores = evaluate_perturbations(
-            perturb, batch.score, steps * len(self._orders()), self.step_batch_size
+            perturb, batch.score, len(self.percentages) * orders, self.step_batch_size
         )
-        curves = tf.split(tf.transpose(scores), len(self._orders()), axis=1)
+        curves = tf.split(tf.transpose(scores), orders, axis=1)
         return (self._value(*[tf.reduce_mean(c, axis=1) for c in curves]), *curves)
 
     def _value(self, *areas: tf.Tensor) -> tf.Tensor:
@@ -317,6 +326,8 @@ class ROAD(_RemoveAndDebias):
             stops (default 1e-4).
         max_iterations: the most iterations of the solve (default 1000).
         step_batch_size: percentages per forward pass (default 16).
+        return_perturbed: keep the imputed images of the first `k` samples
+            in the result (default 0), `(k, P, *input_shape)`.
         use_probabilities: score probabilities (default True) or logits.
         batch_size: samples per compiled step (default 32).
         verbose: progress display.
@@ -376,6 +387,9 @@ class SymmetricRelevanceGain(_RemoveAndDebias):
         max_iterations: the most iterations of the solve (default 1000).
         step_batch_size: imputed images per sample in one forward pass
             (default 16).
+        return_perturbed: keep the imputed images of the first `k` samples
+            in the result (default 0), `(k, 2P, *input_shape)`: MoRF's, then
+            LeRF's.
         use_probabilities: score probabilities (default True) or logits.
         batch_size: samples per compiled step (default 32).
         verbose: progress display.

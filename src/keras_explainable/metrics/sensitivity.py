@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from keras_explainable.base import Explainer
 from keras_explainable.explanation import Explanation
+from keras_explainable.metrics.perturbs import PerturbsInputs, sample_major
 from keras_explainable.metrics.removal import run_keys
 from keras_explainable.metrics.rerun import ExplainerRerun, maps_of
 from keras_explainable.metrics.result import MetricResult
@@ -44,7 +45,7 @@ class SensitivityResult(MetricResult):
 
 
 @attrs.define(eq=False)
-class Sensitivity(ExplainerRerun, abc.ABC):
+class Sensitivity(PerturbsInputs, ExplainerRerun):
     """Base of Max- and Avg-Sensitivity: re-explain perturbed copies of each input.
 
     Each sample `x` is perturbed `n_perturb_samples` times, the explainer
@@ -81,6 +82,11 @@ class Sensitivity(ExplainerRerun, abc.ABC):
         keys = tf.reshape(run_keys(inputs, self.seed, tf.constant(indices), METRIC_NOISE), [-1])
         uniform = hashed_uniform(tf.shape(copies), keys)
         return copies + self.radius * (2.0 * uniform - 1.0)
+
+    def _perturbed_inputs(self, inputs: tf.Tensor, maps: tf.Tensor) -> tf.Tensor:
+        count = self.n_perturb_samples
+        copies = self._perturbed(inputs, np.arange(count))
+        return sample_major(tf.reshape(copies, [count, -1, *inputs.shape[1:]]))
 
     def _compare(
         self, explainer: Explainer, inputs: tf.Tensor, y: Any, explanation: Explanation
@@ -145,6 +151,8 @@ class MaxSensitivity(Sensitivity):
         seed: the integer seed of the default noise (default 0).
         step_batch_size: perturbations explained per explainer call
             (default 8); results do not depend on it.
+        return_perturbed: keep the perturbed inputs of the first `k`
+            samples in the result (default 0).
         batch_size: samples per batch of `x` (default 32).
         verbose: progress display.
 
@@ -211,6 +219,8 @@ class AvgSensitivity(Sensitivity):
         seed: the integer seed of the default noise (default 0).
         step_batch_size: perturbations explained per explainer call
             (default 8); results do not depend on it.
+        return_perturbed: keep the perturbed inputs of the first `k`
+            samples in the result (default 0).
         batch_size: samples per batch of `x` (default 32).
         verbose: progress display.
 
