@@ -151,3 +151,39 @@ def test_return_perturbed_sensitivity():
         perturbation=lambda copies: copies + 1.0, n_perturb_samples=2, return_perturbed=1
     )
     np.testing.assert_allclose(fixed(ke.Saliency(model), x, 0).perturbed[0], x[[0, 0]] + 1.0)
+
+
+# --------------------------------------------------------------- evaluate
+def test_evaluate_with_the_new_metrics():
+    model = nonlinear()
+    x = images(4, shape=(8, 8, 1))
+    explainers = {"saliency": ke.Saliency(model, verbose=0)}
+    metrics = {
+        "max_sensitivity": ke.metrics.MaxSensitivity(n_perturb_samples=3, radius=0.1),
+        "random_logit": ke.metrics.RandomLogit(),
+        "faithfulness_correlation": ke.metrics.FaithfulnessCorrelation(runs=8, subset_size=6),
+        "sparseness": ke.metrics.Sparseness(),
+    }
+    (row,) = ke.metrics.evaluate(explainers, x, 1, metrics=metrics)
+    explainer = explainers["saliency"]
+    expl = explainer.explain(x, 1)
+    assert row["max_sensitivity"] == pytest.approx(metrics["max_sensitivity"](explainer, x, 1).mean)
+    assert row["random_logit"] == pytest.approx(metrics["random_logit"](explainer, x, 1).mean)
+    expected = metrics["faithfulness_correlation"](expl, x, model=model).mean
+    assert row["faithfulness_correlation"] == pytest.approx(expected)
+    assert row["sparseness"] == pytest.approx(metrics["sparseness"](expl).mean)
+    extended = ke.metrics.default_metrics(extended=True)
+    assert list(extended)[4:] == [
+        "average_gain",
+        "faithfulness_correlation",
+        "mu_fidelity",
+        "infidelity",
+        "symmetric_relevance_gain",
+        "max_sensitivity",
+        "random_logit",
+        "sparseness",
+        "complexity",
+        "relevance_mass_accuracy",
+        "relevance_rank_accuracy",
+    ]
+    assert all(metric.higher_is_better is not None for metric in extended.values())

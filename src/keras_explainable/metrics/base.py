@@ -87,6 +87,8 @@ class Metric(abc.ABC):
     needs_model: ClassVar[bool] = False
     #: Whether the metric compares maps with ground truth (`masks=`/`boxes=`).
     needs_masks: ClassVar[bool] = False
+    #: Whether the metric re-runs the explainer (it takes no ready-made maps).
+    needs_explainer: ClassVar[bool] = False
 
     batch_size: int = attrs.field(default=32, kw_only=True, validator=positive_int)
     verbose: str | int = attrs.field(default="auto", kw_only=True, validator=check_verbose)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import numpy as np
@@ -35,6 +35,8 @@ class ExplainerRerun(Metric, abc.ABC):
     the batch's inputs, its targets as the explainer takes them, and its
     `Explanation`.
     """
+
+    needs_explainer: ClassVar[bool] = True
 
     def __call__(self, explainer_or_maps: Any, x: Any = None, y: Any = None, **kwargs: Any):
         """Score an explainer on inputs `x` (see `Metric.__call__`).
