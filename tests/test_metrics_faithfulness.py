@@ -260,3 +260,22 @@ def test_return_perturbed_gives_the_inputs_the_run_scored():
     noise = x[0] - noisy[0]
     np.testing.assert_allclose(noise[..., 0], noise[..., 1], atol=1e-6)
     assert 0.07 < noise.std() < 0.13
+
+
+def test_a_perturbation_function_as_baseline_and_tensor_inputs():
+    model = nonlinear(channels=2)
+    x = images(3)
+    maps = np.random.default_rng(10).normal(size=x.shape[:-1]).astype("float32")
+    metric = ke.metrics.FaithfulnessCorrelation(runs=6, subset_size=9, baseline=0.5)
+    reference = metric(maps, x, y=0, model=model).values
+    function = ke.metrics.FaithfulnessCorrelation(
+        runs=6, subset_size=9, baseline=lambda inputs: tf.fill(tf.shape(inputs), 0.5)
+    )
+    tensors = function(tf.constant(maps), tf.constant(x), y=tf.constant([0, 0, 0]), model=model)
+    np.testing.assert_allclose(tensors.values, reference, rtol=1e-6)
+    completeness = ke.metrics.Completeness(baseline=lambda inputs: inputs * 0.0)
+    np.testing.assert_allclose(
+        completeness(maps, x, y=0, model=model).values,
+        ke.metrics.Completeness()(maps, x, y=0, model=model).values,
+        rtol=1e-6,
+    )

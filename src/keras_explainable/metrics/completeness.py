@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from keras_explainable.baselines import as_baseline, baseline_images
 from keras_explainable.metrics.base import Batch, ModelMetric
-from keras_explainable.metrics.curve import check_baseline
+from keras_explainable.metrics.removal import check_replacement
 from keras_explainable.metrics.result import MetricResult
 from keras_explainable.validators import non_negative_number, positive_number
 
@@ -75,7 +75,8 @@ class Completeness(ModelMetric):
 
     Args:
         baseline: the baseline of the explainer: 'zeros' (default), 'blur',
-            'mean', a number or an array broadcastable to one input.
+            'mean', a number, an array broadcastable to one input, or a
+            function `inputs -> baselines`.
         blur_sigma: the standard deviation of 'blur' in pixels (default 5.0).
         tolerance: the relative gap under which a sample is complete
             (default 0.01).
@@ -103,7 +104,7 @@ class Completeness(ModelMetric):
     higher_is_better: ClassVar[bool] = False
 
     baseline: Any = attrs.field(
-        default="zeros", kw_only=True, converter=as_baseline, validator=check_baseline
+        default="zeros", kw_only=True, converter=as_baseline, validator=check_replacement
     )
     blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=positive_number)
     tolerance: float = attrs.field(default=0.01, kw_only=True, validator=non_negative_number)

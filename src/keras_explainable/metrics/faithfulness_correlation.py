@@ -59,7 +59,9 @@ class FaithfulnessCorrelation(RemovalCorrelation):
         subset_size: positions removed per run (default 224); at most the
             number of positions.
         baseline: what removed positions become: 'zeros' (default), 'blur',
-            'mean', a number or an array broadcastable to one input.
+            'mean', a number, an array broadcastable to one input, or a
+            perturbation function `inputs -> replacements` of the inputs'
+            shape (called in the compiled step).
         blur_sigma: the standard deviation of 'blur' in pixels (default 5.0).
         seed: the integer seed of the subsets (default 0).
         step_batch_size: runs per forward pass (default 16); results do not

@@ -14,9 +14,8 @@ import tensorflow as tf
 
 from keras_explainable.baselines import as_baseline, baseline_images
 from keras_explainable.metrics.base import Batch, ModelMetric
-from keras_explainable.metrics.curve import check_baseline
 from keras_explainable.metrics.perturbs import PerturbsInputs, sample_major
-from keras_explainable.metrics.removal import run_keys
+from keras_explainable.metrics.removal import check_replacement, run_keys
 from keras_explainable.noise import METRIC_NOISE, hashed_normal
 from keras_explainable.perturbation import evaluate_perturbations
 from keras_explainable.validators import check_seed, positive_int, positive_number
@@ -76,7 +75,8 @@ class Infidelity(PerturbsInputs, ModelMetric):
         multiply_by_inputs: divide perturbations by `x - baseline` (default
             False), for maps that multiply by the input.
         baseline: the baseline of `multiply_by_inputs`: 'zeros' (default),
-            'blur', 'mean', a number or an array.
+            'blur', 'mean', a number, an array, or a function
+            `inputs -> baselines`.
         blur_sigma: the standard deviation of 'blur' in pixels (default 5.0).
         seed: the integer seed of the default noise (default 0).
         step_batch_size: perturbations per forward pass (default 16).
@@ -118,7 +118,7 @@ class Infidelity(PerturbsInputs, ModelMetric):
         default=False, kw_only=True, validator=attrs.validators.instance_of(bool)
     )
     baseline: Any = attrs.field(
-        default="zeros", kw_only=True, converter=as_baseline, validator=check_baseline
+        default="zeros", kw_only=True, converter=as_baseline, validator=check_replacement
     )
     blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=positive_number)
     seed: int = attrs.field(default=0, kw_only=True, validator=check_seed)

@@ -61,7 +61,9 @@ class MuFidelity(RemovalCorrelation):
         samples: runs per sample (default 200).
         correlation: 'spearman' (default) or 'pearson'.
         baseline: what removed cells become: 'zeros' (default), 'blur',
-            'mean', a number or an array broadcastable to one input.
+            'mean', a number, an array broadcastable to one input, or a
+            perturbation function `inputs -> replacements` of the inputs'
+            shape (called in the compiled step).
         blur_sigma: the standard deviation of 'blur' in pixels (default 5.0).
         seed: the integer seed of the removals (default 0).
         step_batch_size: runs per forward pass (default 16).

@@ -17,17 +17,27 @@ import attrs
 import numpy as np
 import tensorflow as tf
 
-from keras_explainable.baselines import as_baseline, baseline_images
+from keras_explainable.baselines import as_baseline, baseline_images, baseline_validator
 from keras_explainable.errors import InputError
 from keras_explainable.metrics.base import Batch, ModelMetric
-from keras_explainable.metrics.curve import check_baseline
 from keras_explainable.metrics.perturbs import PerturbsInputs, sample_major
 from keras_explainable.metrics.result import MetricResult
 from keras_explainable.noise import hash32, hashed_uniform, sample_keys, stream_key
 from keras_explainable.perturbation import evaluate_perturbations
 from keras_explainable.validators import check_seed, positive_int, positive_number
 
-__all__ = ["CorrelationResult", "RemovalCorrelation", "pearson", "run_keys", "spearman_ranks"]
+#: Validates what removed features become: a name, a number, an array or a
+#: function of the inputs (the perturbation).
+check_replacement = baseline_validator(("zeros", "blur", "mean"), callables=True)
+
+__all__ = [
+    "CorrelationResult",
+    "RemovalCorrelation",
+    "check_replacement",
+    "pearson",
+    "run_keys",
+    "spearman_ranks",
+]
 
 
 def pearson(first: tf.Tensor, second: tf.Tensor) -> tf.Tensor:
@@ -91,7 +101,9 @@ class RemovalCorrelation(PerturbsInputs, ModelMetric):
 
     Args:
         baseline: what removed features become: 'zeros' (default), 'blur',
-            'mean', a number or an array broadcastable to one input.
+            'mean', a number, an array broadcastable to one input, or a
+            perturbation function `inputs -> replacements` of the inputs'
+            shape (called in the compiled step).
         blur_sigma: the standard deviation of 'blur' in pixels (default 5.0).
         seed: the integer seed of the random removals (default 0). Each
             sample's removals are a function of the seed, the run's number and
@@ -110,7 +122,7 @@ class RemovalCorrelation(PerturbsInputs, ModelMetric):
     purpose: ClassVar[int] = 0
 
     baseline: Any = attrs.field(
-        default="zeros", kw_only=True, converter=as_baseline, validator=check_baseline
+        default="zeros", kw_only=True, converter=as_baseline, validator=check_replacement
     )
     blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=positive_number)
     seed: int = attrs.field(default=0, kw_only=True, validator=check_seed)
