@@ -6,8 +6,6 @@ Explanations". https://arxiv.org/abs/2005.00631
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import attrs
 import numpy as np
 import tensorflow as tf
@@ -18,7 +16,6 @@ from keras_explainable.metrics.removal import (
     keyed_uniform,
     pearson,
 )
-from keras_explainable.noise import METRIC_SUBSET
 from keras_explainable.validators import positive_int
 
 __all__ = ["FaithfulnessCorrelation"]
@@ -88,8 +85,6 @@ class FaithfulnessCorrelation(RemovalCorrelation):
         Feature-based Model Explanations". IJCAI 2020.
         <https://arxiv.org/abs/2005.00631>
     """
-
-    purpose: ClassVar[int] = METRIC_SUBSET
 
     runs: int = attrs.field(default=100, kw_only=True, validator=positive_int)
     subset_size: int = attrs.field(default=224, kw_only=True, validator=positive_int)

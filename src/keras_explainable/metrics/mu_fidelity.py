@@ -7,8 +7,6 @@ https://arxiv.org/abs/2005.00631
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import attrs
 import numpy as np
 import tensorflow as tf
@@ -20,7 +18,6 @@ from keras_explainable.metrics.removal import (
     pearson,
     spearman_ranks,
 )
-from keras_explainable.noise import METRIC_SUBSET
 from keras_explainable.validators import open_fraction, positive_int
 
 __all__ = ["MuFidelity"]
@@ -91,8 +88,6 @@ class MuFidelity(RemovalCorrelation):
         "Xplique: A Deep Learning Explainability Toolbox".
         <https://arxiv.org/abs/2206.04394>
     """
-
-    purpose: ClassVar[int] = METRIC_SUBSET
 
     grid_size: int = attrs.field(default=9, kw_only=True, validator=positive_int)
     subset_percent: float = attrs.field(default=0.2, kw_only=True, validator=open_fraction)

@@ -22,7 +22,13 @@ from keras_explainable.errors import InputError
 from keras_explainable.metrics.base import Batch, ModelMetric
 from keras_explainable.metrics.perturbs import PerturbsInputs, sample_major
 from keras_explainable.metrics.result import MetricResult
-from keras_explainable.noise import hash32, hashed_uniform, sample_keys, stream_key
+from keras_explainable.noise import (
+    METRIC_SUBSET,
+    hash32,
+    hashed_uniform,
+    sample_keys,
+    stream_key,
+)
 from keras_explainable.perturbation import evaluate_perturbations
 from keras_explainable.validators import check_seed, positive_int, positive_number
 
@@ -118,8 +124,6 @@ class RemovalCorrelation(PerturbsInputs, ModelMetric):
     """
 
     higher_is_better: ClassVar[bool] = True
-    #: The noise stream of the removals (a `keras_explainable.noise` purpose).
-    purpose: ClassVar[int] = 0
 
     baseline: Any = attrs.field(
         default="zeros", kw_only=True, converter=as_baseline, validator=check_replacement
@@ -149,7 +153,7 @@ class RemovalCorrelation(PerturbsInputs, ModelMetric):
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """`(k, N, ...)` inputs with runs `indices` removed, and the removed positions."""
         removed = self._removed(
-            run_keys(inputs, self.seed, indices, self.purpose), tuple(inputs.shape[1:-1])
+            run_keys(inputs, self.seed, indices, METRIC_SUBSET), tuple(inputs.shape[1:-1])
         )
         return tf.where(removed[..., None] > 0, baseline[None], inputs[None]), removed
 
