@@ -22,6 +22,7 @@ __all__ = [
     "layer_list",
     "non_negative_int",
     "non_negative_number",
+    "open_fraction",
     "positive_int",
     "positive_number",
     "check_postprocess",
