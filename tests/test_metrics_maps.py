@@ -103,3 +103,16 @@ def test_average_gain_by_hand():
     assert gain.mean == pytest.approx(np.mean(expected), rel=1e-5)
     assert ke.metrics.AverageGain.higher_is_better is True
     assert ke.metrics.AverageDrop.higher_is_better is False
+
+
+def test_return_perturbed_of_the_two_image_metrics():
+    inputs = keras.Input((2, 2, 1))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(inputs)))
+    images = np.arange(8, dtype="float32").reshape(2, 2, 2, 1) + 1
+    maps = np.array([[[0, 2], [1, 0]], [[1, 1], [1, 1]]], "float32")
+    gain = ke.metrics.AverageGain(return_perturbed=2)(maps, images, y=0, model=model)
+    expected = images * (maps / maps.max(axis=(1, 2), keepdims=True))[..., None]
+    np.testing.assert_allclose(gain.perturbed[:, 0], expected)
+    completeness = ke.metrics.Completeness(baseline=0.25, return_perturbed=1)
+    result = completeness(maps, images, y=0, model=model)
+    np.testing.assert_array_equal(result.perturbed, np.full((1, 1, 2, 2, 1), 0.25))

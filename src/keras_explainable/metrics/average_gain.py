@@ -39,6 +39,8 @@ class AverageGain(ConfidenceChange):
     Args:
         use_probabilities: score probabilities (default True, as in the
             paper) or logits.
+        return_perturbed: keep the map-weighted images of the first `k`
+            samples in the result (default 0), `(k, 1, *input_shape)`.
         batch_size: samples per compiled step (default 32).
         verbose: progress display.
 

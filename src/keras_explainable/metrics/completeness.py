@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from keras_explainable.baselines import as_baseline, baseline_images
 from keras_explainable.metrics.base import Batch, ModelMetric
+from keras_explainable.metrics.perturbs import PerturbsInputs
 from keras_explainable.metrics.removal import check_replacement
 from keras_explainable.metrics.result import MetricResult
 from keras_explainable.validators import non_negative_number, positive_number
@@ -49,7 +50,7 @@ class CompletenessResult(MetricResult):
 
 
 @attrs.define(eq=False)
-class Completeness(ModelMetric):
+class Completeness(PerturbsInputs, ModelMetric):
     """Completeness: the gap between a map's sum and the score's change, relative.
 
     Methods that claim completeness (Integrated Gradients, KernelSHAP,
@@ -81,6 +82,8 @@ class Completeness(ModelMetric):
         tolerance: the relative gap under which a sample is complete
             (default 0.01).
         use_probabilities: score logits (default False) or probabilities.
+        return_perturbed: keep the baselines of the first `k` samples in the
+            result (default 0), `(k, 1, *input_shape)`.
         batch_size: samples per compiled step (default 32).
         verbose: progress display.
 
@@ -111,6 +114,9 @@ class Completeness(ModelMetric):
     use_probabilities: bool = attrs.field(
         default=False, kw_only=True, validator=attrs.validators.instance_of(bool)
     )
+
+    def _perturbed_inputs(self, inputs: tf.Tensor, maps: tf.Tensor) -> tf.Tensor:
+        return baseline_images(self.baseline, inputs, blur_sigma=self.blur_sigma)[:, None]
 
     def _measure(self, batch: Batch) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         inputs = batch.inputs
