@@ -181,3 +181,20 @@ def test_return_perturbed_road():
         removed[chosen] = True
         expected = reference_imputation(x[0], removed.reshape(SIZE, SIZE))
         np.testing.assert_allclose(perturbed[0, column], expected, atol=1e-5)
+
+
+def test_road_with_another_imputation():
+    model, _, x, on, _ = region_data(2)
+
+    def zeros(images, removed):
+        return tf.where(removed[..., None], 0.0, images)
+
+    result = ke.metrics.ROAD(percentages=[25, 50], imputation=zeros)(on, x, model=model)
+    order = np.argsort(-on.reshape(2, -1), axis=1, kind="stable")
+    for i in range(2):
+        for column, p in enumerate((25, 50)):
+            removed = np.zeros(SIZE * SIZE, bool)
+            removed[order[i, : int(p / 100 * SIZE * SIZE + 0.5)]] = True
+            image = np.where(removed.reshape(SIZE, SIZE, 1), 0.0, x[i])[None]
+            expected = model.predict(image.astype("float32"), verbose=0)[0, 0]
+            assert result.morf[i, column] == pytest.approx(expected, rel=1e-5)

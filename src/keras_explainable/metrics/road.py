@@ -10,7 +10,7 @@ Occlusion Strategy for Consistent XAI Benchmarks". https://arxiv.org/abs/2401.06
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -250,6 +250,11 @@ class _RemoveAndDebias(PerturbsInputs, ModelMetric):
         validator=_check_percentages,
     )
     noise: float = attrs.field(default=0.01, kw_only=True, validator=non_negative_number)
+    imputation: Callable | None = attrs.field(
+        default=None,
+        kw_only=True,
+        validator=attrs.validators.optional(attrs.validators.is_callable()),
+    )
     seed: int = attrs.field(default=0, kw_only=True, validator=check_seed)
     tolerance: float = attrs.field(default=1e-3, kw_only=True, validator=positive_number)
     max_iterations: int = attrs.field(default=1000, kw_only=True, validator=positive_int)
@@ -283,15 +288,14 @@ class _RemoveAndDebias(PerturbsInputs, ModelMetric):
         removed = tf.where(lerf, ranks >= pixels - count, ranks < count)
         copies = tf.shape(indices)[0]
         images = tf.reshape(tf.tile(inputs[None], [copies, 1, 1, 1, 1]), [-1, *inputs.shape[1:]])
-        keys = tf.reshape(run_keys(inputs, self.seed, indices, METRIC_NOISE), [-1])
-        filled = noisy_linear_imputation(
-            images,
-            tf.reshape(removed, [-1, *spatial]),
-            self.noise,
-            keys,
-            self.tolerance,
-            self.max_iterations,
-        )
+        removed = tf.reshape(removed, [-1, *spatial])
+        if self.imputation is not None:
+            filled = tf.cast(self.imputation(images, removed), tf.float32)
+        else:
+            keys = tf.reshape(run_keys(inputs, self.seed, indices, METRIC_NOISE), [-1])
+            filled = noisy_linear_imputation(
+                images, removed, self.noise, keys, self.tolerance, self.max_iterations
+            )
         return tf.reshape(filled, [copies, size, *inputs.shape[1:]])
 
     def _perturbed_inputs(self, inputs: tf.Tensor, maps: tf.Tensor) -> tf.Tensor:
@@ -371,6 +375,11 @@ class ROAD(_RemoveAndDebias):
         noise: the imputation noise's standard deviation (default 0.01).
         seed: the integer seed of the noise (default 0); a sample's noise
             is the same in any batch.
+        imputation: None (ROAD's noisy linear imputation) or another
+            perturbation: a function `(images, removed) -> filled images` of
+            `(m, H, W, C)` images and `(m, H, W)` bool removed pixels,
+            called in the compiled step (`noise`, `tolerance` and
+            `max_iterations` are then unused).
         tolerance: the relative residual at which the imputation's solve
             stops (default 1e-3).
         max_iterations: the most iterations of the solve (default 1000).
@@ -432,6 +441,11 @@ class SymmetricRelevanceGain(_RemoveAndDebias):
             (default 10, 20, ..., 90).
         noise: the imputation noise's standard deviation (default 0.01).
         seed: the integer seed of the noise (default 0).
+        imputation: None (ROAD's noisy linear imputation) or another
+            perturbation: a function `(images, removed) -> filled images` of
+            `(m, H, W, C)` images and `(m, H, W)` bool removed pixels,
+            called in the compiled step (`noise`, `tolerance` and
+            `max_iterations` are then unused).
         tolerance: the imputation solve's relative residual (default 1e-3).
         max_iterations: the most iterations of the solve (default 1000).
         step_batch_size: imputed images per sample in one forward pass
