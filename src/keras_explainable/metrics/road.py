@@ -151,9 +151,11 @@ def _vcycle(residual: tf.Tensor, levels: list, level: int = 0, sweeps: int = 1) 
             correction += mask * (residual - _apply(correction, mask, degree)) / degree
         return correction
 
+    # The first sweep from zero needs no product with the matrix.
+    start = mask * residual / degree
     if level == len(levels) - 1:
-        return smooth(tf.zeros_like(residual), 16)
-    correction = smooth(tf.zeros_like(residual), sweeps)
+        return smooth(start, 15)
+    correction = smooth(start, sweeps - 1)
     coarse_mask, _ = levels[level + 1]
     coarse = coarse_mask * _restrict(residual - _apply(correction, mask, degree))
     correction += mask * _prolong(_vcycle(coarse, levels, level + 1, sweeps), residual)
