@@ -37,6 +37,15 @@ on the same batch in the same process:
   (128 tokens, 6 blocks of width 256): one, or 16, forward + backward passes
   to the token embedding's output, and 128 forward passes (see
   `language_model_cases`).
+* The metrics, on ResNet50V2 with ready-made maps: FaithfulnessCorrelation
+  (100 runs), MuFidelity (200 samples), Infidelity (10 perturbations): one
+  raw forward pass per perturbation plus one on the clean batch; ROAD (MoRF,
+  9 percentages): one raw forward pass per percentage (the imputation is the
+  rest); the floor's passes are timed at the batch size of the metric's own
+  (`step_batch_size` perturbations of the batch per pass).
+  MaxSensitivity (10 perturbations, over Saliency): the explainer's runs it
+  needs, the batch and its perturbed copies explained at the batch size of
+  the metric's own calls.
 
 A floor of several passes is timed as those passes run back to back, so that
 it is measured over as long a stretch as the method it is compared with.
@@ -744,6 +753,84 @@ def language_model_cases(batch: int, repeats: int, only: list[str] | None = None
                     paired_ratio(times, "forwards", "Occlusion", length / (calls * chunk)),
                 )
             )
+
+
+def metric_cases(batch: int, size: int, repeats: int, only: list[str] | None = None) -> list[dict]:
+    """The perturbation metrics on ResNet50V2 against the passes they need."""
+    keras.utils.set_random_seed(0)
+    model = keras.applications.ResNet50V2(weights=None, input_shape=(size, size, 3))
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (batch, size, size, 3)).astype("float32")
+    maps = rng.uniform(0, 1, (batch, size, size)).astype("float32")
+    forward, _ = raw_passes(model)
+    saliency = ke.Saliency(model, batch_size=batch, verbose=0)
+    options = {"batch_size": batch, "verbose": 0}
+    cases = [
+        ("FaithfulnessCorrelation", lambda: ke.metrics.FaithfulnessCorrelation(**options), 100, 1),
+        ("MuFidelity", lambda: ke.metrics.MuFidelity(**options), 200, 1),
+        ("Infidelity", lambda: ke.metrics.Infidelity(**options), 10, 1),
+        ("ROAD", lambda: ke.metrics.ROAD(**options), 9, 0),
+    ]
+    label = f"ResNet50V2 {size}x{size}"
+    rows = []
+    for name, build, count, clean in cases:
+        if not selected(name, only):
+            continue
+        metric = build()
+        calls = -(-count // metric.step_batch_size)
+        chunk = -(-count // calls)
+        perturbed = np.repeat(x, chunk, axis=0)
+
+        def floor(calls=calls, perturbed=perturbed, clean=clean):
+            return [forward(perturbed) for _ in range(calls)] + [forward(x)] * clean
+
+        times = round_times(
+            {
+                "floor": floor,
+                name: lambda m=metric: m(maps, x, model=model),
+            },
+            repeats,
+        )
+        seconds = best(times)
+        passes = count + clean
+        # The floor block covers calls * chunk perturbations; the metric needs `count`.
+        factor = passes / (calls * chunk + clean)
+        per_pass = seconds["floor"] * factor / passes
+        ratio = paired_ratio(times, "floor", name, factor)
+        method = f"{name} ({count} perturbations)"
+        rows.append(_row(label, method, seconds[name], "forward", passes, per_pass, batch, ratio))
+    if selected("MaxSensitivity", only):
+        metric = ke.metrics.MaxSensitivity(**options)
+        count = metric.n_perturb_samples
+        calls = -(-count // metric.step_batch_size)
+        stacked = np.concatenate([x] * metric.step_batch_size)
+        last = np.concatenate([x] * (count - (calls - 1) * metric.step_batch_size))
+
+        def explained():
+            runs = [saliency.explain(stacked) for _ in range(calls - 1)]
+            return [saliency.explain(x), *runs, saliency.explain(last)]
+
+        times = round_times(
+            {
+                "floor": explained,
+                "MaxSensitivity": lambda: metric(saliency, x),
+            },
+            repeats,
+        )
+        seconds = best(times)
+        ratio = paired_ratio(times, "floor", "MaxSensitivity")
+        rows.append(
+            _row(
+                label,
+                f"MaxSensitivity ({count} perturbations, Saliency)",
+                seconds["MaxSensitivity"],
+                "Saliency explanation",
+                count + 1,
+                seconds["floor"] / (count + 1),
+                batch,
+                ratio,
+            )
+        )
     return rows
 
 
@@ -839,6 +926,7 @@ def main() -> None:
     parser.add_argument("--surrogate-batch", type=int, default=16)
     parser.add_argument("--surrogate-samples", type=int, default=256)
     parser.add_argument("--language-batch", type=int, default=8)
+    parser.add_argument("--metric-batch", type=int, default=16)
     parser.add_argument(
         "--write", metavar="PATH", help="also write the table to this Markdown file"
     )
@@ -865,6 +953,9 @@ def main() -> None:
         rows += perturbation_cases(
             args.perturbation_batch, args.perturbation_size, args.repeats, args.only
         )
+    metric_names = ("FaithfulnessCorrelation", "MuFidelity", "Infidelity", "ROAD", "MaxSensitivity")
+    if any(selected(name, args.only) for name in metric_names):
+        rows += metric_cases(args.metric_batch, args.size, args.repeats, args.only)
     if selected("KernelSHAP", args.only) or selected("LIME", args.only):
         rows += surrogate_cases(
             args.surrogate_batch,
@@ -878,7 +969,7 @@ def main() -> None:
         f"{args.batch}, Score-CAM batch {args.scorecam_batch}, Ablation-CAM batch "
         f"{args.ablationcam_batch}, KernelSHAP and LIME batch {args.surrogate_batch}, "
         f"Occlusion and RISE batch {args.perturbation_batch}, language models batch "
-        f"{args.language_batch}; "
+        f"{args.language_batch}, metrics batch {args.metric_batch}; "
         f"best of {args.repeats} "
         "round-robin rounds after a warm-up; ratios are medians of per-round ratios."
     )

@@ -24,6 +24,8 @@ __all__ = [
     "COALITION_ORDER",
     "COALITION_SIZE",
     "INPUT_NOISE",
+    "METRIC_NOISE",
+    "METRIC_SUBSET",
     "PATH_POINT",
     "RISE_MASK",
     "SMOOTHGRAD_NOISE",
@@ -57,6 +59,10 @@ COALITION_ORDER = 6
 """KernelSHAP and LIME: which segments a coalition keeps."""
 RISE_MASK = 7
 """RISE: the cells and shift of a random mask (a function of the seed and mask number)."""
+METRIC_SUBSET = 8
+"""FaithfulnessCorrelation and MuFidelity: which features a run removes."""
+METRIC_NOISE = 9
+"""Infidelity and the sensitivity metrics: the noise of a perturbation."""
 
 
 def hash32(value: tf.Tensor) -> tf.Tensor:

@@ -22,6 +22,7 @@ __all__ = [
     "layer_list",
     "non_negative_int",
     "non_negative_number",
+    "open_fraction",
     "positive_int",
     "positive_number",
     "check_postprocess",
@@ -77,6 +78,20 @@ def positive_number(instance: Any, attribute: attrs.Attribute, value: Any) -> No
     """
     if not _is_finite_number(value) or value <= 0:
         raise ValueError(f"{attribute.name} must be a finite number > 0; got {value!r}.")
+
+
+def open_fraction(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """Accept a number strictly between 0 and 1 (a probability or a fraction).
+
+    Raises:
+        ValueError: `value` is not a number in (0, 1).
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not 0.0 < value < 1.0
+    ):
+        raise ValueError(f"{attribute.name} must be a number in (0, 1); got {value!r}.")
 
 
 def check_seed(instance: Any, attribute: attrs.Attribute, value: Any) -> None:

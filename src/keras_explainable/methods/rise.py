@@ -26,7 +26,7 @@ from keras_explainable.noise import RISE_MASK, hashed_uniform, stream_key
 from keras_explainable.perturbation import InputPerturbation, evaluate_perturbations
 from keras_explainable.signature import RESULT_NEUTRAL
 from keras_explainable.targets import Targets
-from keras_explainable.validators import check_seed, positive_int, positive_number
+from keras_explainable.validators import check_seed, open_fraction, positive_int, positive_number
 
 __all__ = ["RISE", "rise_masks"]
 
@@ -95,15 +95,6 @@ def rise_masks(
         # Contract this axis (always axis 1, as contracted axes move to the end).
         masks = tf.einsum("kc...,klc->k...l", masks, matrix)
     return masks
-
-
-def _probability(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not 0.0 < value < 1.0
-    ):
-        raise ValueError(f"{attribute.name} must be a number in (0, 1); got {value!r}.")
 
 
 @attrs.define(eq=False)
@@ -200,7 +191,7 @@ class RISE(InputPerturbation):
 
     masks: int = attrs.field(default=2000, kw_only=True, validator=positive_int)
     cell_size: int = attrs.field(default=8, kw_only=True, validator=positive_int)
-    probability: float = attrs.field(default=0.5, kw_only=True, validator=_probability)
+    probability: float = attrs.field(default=0.5, kw_only=True, validator=open_fraction)
     seed: int = attrs.field(default=0, kw_only=True, validator=check_seed)
     mask_batch_size: int = attrs.field(
         default=32, kw_only=True, validator=positive_int, metadata=RESULT_NEUTRAL

@@ -5,10 +5,16 @@ Every metric is configured in its constructor and called as
 batch in a compiled step, and returns per-sample `values` and their `mean`.
 
 - Faithfulness: `Deletion` and `Insertion` (RISE), `AverageDrop` and
-  `IncreaseInConfidence` (Grad-CAM++).
-- Localisation: `PointingGame` and `EnergyPointingGame` (with ground-truth
+  `IncreaseInConfidence` (Grad-CAM++), `AverageGain` (Opti-CAM),
+  `FaithfulnessCorrelation` and `MuFidelity` (Bhatt et al.), `Infidelity`
+  (Yeh et al.), `Completeness` (maps that add up to the score's change),
+  `ROAD` and `SymmetricRelevanceGain` (removal with noisy linear imputation).
+- Localisation: `PointingGame`, `EnergyPointingGame`,
+  `RelevanceMassAccuracy` and `RelevanceRankAccuracy` (with ground-truth
   masks or boxes).
-- Sanity: `ModelRandomization` (Adebayo et al.).
+- Complexity: `Sparseness` (Gini index) and `Complexity` (entropy).
+- Robustness: `MaxSensitivity` and `AvgSensitivity` (Yeh et al.).
+- Sanity: `ModelRandomization` (Adebayo et al.), `RandomLogit` (Sixt et al.).
 
 `evaluate` scores several explainers with several metrics at once.
 
@@ -19,7 +25,10 @@ Example:
 """
 
 from keras_explainable.metrics.average_drop import AverageDrop
+from keras_explainable.metrics.average_gain import AverageGain
 from keras_explainable.metrics.base import Batch, Metric, MetricResult, ModelMetric
+from keras_explainable.metrics.completeness import Completeness, CompletenessResult
+from keras_explainable.metrics.complexity import Complexity
 from keras_explainable.metrics.curve import CurveResult
 from keras_explainable.metrics.deletion import Deletion
 from keras_explainable.metrics.energy_pointing_game import EnergyPointingGame
@@ -29,28 +38,62 @@ from keras_explainable.metrics.evaluate import (
     format_table,
     score_explanation,
 )
+from keras_explainable.metrics.faithfulness_correlation import FaithfulnessCorrelation
 from keras_explainable.metrics.increase_in_confidence import IncreaseInConfidence
+from keras_explainable.metrics.infidelity import Infidelity
 from keras_explainable.metrics.insertion import Insertion
+from keras_explainable.metrics.mu_fidelity import MuFidelity
 from keras_explainable.metrics.pointing_game import PointingGame
+from keras_explainable.metrics.random_logit import RandomLogit
 from keras_explainable.metrics.randomization import (
     ModelRandomization,
     RandomizationResult,
 )
+from keras_explainable.metrics.relevance_accuracy import (
+    RelevanceMassAccuracy,
+    RelevanceRankAccuracy,
+)
+from keras_explainable.metrics.removal import CorrelationResult
+from keras_explainable.metrics.road import ROAD, RoadResult, SymmetricRelevanceGain
+from keras_explainable.metrics.sensitivity import (
+    AvgSensitivity,
+    MaxSensitivity,
+    SensitivityResult,
+)
+from keras_explainable.metrics.sparseness import Sparseness
 
 __all__ = [
     "AverageDrop",
+    "AverageGain",
+    "AvgSensitivity",
     "Batch",
+    "Completeness",
+    "CompletenessResult",
+    "Complexity",
+    "CorrelationResult",
     "CurveResult",
     "Deletion",
     "EnergyPointingGame",
+    "FaithfulnessCorrelation",
     "IncreaseInConfidence",
+    "Infidelity",
     "Insertion",
+    "MaxSensitivity",
     "Metric",
     "MetricResult",
     "ModelMetric",
     "ModelRandomization",
+    "MuFidelity",
     "PointingGame",
+    "ROAD",
+    "RandomLogit",
     "RandomizationResult",
+    "RelevanceMassAccuracy",
+    "RelevanceRankAccuracy",
+    "RoadResult",
+    "SensitivityResult",
+    "Sparseness",
+    "SymmetricRelevanceGain",
     "default_metrics",
     "evaluate",
     "score_explanation",

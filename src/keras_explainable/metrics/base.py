@@ -41,7 +41,7 @@ from keras_explainable.targets import (
 )
 from keras_explainable.validators import check_verbose, positive_int
 
-__all__ = ["Batch", "Metric", "MetricResult", "ModelMetric"]
+__all__ = ["Batch", "Metric", "MetricResult", "ModelMetric", "batch_targets"]
 
 
 @attrs.define(eq=False)
@@ -79,12 +79,16 @@ class Metric(abc.ABC):
         ValueError: an option is out of range.
     """
 
+    #: Whether a higher value means a better explanation (None: neither).
+    higher_is_better: ClassVar[bool | None] = None
     #: Whether `_measure` reads the inputs (else `x` may be None with maps).
     needs_inputs: ClassVar[bool] = True
     #: Whether the metric runs the model (`model=` or the explainer's model).
     needs_model: ClassVar[bool] = False
     #: Whether the metric compares maps with ground truth (`masks=`/`boxes=`).
     needs_masks: ClassVar[bool] = False
+    #: Whether the metric re-runs the explainer (it takes no ready-made maps).
+    needs_explainer: ClassVar[bool] = False
 
     batch_size: int = attrs.field(default=32, kw_only=True, validator=positive_int)
     verbose: str | int = attrs.field(default="auto", kw_only=True, validator=check_verbose)
@@ -114,6 +118,17 @@ class Metric(abc.ABC):
     def _result(self, values: np.ndarray, *extras: np.ndarray) -> MetricResult:
         """Assemble the result from the per-sample arrays (optional hook)."""
         return MetricResult(self.name, values.astype(np.float64))
+
+    def _finish(self, job: Job, result: MetricResult) -> MetricResult:
+        """Complete the result after the run (optional hook; default: as it is)."""
+        return result
+
+    def _check_spatial(self, spatial: tuple[int | None, ...]) -> None:  # noqa: B027
+        """Reject inputs of a spatial size the metric cannot score (optional hook).
+
+        Called with the inputs' spatial size (None where unknown) before any
+        batch is scored; raises `InputError`.
+        """
 
     def _scorer(self, exposure: Exposure) -> Callable | None:
         """Return the function that scores images, for metrics with a model."""
@@ -173,7 +188,9 @@ class Metric(abc.ABC):
             >>> ke.metrics.PointingGame()(expl, masks=masks).mean   # no inputs needed
         """
         job = make_job(self, explainer_or_maps, x, y, model, output, masks, boxes)
-        return self._result(*self._run(job))
+        if job.source is not None:
+            self._check_spatial(tuple(job.source.spec.shape[1:-1]))
+        return self._finish(job, self._result(*self._run(job)))
 
     # --------------------------------------------------------------- machinery
     def exposure_of(self, model: Any, output: Any) -> Exposure:
@@ -238,7 +255,7 @@ class Metric(abc.ABC):
             kind, indices = None, None
             if job.explainer is not None:
                 explanation = job.explainer.explain(
-                    x_batch, _batch_y(job.explainer_y, start, stop, y_batch)
+                    x_batch, batch_targets(job.explainer_y, start, stop, y_batch)
                 )
                 maps = single_map(explanation.maps, has_channel=True)
                 if job.masks is not None and maps.shape[1:] != job.masks.shape[1:]:
@@ -392,7 +409,7 @@ class ModelMetric(Metric):
         return _Scorer(exposure, self.use_probabilities)
 
 
-def _batch_y(y: Any, start: int, stop: int, y_batch: Any) -> Any:
+def batch_targets(y: Any, start: int, stop: int, y_batch: Any) -> Any:
     """Return the targets of samples `start:stop`, to explain one batch."""
     if y_batch is not None:
         return y_batch

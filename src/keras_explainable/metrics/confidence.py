@@ -13,6 +13,7 @@ import attrs
 import tensorflow as tf
 
 from keras_explainable.metrics.base import Batch, ModelMetric
+from keras_explainable.metrics.perturbs import PerturbsInputs
 
 __all__ = ["ConfidenceChange", "explanation_images"]
 
@@ -38,7 +39,7 @@ def explanation_images(inputs: tf.Tensor, maps: tf.Tensor) -> tf.Tensor:
 
 
 @attrs.define(eq=False)
-class ConfidenceChange(ModelMetric, abc.ABC):
+class ConfidenceChange(PerturbsInputs, ModelMetric):
     """Compare the score of each image with the score of the image times its map.
 
     With `Y` the explained unit's score (probability by default) on the image
@@ -49,6 +50,8 @@ class ConfidenceChange(ModelMetric, abc.ABC):
     Args:
         use_probabilities: score probabilities (default True, as in the
             paper) or logits; see `ModelMetric`.
+        return_perturbed: keep the map-weighted images of the first `k`
+            samples in the result (default 0), `(k, 1, *input_shape)`.
         batch_size: samples per compiled step (default 32).
         verbose: progress display.
     """
@@ -56,6 +59,9 @@ class ConfidenceChange(ModelMetric, abc.ABC):
     @abc.abstractmethod
     def _change(self, original: tf.Tensor, explained: tf.Tensor) -> tf.Tensor:
         """Map the scores on the images and on the map-weighted images to values."""
+
+    def _perturbed_inputs(self, inputs: tf.Tensor, maps: tf.Tensor) -> tf.Tensor:
+        return explanation_images(inputs, maps)[:, None]
 
     def _measure(self, batch: Batch) -> tf.Tensor:
         images = tf.concat([batch.inputs, explanation_images(batch.inputs, batch.maps)], 0)

@@ -53,4 +53,5 @@ class Deletion(PixelCurve):
         Explanation of Black-box Models". <https://arxiv.org/abs/1806.07421>
     """
 
+    higher_is_better: ClassVar[bool] = False
     deletes: ClassVar[bool] = True

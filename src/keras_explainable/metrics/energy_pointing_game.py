@@ -52,6 +52,7 @@ class EnergyPointingGame(Metric):
         Networks". <https://arxiv.org/abs/1910.01279>
     """
 
+    higher_is_better: ClassVar[bool] = True
     needs_inputs: ClassVar[bool] = False
     needs_masks: ClassVar[bool] = True
 

@@ -6,26 +6,52 @@ from collections.abc import Mapping
 from typing import Any
 
 from keras_explainable.base import Explainer
+from keras_explainable.metrics.average_gain import AverageGain
 from keras_explainable.metrics.base import Metric
+from keras_explainable.metrics.complexity import Complexity
 from keras_explainable.metrics.deletion import Deletion
 from keras_explainable.metrics.energy_pointing_game import EnergyPointingGame
+from keras_explainable.metrics.faithfulness_correlation import FaithfulnessCorrelation
+from keras_explainable.metrics.infidelity import Infidelity
 from keras_explainable.metrics.insertion import Insertion
+from keras_explainable.metrics.mu_fidelity import MuFidelity
 from keras_explainable.metrics.pointing_game import PointingGame
+from keras_explainable.metrics.random_logit import RandomLogit
+from keras_explainable.metrics.relevance_accuracy import (
+    RelevanceMassAccuracy,
+    RelevanceRankAccuracy,
+)
+from keras_explainable.metrics.road import SymmetricRelevanceGain
+from keras_explainable.metrics.sensitivity import MaxSensitivity
+from keras_explainable.metrics.sparseness import Sparseness
 
 __all__ = ["default_metrics", "evaluate", "format_table"]
 
 
-def default_metrics(*, localization: bool = True, steps: int = 100) -> dict[str, Metric]:
+def default_metrics(
+    *, localization: bool = True, steps: int = 100, extended: bool = False
+) -> dict[str, Metric]:
     """Return the metrics `evaluate` uses by default, by column name.
 
     Args:
-        localization: include the two pointing games (they need ground truth).
+        localization: include the localisation metrics (they need ground truth).
         steps: steps of the Deletion and Insertion curves (default 100).
+        extended: add the metrics researchers compare methods with, at their
+            default settings (default False): 'average_gain',
+            'faithfulness_correlation', 'mu_fidelity', 'infidelity',
+            'symmetric_relevance_gain' (ROAD), 'max_sensitivity',
+            'random_logit', 'sparseness', 'complexity' and, with
+            `localization`, 'relevance_mass_accuracy' and
+            'relevance_rank_accuracy'. They cost hundreds of forward passes
+            per sample (and `MaxSensitivity` ten explanations): see each
+            metric's cost on the Evaluating page.
 
     Returns:
         `{'deletion': Deletion, 'insertion': Insertion, 'pointing_game':
         PointingGame, 'energy_pointing_game': EnergyPointingGame}` (the last
-        two only with `localization`), all silent.
+        two only with `localization`), and the extended metrics when asked,
+        all silent. Each metric's `higher_is_better` says how to read its
+        column.
 
     Raises:
         ValueError: `steps` is not a positive integer.
@@ -41,6 +67,21 @@ def default_metrics(*, localization: bool = True, steps: int = 100) -> dict[str,
     if localization:
         metrics["pointing_game"] = PointingGame(verbose=0)
         metrics["energy_pointing_game"] = EnergyPointingGame(verbose=0)
+    if extended:
+        metrics.update(
+            average_gain=AverageGain(verbose=0),
+            faithfulness_correlation=FaithfulnessCorrelation(verbose=0),
+            mu_fidelity=MuFidelity(verbose=0),
+            infidelity=Infidelity(verbose=0),
+            symmetric_relevance_gain=SymmetricRelevanceGain(verbose=0),
+            max_sensitivity=MaxSensitivity(verbose=0),
+            random_logit=RandomLogit(verbose=0),
+            sparseness=Sparseness(verbose=0),
+            complexity=Complexity(verbose=0),
+        )
+        if localization:
+            metrics["relevance_mass_accuracy"] = RelevanceMassAccuracy(verbose=0)
+            metrics["relevance_rank_accuracy"] = RelevanceRankAccuracy(verbose=0)
     return metrics
 
 
@@ -56,7 +97,9 @@ def evaluate(
     """Score each explainer with each metric: one row per explainer.
 
     Each explainer explains `x` once; every metric then scores that
-    `Explanation` (model metrics with the explainer's own model and output).
+    `Explanation` (model metrics with the explainer's own model and output),
+    except the metrics that re-run the explainer (`MaxSensitivity`,
+    `AvgSensitivity`, `RandomLogit`), which are given the explainer.
     By default the metrics are Deletion AUC (lower is better), Insertion AUC
     (higher is better) and, given `masks` or `boxes`, the pointing game and
     the energy-based pointing game (higher is better); see `default_metrics`.
@@ -125,7 +168,9 @@ def score_explanation(
         x: the explained inputs.
         y: the targets given to `explain` (only a callable is passed on: the
             metrics score the units the explanation explained).
-        explainer: the explainer that made it (its model and output are used).
+        explainer: the explainer that made it (its model and output are
+            used; metrics that re-run the explainer are given it, with `x`
+            and `y`).
         masks: ground-truth masks for the localisation metrics.
         boxes: ground-truth boxes instead of `masks`.
         metrics: metrics by name.
@@ -146,6 +191,9 @@ def score_explanation(
     """
     row: dict[str, float] = {}
     for column, metric in metrics.items():
+        if metric.needs_explainer:
+            row[column] = metric(explainer, x, y).mean
+            continue
         options: dict[str, Any] = {}
         if metric.needs_model:
             options.update(model=explainer.model, output=explainer.output)

@@ -7,6 +7,8 @@ Networks". https://arxiv.org/abs/1710.11063
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import attrs
 import tensorflow as tf
 
@@ -28,6 +30,8 @@ class IncreaseInConfidence(ConfidenceChange):
     Args:
         use_probabilities: score probabilities (default True, as in the
             paper) or logits.
+        return_perturbed: keep the map-weighted images of the first `k`
+            samples in the result (default 0), `(k, 1, *input_shape)`.
         batch_size: samples per compiled step (default 32).
         verbose: progress display.
 
@@ -46,6 +50,8 @@ class IncreaseInConfidence(ConfidenceChange):
         Generalized Gradient-based Visual Explanations for Deep Convolutional
         Networks". <https://arxiv.org/abs/1710.11063>
     """
+
+    higher_is_better: ClassVar[bool] = True
 
     def _change(self, original: tf.Tensor, explained: tf.Tensor) -> tf.Tensor:
         return 100.0 * tf.cast(original < explained, tf.float32)

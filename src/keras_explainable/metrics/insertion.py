@@ -53,6 +53,7 @@ class Insertion(PixelCurve):
         Explanation of Black-box Models". <https://arxiv.org/abs/1806.07421>
     """
 
+    higher_is_better: ClassVar[bool] = True
     deletes: ClassVar[bool] = False
 
     baseline: Any = attrs.field(

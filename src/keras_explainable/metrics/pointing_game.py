@@ -56,6 +56,7 @@ class PointingGame(Metric):
         Attention by Excitation Backprop". <https://arxiv.org/abs/1608.00507>
     """
 
+    higher_is_better: ClassVar[bool] = True
     needs_inputs: ClassVar[bool] = False
     needs_masks: ClassVar[bool] = True
 

@@ -17,6 +17,10 @@ class MetricResult:
     Attributes:
         metric: the metric's name (its class name).
         values: float64 array `(N,)`: the metric's value for each sample.
+        perturbed: for a metric that perturbs its inputs, called with
+            `return_perturbed=k`: float32 `(k, count, *input_shape)`, every
+            perturbed input of the first `k` samples, in the metric's order
+            of perturbations; otherwise None.
 
     Example:
         >>> result = ke.metrics.Deletion()(ke.GradCAM(model), x, y)
@@ -25,6 +29,7 @@ class MetricResult:
 
     metric: str
     values: np.ndarray
+    perturbed: np.ndarray | None = attrs.field(default=None, kw_only=True)
 
     @property
     def mean(self) -> float:
