@@ -35,7 +35,8 @@ for family, target in (
     x = hub_text_models.example_inputs(family, batch_size=5, length=8, num_padded=3, seed=2)
     if family == "gpt2":  # a continuation follows left-padded prompts
         x = {key: value[:, ::-1].copy() for key, value in x.items()}
-    for cls, kw in CASES:
+    # Each family with two of the methods: gradients, paths, perturbations, surrogates.
+    for cls, kw in CASES[:2] if family == "gpt2" else CASES[2:]:
         local = cls(model, batch_size=4, **kw).explain(x, target)
         dist = cls(model, batch_size=4, strategy=strategy, **kw).explain(x, target)
         np.testing.assert_allclose(dist.maps, local.maps, rtol=1e-4, atol=1e-5)
