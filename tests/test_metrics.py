@@ -113,6 +113,26 @@ def test_insertion_matches_sigmoid_model_with_probabilities(data):
         assert result.values[i] == pytest.approx(area, rel=1e-5)
 
 
+@pytest.mark.parametrize("metric", [ke.metrics.Deletion, ke.metrics.Insertion])
+def test_curves_return_the_images_they_scored(data, metric):
+    images, maps = data
+    model, kernel, bias = linear_model(channels=2)
+    result = metric(steps=5, use_probabilities=False, baseline=0.25, return_perturbed=2)(
+        maps, images, model=model
+    )
+    assert result.perturbed.shape == (2, 6, SIZE, SIZE, 2)
+    for i in range(2):
+        # every curve point's image, scored by hand, is the curve
+        scores = logits(kernel, bias, result.perturbed[i])[:, 0]
+        np.testing.assert_allclose(scores, result.curves[i], rtol=1e-5, atol=1e-5)
+        first, last = (images[i], 0.25) if metric is ke.metrics.Deletion else (0.25, images[i])
+        np.testing.assert_allclose(result.perturbed[i, 0], np.broadcast_to(first, images[i].shape))
+        np.testing.assert_allclose(result.perturbed[i, -1], np.broadcast_to(last, images[i].shape))
+    plain = metric(steps=5, use_probabilities=False, baseline=0.25)(maps, images, model=model)
+    assert plain.perturbed is None
+    np.testing.assert_allclose(plain.curves, result.curves)
+
+
 def test_softmax_target_and_array_and_mean_baselines(data):
     images, maps = data
     model, kernel, bias = linear_model(channels=2, activation="softmax", units=3)

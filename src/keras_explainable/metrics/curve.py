@@ -15,6 +15,7 @@ import tensorflow as tf
 from keras_explainable.baselines import as_baseline, baseline_images, baseline_validator
 from keras_explainable.errors import InputError
 from keras_explainable.metrics.base import Batch, MetricResult, ModelMetric
+from keras_explainable.metrics.perturbs import PerturbsInputs, sample_major
 from keras_explainable.perturbation import evaluate_perturbations
 from keras_explainable.validators import positive_int, positive_number
 
@@ -70,7 +71,7 @@ def curve_area(curves: tf.Tensor) -> tf.Tensor:
 
 
 @attrs.define(eq=False)
-class PixelCurve(ModelMetric):
+class PixelCurve(PerturbsInputs, ModelMetric):
     """Base of Deletion and Insertion: a score curve as pixels change by rank.
 
     Pixels (spatial positions, all channels together) are ranked by
@@ -98,6 +99,9 @@ class PixelCurve(ModelMetric):
             16). Results do not depend on it.
         use_probabilities: score probabilities (default True, as in the
             paper) or logits (False); see `ModelMetric`.
+        return_perturbed: keep the images of every curve point of the first
+            `k` samples as the result's `perturbed`, `(k, steps + 1,
+            *input_shape)` (default 0: none).
         batch_size: samples per compiled step (default 32).
         verbose: progress display, as for `Metric`.
     """
@@ -113,8 +117,8 @@ class PixelCurve(ModelMetric):
     blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=positive_number)
     step_batch_size: int = attrs.field(default=16, kw_only=True, validator=positive_int)
 
-    def _measure(self, batch: Batch) -> tuple[tf.Tensor, tf.Tensor]:
-        inputs = batch.inputs
+    def _curve_images(self, inputs: tf.Tensor, maps: tf.Tensor) -> Any:
+        """`points (k,) -> (k, N, *input_shape)`: the images at curve points `points`."""
         spatial = inputs.shape[1:-1]
         if any(size is None for size in spatial):
             raise InputError(
@@ -123,7 +127,7 @@ class PixelCurve(ModelMetric):
             )
         pixels = int(np.prod(spatial))
         size = tf.shape(inputs)[0]
-        saliency = tf.reshape(batch.maps, [size, pixels])
+        saliency = tf.reshape(maps, [size, pixels])
         # Rank 0 is the most salient pixel; ties go to the earlier pixel.
         order = tf.argsort(saliency, axis=1, direction="DESCENDING", stable=True)
         ranks = tf.argsort(order, axis=1, stable=True)
@@ -139,6 +143,14 @@ class PixelCurve(ModelMetric):
             changed = ranks < tf.reshape(tf.gather(counts, points), count_shape)
             return tf.where(changed, end[None], start[None])
 
+        return changed_images
+
+    def _perturbed_inputs(self, inputs: tf.Tensor, maps: tf.Tensor) -> tf.Tensor:
+        changed_images = self._curve_images(inputs, maps)
+        return sample_major(changed_images(tf.range(self.steps + 1)))
+
+    def _measure(self, batch: Batch) -> tuple[tf.Tensor, tf.Tensor]:
+        changed_images = self._curve_images(batch.inputs, batch.maps)
         scores = evaluate_perturbations(
             changed_images, batch.score, self.steps + 1, self.step_batch_size
         )
