@@ -68,6 +68,48 @@ def _seed(seed):
     keras.utils.set_random_seed(seed)
 
 
+def _encoder(vocabulary_size, sequence_length, **extra):
+    """The shared config of the encoders: learned positions up to `sequence_length`."""
+    return dict(
+        vocabulary_size=vocabulary_size,
+        num_layers=LAYERS,
+        num_heads=HEADS,
+        hidden_dim=HIDDEN,
+        intermediate_dim=INTER,
+        max_sequence_length=sequence_length,
+        **extra,
+    )
+
+
+def _decoder(vocabulary_size, **extra):
+    """The shared config of the RoPE decoders: 2 query heads, 1 key/value head."""
+    return dict(
+        vocabulary_size=vocabulary_size,
+        num_layers=LAYERS,
+        num_query_heads=HEADS,
+        num_key_value_heads=1,
+        hidden_dim=HIDDEN,
+        intermediate_dim=INTER,
+        **extra,
+    )
+
+
+def _classifier(family, seed, num_classes, config):
+    """`<family>Backbone(**config)` + `<family>TextClassifier`, seeded first."""
+    _seed(seed)
+    backbone = getattr(keras_hub.models, f"{family}Backbone")(**config)
+    task = getattr(keras_hub.models, f"{family}TextClassifier")
+    return task(backbone=backbone, num_classes=num_classes, preprocessor=None)
+
+
+def _causal_lm(family, seed, config):
+    """`<family>Backbone(**config)` + `<family>CausalLM`, seeded first."""
+    _seed(seed)
+    backbone = getattr(keras_hub.models, f"{family}Backbone")(**config)
+    task = getattr(keras_hub.models, f"{family}CausalLM")
+    return task(backbone=backbone, preprocessor=None)
+
+
 # --------------------------------------------------------------------------
 # Text classifiers (encoders).  Inputs: token_ids, padding_mask
 # (+ segment_ids for BERT and ALBERT).  Output: (N, num_classes) logits.
@@ -77,18 +119,8 @@ def _seed(seed):
 def bert(seed=0, vocabulary_size=VOCAB, sequence_length=SEQ, num_classes=3):
     """BertBackbone + BertTextClassifier (head on pooled_output = tanh dense of
     the [CLS] position 0)."""
-    _seed(seed)
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=vocabulary_size,
-        num_layers=LAYERS,
-        num_heads=HEADS,
-        hidden_dim=HIDDEN,
-        intermediate_dim=INTER,
-        max_sequence_length=sequence_length,
-        num_segments=2,
-    )
-    return keras_hub.models.BertTextClassifier(
-        backbone=backbone, num_classes=num_classes, preprocessor=None
+    return _classifier(
+        "Bert", seed, num_classes, _encoder(vocabulary_size, sequence_length, num_segments=2)
     )
 
 
@@ -97,18 +129,7 @@ def distil_bert(seed=0, vocabulary_size=VOCAB, sequence_length=SEQ, num_classes=
     sublayer of ``TokenAndPositionEmbedding`` (backbone layer
     ``token_and_position_embedding``); ``backbone.token_embedding`` is an
     alias to it."""
-    _seed(seed)
-    backbone = keras_hub.models.DistilBertBackbone(
-        vocabulary_size=vocabulary_size,
-        num_layers=LAYERS,
-        num_heads=HEADS,
-        hidden_dim=HIDDEN,
-        intermediate_dim=INTER,
-        max_sequence_length=sequence_length,
-    )
-    return keras_hub.models.DistilBertTextClassifier(
-        backbone=backbone, num_classes=num_classes, preprocessor=None
-    )
+    return _classifier("DistilBert", seed, num_classes, _encoder(vocabulary_size, sequence_length))
 
 
 def roberta(seed=0, vocabulary_size=VOCAB, sequence_length=SEQ, num_classes=3):
@@ -116,18 +137,7 @@ def roberta(seed=0, vocabulary_size=VOCAB, sequence_length=SEQ, num_classes=3):
     of ``TokenAndPositionEmbedding`` (backbone layer ``embeddings``).
     Positions are 0..T-1 (not HF's padding_idx+1 offset, which is folded into
     the converted weights)."""
-    _seed(seed)
-    backbone = keras_hub.models.RobertaBackbone(
-        vocabulary_size=vocabulary_size,
-        num_layers=LAYERS,
-        num_heads=HEADS,
-        hidden_dim=HIDDEN,
-        intermediate_dim=INTER,
-        max_sequence_length=sequence_length,
-    )
-    return keras_hub.models.RobertaTextClassifier(
-        backbone=backbone, num_classes=num_classes, preprocessor=None
-    )
+    return _classifier("Roberta", seed, num_classes, _encoder(vocabulary_size, sequence_length))
 
 
 def albert(seed=0, vocabulary_size=VOCAB, sequence_length=SEQ, num_classes=3):
@@ -138,22 +148,15 @@ def albert(seed=0, vocabulary_size=VOCAB, sequence_length=SEQ, num_classes=3):
     ``hidden_dim`` (32).  With ``num_groups=1`` the *same* TransformerEncoder
     (``group_0_inner_layer_0``) is called ``num_layers`` (2) times.
     """
-    _seed(seed)
-    backbone = keras_hub.models.AlbertBackbone(
-        vocabulary_size=vocabulary_size,
-        num_layers=LAYERS,
-        num_heads=HEADS,
+    config = _encoder(
+        vocabulary_size,
+        sequence_length,
         embedding_dim=16,
-        hidden_dim=HIDDEN,
-        intermediate_dim=INTER,
         num_groups=1,
         num_inner_repetitions=1,
-        max_sequence_length=sequence_length,
         num_segments=2,
     )
-    return keras_hub.models.AlbertTextClassifier(
-        backbone=backbone, num_classes=num_classes, preprocessor=None
-    )
+    return _classifier("Albert", seed, num_classes, config)
 
 
 def deberta_v3(seed=0, vocabulary_size=VOCAB, sequence_length=SEQ, num_classes=3):
@@ -161,36 +164,15 @@ def deberta_v3(seed=0, vocabulary_size=VOCAB, sequence_length=SEQ, num_classes=3
     embedding: relative (bucketed) position embeddings ``rel_embedding`` are a
     weight table whose call only reads the *batch size* of its input.
     ``bucket_size`` reduced from 256 to 16 (table is 2*bucket_size rows)."""
-    _seed(seed)
-    backbone = keras_hub.models.DebertaV3Backbone(
-        vocabulary_size=vocabulary_size,
-        num_layers=LAYERS,
-        num_heads=HEADS,
-        hidden_dim=HIDDEN,
-        intermediate_dim=INTER,
-        max_sequence_length=sequence_length,
-        bucket_size=16,
-    )
-    return keras_hub.models.DebertaV3TextClassifier(
-        backbone=backbone, num_classes=num_classes, preprocessor=None
+    return _classifier(
+        "DebertaV3", seed, num_classes, _encoder(vocabulary_size, sequence_length, bucket_size=16)
     )
 
 
 def xlm_roberta(seed=0, vocabulary_size=VOCAB, sequence_length=SEQ, num_classes=3):
     """XLMRobertaBackbone (a RobertaBackbone subclass) +
     XLMRobertaTextClassifier."""
-    _seed(seed)
-    backbone = keras_hub.models.XLMRobertaBackbone(
-        vocabulary_size=vocabulary_size,
-        num_layers=LAYERS,
-        num_heads=HEADS,
-        hidden_dim=HIDDEN,
-        intermediate_dim=INTER,
-        max_sequence_length=sequence_length,
-    )
-    return keras_hub.models.XLMRobertaTextClassifier(
-        backbone=backbone, num_classes=num_classes, preprocessor=None
-    )
+    return _classifier("XLMRoberta", seed, num_classes, _encoder(vocabulary_size, sequence_length))
 
 
 # --------------------------------------------------------------------------
@@ -202,53 +184,24 @@ def xlm_roberta(seed=0, vocabulary_size=VOCAB, sequence_length=SEQ, num_classes=
 
 def gpt2(seed=0, vocabulary_size=VOCAB, sequence_length=SEQ):
     """GPT2Backbone + GPT2CausalLM.  Learned absolute positions; tied head."""
-    _seed(seed)
-    backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=vocabulary_size,
-        num_layers=LAYERS,
-        num_heads=HEADS,
-        hidden_dim=HIDDEN,
-        intermediate_dim=INTER,
-        max_sequence_length=sequence_length,
-    )
-    return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+    config = _encoder(vocabulary_size, sequence_length)
+    return _causal_lm("GPT2", seed, config)
 
 
 def gemma(seed=0, vocabulary_size=VOCAB, sequence_length=SEQ):
     """GemmaBackbone + GemmaCausalLM (Gemma 1 layout; MQA with 1 KV head).
     Embedding output multiplied by sqrt(hidden_dim); RoPE; tied head."""
     del sequence_length  # RoPE: no length-dependent weights.
-    _seed(seed)
-    backbone = keras_hub.models.GemmaBackbone(
-        vocabulary_size=vocabulary_size,
-        num_layers=LAYERS,
-        num_query_heads=HEADS,
-        num_key_value_heads=1,
-        hidden_dim=HIDDEN,
-        intermediate_dim=INTER,
-        head_dim=HIDDEN // HEADS,
-    )
-    return keras_hub.models.GemmaCausalLM(backbone=backbone, preprocessor=None)
+    return _causal_lm("Gemma", seed, _decoder(vocabulary_size, head_dim=HIDDEN // HEADS))
 
 
 def gemma3(seed=0, vocabulary_size=VOCAB, sequence_length=SEQ):
     """Gemma3Backbone (text only: ``vision_encoder=None``) + Gemma3CausalLM.
     ``image_size`` is a required argument even for text-only models (unused).
     QK-norm on by default; RoPE wavelength 1e6 for global layers."""
-    del sequence_length
-    _seed(seed)
-    backbone = keras_hub.models.Gemma3Backbone(
-        vocabulary_size=vocabulary_size,
-        image_size=16,
-        num_layers=LAYERS,
-        num_query_heads=HEADS,
-        num_key_value_heads=1,
-        hidden_dim=HIDDEN,
-        intermediate_dim=INTER,
-        head_dim=HIDDEN // HEADS,
-        vision_encoder=None,
-    )
-    return keras_hub.models.Gemma3CausalLM(backbone=backbone, preprocessor=None)
+    del sequence_length  # RoPE: no length-dependent weights.
+    config = _decoder(vocabulary_size, image_size=16, head_dim=HIDDEN // HEADS, vision_encoder=None)
+    return _causal_lm("Gemma3", seed, config)
 
 
 def llama(seed=0, vocabulary_size=VOCAB, sequence_length=SEQ):
@@ -256,66 +209,28 @@ def llama(seed=0, vocabulary_size=VOCAB, sequence_length=SEQ):
     ``tie_word_embeddings=False`` (default): the head still calls
     ``token_embedding(x, reverse=True)`` but multiplies by the separate
     ``reverse_embeddings`` variable."""
-    del sequence_length
-    _seed(seed)
-    backbone = keras_hub.models.LlamaBackbone(
-        vocabulary_size=vocabulary_size,
-        num_layers=LAYERS,
-        num_query_heads=HEADS,
-        num_key_value_heads=1,
-        hidden_dim=HIDDEN,
-        intermediate_dim=INTER,
-    )
-    return keras_hub.models.LlamaCausalLM(backbone=backbone, preprocessor=None)
+    del sequence_length  # RoPE: no length-dependent weights.
+    return _causal_lm("Llama", seed, _decoder(vocabulary_size))
 
 
 def qwen(seed=0, vocabulary_size=VOCAB, sequence_length=SEQ):
     """QwenBackbone (Qwen2 / Qwen2.5 architecture) + QwenCausalLM.
     Tied head by default (``tie_word_embeddings=True``); q/k/v have biases."""
-    del sequence_length
-    _seed(seed)
-    backbone = keras_hub.models.QwenBackbone(
-        vocabulary_size=vocabulary_size,
-        num_layers=LAYERS,
-        num_query_heads=HEADS,
-        num_key_value_heads=1,
-        hidden_dim=HIDDEN,
-        intermediate_dim=INTER,
-    )
-    return keras_hub.models.QwenCausalLM(backbone=backbone, preprocessor=None)
+    del sequence_length  # RoPE: no length-dependent weights.
+    return _causal_lm("Qwen", seed, _decoder(vocabulary_size))
 
 
 def qwen3(seed=0, vocabulary_size=VOCAB, sequence_length=SEQ):
     """Qwen3Backbone + Qwen3CausalLM (explicit ``head_dim``; QK RMS-norm)."""
-    del sequence_length
-    _seed(seed)
-    backbone = keras_hub.models.Qwen3Backbone(
-        vocabulary_size=vocabulary_size,
-        num_layers=LAYERS,
-        num_query_heads=HEADS,
-        num_key_value_heads=1,
-        head_dim=HIDDEN // HEADS,
-        hidden_dim=HIDDEN,
-        intermediate_dim=INTER,
-    )
-    return keras_hub.models.Qwen3CausalLM(backbone=backbone, preprocessor=None)
+    del sequence_length  # RoPE: no length-dependent weights.
+    return _causal_lm("Qwen3", seed, _decoder(vocabulary_size, head_dim=HIDDEN // HEADS))
 
 
 def mistral(seed=0, vocabulary_size=VOCAB, sequence_length=SEQ):
     """MistralBackbone + MistralCausalLM.  Untied head (``tie_weights=False``
     hard-coded).  ``sliding_window`` set to ``sequence_length`` (default in
     keras-hub: 512)."""
-    _seed(seed)
-    backbone = keras_hub.models.MistralBackbone(
-        vocabulary_size=vocabulary_size,
-        num_layers=LAYERS,
-        num_query_heads=HEADS,
-        num_key_value_heads=1,
-        hidden_dim=HIDDEN,
-        intermediate_dim=INTER,
-        sliding_window=sequence_length,
-    )
-    return keras_hub.models.MistralCausalLM(backbone=backbone, preprocessor=None)
+    return _causal_lm("Mistral", seed, _decoder(vocabulary_size, sliding_window=sequence_length))
 
 
 CLASSIFIERS = {
