@@ -140,6 +140,38 @@ def raw_passes(model: keras.Model) -> tuple[Callable, Callable]:
     return run_forward, run_forward_backward
 
 
+def tape_to_layer(model: keras.Model, layer: keras.Layer, score_of: Callable) -> Callable:
+    """A compiled forward pass and the backward pass from the score to `layer`'s output.
+
+    A plain `GradientTape` computation, the floor of the methods that
+    differentiate at a layer: the layer's `call` is intercepted while the
+    function is traced (once), and its first call's output is watched (a
+    token embedding's lookup, not its reversed call as a language model's
+    head). `score_of(outputs)` gives the `(N,)` scores.
+    """
+
+    @tf.function
+    def to_layer(features):
+        own, held = layer.call, {}
+
+        def call(*args, **kwargs):
+            output = own(*args, **kwargs)
+            if "output" not in held:
+                tape.watch(output)
+                held["output"] = output
+            return output
+
+        layer.call = call
+        try:
+            with tf.GradientTape() as tape:
+                score = tf.reduce_sum(score_of(model(features, training=False)))
+        finally:
+            del layer.call
+        return tape.gradient(score, held["output"])
+
+    return to_layer
+
+
 def selected(name: str, only: list[str] | None) -> bool:
     """Whether the case `name` is one of the `--only` cases (all without it)."""
     return only is None or any(part.lower() in name.lower() for part in only)
@@ -528,25 +560,7 @@ def vit_cases(batch: int, repeats: int) -> list[dict]:
     layer = gradcam.exposure.layers[0].call.layer
     forward, _ = raw_passes(model)
 
-    @tf.function
-    def to_layer(images):
-        # The sublayer is intercepted while this step is traced (once).
-        own, held = layer.call, {}
-
-        def call(*args, **kwargs):
-            output = own(*args, **kwargs)
-            tape.watch(output)
-            held["tokens"] = output
-            return output
-
-        layer.call = call
-        try:
-            with tf.GradientTape() as tape:
-                logits = model(images, training=False)
-                score = tf.reduce_sum(tf.reduce_max(logits, axis=-1))
-        finally:
-            del layer.call
-        return tape.gradient(score, held["tokens"])
+    to_layer = tape_to_layer(model, layer, lambda logits: tf.reduce_max(logits, axis=-1))
 
     times = round_times(
         {
@@ -601,29 +615,20 @@ def language_model_cases(batch: int, repeats: int, only: list[str] | None = None
     ids = rng.integers(1, vocabulary, (batch, length)).astype("int32")
     inputs = {"token_ids": ids, "padding_mask": np.ones_like(ids)}
     keras.utils.set_random_seed(0)
+    config = {
+        "vocabulary_size": vocabulary,
+        "num_layers": 6,
+        "num_heads": 4,
+        "hidden_dim": width,
+        "intermediate_dim": 4 * width,
+        "max_sequence_length": length,
+    }
     gpt2 = keras_hub.models.GPT2CausalLM(
-        backbone=keras_hub.models.GPT2Backbone(
-            vocabulary_size=vocabulary,
-            num_layers=6,
-            num_heads=4,
-            hidden_dim=width,
-            intermediate_dim=4 * width,
-            max_sequence_length=length,
-        ),
-        preprocessor=None,
+        backbone=keras_hub.models.GPT2Backbone(**config), preprocessor=None
     )
     bert_inputs = {**inputs, "segment_ids": np.zeros_like(ids)}
     bert = keras_hub.models.BertTextClassifier(
-        backbone=keras_hub.models.BertBackbone(
-            vocabulary_size=vocabulary,
-            num_layers=6,
-            num_heads=4,
-            hidden_dim=width,
-            intermediate_dim=4 * width,
-            max_sequence_length=length,
-        ),
-        num_classes=2,
-        preprocessor=None,
+        backbone=keras_hub.models.BertBackbone(**config), num_classes=2, preprocessor=None
     )
     models = [
         (
@@ -643,32 +648,11 @@ def language_model_cases(batch: int, repeats: int, only: list[str] | None = None
     ]
     rows = []
     for label, model, x, target, score_of in models:
-        layer = model.backbone.token_embedding
-
-        @tf.function
-        def to_embedding(features, model=model, layer=layer, score_of=score_of):
-            # The embedding layer is intercepted while this step is traced (once).
-            own, held = layer.call, {}
-
-            def call(*args, **kwargs):
-                output = own(*args, **kwargs)
-                if "embeddings" not in held:  # the lookup, not a reversed head call
-                    tape.watch(output)
-                    held["embeddings"] = output
-                return output
-
-            layer.call = call
-            try:
-                with tf.GradientTape() as tape:
-                    score = tf.reduce_sum(score_of(model(features, training=False)))
-            finally:
-                del layer.call
-            return tape.gradient(score, held["embeddings"])
+        to_embedding = tape_to_layer(model, model.backbone.token_embedding, score_of)
 
         @tf.function
         def forward(features, model=model, score_of=score_of):
-            # The pass that gives the explained score (TensorFlow prunes what
-            # the score does not need: a causal LM's logits at other positions).
+            # The pass that gives the explained score.
             return score_of(model(features, training=False))
 
         tensors = {name: tf.constant(value) for name, value in x.items()}
@@ -753,6 +737,7 @@ def language_model_cases(batch: int, repeats: int, only: list[str] | None = None
                     paired_ratio(times, "forwards", "Occlusion", length / (calls * chunk)),
                 )
             )
+    return rows
 
 
 def metric_cases(batch: int, size: int, repeats: int, only: list[str] | None = None) -> list[dict]:

@@ -40,6 +40,13 @@ class _GroundTruthRelevance(Metric):
         default="positive", kw_only=True, validator=attrs.validators.in_(_RELEVANCE)
     )
 
+    def _flat(self, batch: Batch) -> tuple[tf.Tensor, tf.Tensor]:
+        """`(N, P)` relevance and ground truth (1 inside, 0 outside) of a batch."""
+        size = tf.shape(batch.maps)[0]
+        relevance = tf.reshape(relevance_of(batch.maps, self.relevance), [size, -1])
+        inside = tf.reshape(tf.cast(batch.masks, tf.float32), [size, -1])
+        return relevance, inside
+
 
 @attrs.define(eq=False)
 class RelevanceMassAccuracy(_GroundTruthRelevance):
@@ -84,9 +91,7 @@ class RelevanceMassAccuracy(_GroundTruthRelevance):
     """
 
     def _measure(self, batch: Batch) -> tf.Tensor:
-        size = tf.shape(batch.maps)[0]
-        relevance = tf.reshape(relevance_of(batch.maps, self.relevance), [size, -1])
-        inside = tf.reshape(tf.cast(batch.masks, tf.float32), [size, -1])
+        relevance, inside = self._flat(batch)
         return tf.math.divide_no_nan(
             tf.reduce_sum(relevance * inside, axis=1), tf.reduce_sum(relevance, axis=1)
         )
@@ -130,9 +135,7 @@ class RelevanceRankAccuracy(_GroundTruthRelevance):
     """
 
     def _measure(self, batch: Batch) -> tf.Tensor:
-        size = tf.shape(batch.maps)[0]
-        relevance = tf.reshape(relevance_of(batch.maps, self.relevance), [size, -1])
-        inside = tf.reshape(tf.cast(batch.masks, tf.float32), [size, -1])
+        relevance, inside = self._flat(batch)
         order = tf.argsort(relevance, axis=1, direction="DESCENDING", stable=True)
         ranks = tf.argsort(order, axis=1, stable=True)
         known = tf.reduce_sum(inside, axis=1)

@@ -42,6 +42,12 @@ class TextHTML:
         return f"TextHTML({self.markup[:60]!r}...)"
 
 
+_TOKENS_EXPECTED = (
+    "tokens must be a list of strings (one sentence) or a list of such lists "
+    "(a batch, with index=), or token ids with tokenizer= or vocabulary="
+)
+
+
 def _is_text(tokens: Any) -> bool:
     """Whether `tokens` are strings (one sentence or a batch) rather than ids."""
     if isinstance(tokens, str):
@@ -61,11 +67,7 @@ def _sample_tokens(
     """One sample's tokens as strings, its `(T,)` padding mask (or None), and batch-ness."""
     if _is_text(tokens):
         if isinstance(tokens, str):
-            raise TypeError(
-                "tokens must be a list of strings (one sentence) or a list of such lists "
-                "(a batch, with index=), or token ids with tokenizer= or vocabulary=; "
-                "got a str."
-            )
+            raise TypeError(f"{_TOKENS_EXPECTED}; got a str.")
         batch = not isinstance(tokens[0], str)
         if batch:
             if not 0 <= index < len(tokens):
@@ -81,11 +83,7 @@ def _sample_tokens(
         mask = tokens.get("padding_mask")
         tokens = tokens["token_ids"]
     if not isinstance(tokens, Sequence | np.ndarray) and not hasattr(tokens, "numpy"):
-        raise TypeError(
-            "tokens must be a list of strings (one sentence) or a list of such lists "
-            "(a batch, with index=), or token ids with tokenizer= or vocabulary=; "
-            f"got {type(tokens).__name__}."
-        )
+        raise TypeError(f"{_TOKENS_EXPECTED}; got {type(tokens).__name__}.")
     ids = np.asarray(tokens)
     if ids.size and not np.issubdtype(ids.dtype, np.integer):
         raise TypeError(f"Token ids must be integers; got dtype {ids.dtype}.")
