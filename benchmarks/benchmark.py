@@ -747,6 +747,9 @@ def metric_cases(batch: int, size: int, repeats: int, only: list[str] | None = N
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (batch, size, size, 3)).astype("float32")
     maps = rng.uniform(0, 1, (batch, size, size)).astype("float32")
+    # Smooth maps, like a CAM's: whole regions removed at once, the harder imputation.
+    coarse = rng.uniform(0, 1, (batch, 7, 7, 1)).astype("float32")
+    smooth_maps = tf.image.resize(coarse, (size, size), "bilinear").numpy()[..., 0]
     forward, _ = raw_passes(model)
     saliency = ke.Saliency(model, batch_size=batch, verbose=0)
     options = {"batch_size": batch, "verbose": 0}
@@ -755,6 +758,7 @@ def metric_cases(batch: int, size: int, repeats: int, only: list[str] | None = N
         ("MuFidelity", lambda: ke.metrics.MuFidelity(**options), 200, 1),
         ("Infidelity", lambda: ke.metrics.Infidelity(**options), 10, 1),
         ("ROAD", lambda: ke.metrics.ROAD(**options), 9, 0),
+        ("ROAD, smooth maps", lambda: ke.metrics.ROAD(**options), 9, 0),
     ]
     label = f"ResNet50V2 {size}x{size}"
     rows = []
@@ -772,7 +776,9 @@ def metric_cases(batch: int, size: int, repeats: int, only: list[str] | None = N
         times = round_times(
             {
                 "floor": floor,
-                name: lambda m=metric: m(maps, x, model=model),
+                name: lambda m=metric, a=smooth_maps if "smooth" in name else maps: m(
+                    a, x, model=model
+                ),
             },
             repeats,
         )
