@@ -30,7 +30,7 @@ body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 70em;
 h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { padding: .35em .7em; border-bottom: 1px solid #e4e4e4; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
+th:first-child, td:first-child, th[scope="row"], th.name { text-align: left; }
 thead th { background: #f4f5f7; vertical-align: bottom; }
 td.best { font-weight: 700; background: #e6f4ea; }
 td.best::after { content: " \\2605"; color: #188038; }
@@ -116,7 +116,7 @@ def _table(evaluation: Evaluation) -> str:
     )
     lines = [
         '<table class="results" id="results">',
-        f'<thead><tr><th scope="col">rank</th><th scope="col">method</th>{head}'
+        f'<thead><tr><th scope="col">rank</th><th scope="col" class="name">method</th>{head}'
         '<th scope="col">ms / image</th></tr></thead>',
         "<tbody>",
     ]
