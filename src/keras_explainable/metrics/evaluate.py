@@ -202,11 +202,11 @@ def evaluate(
             explanation = explainer.explain(x, y)
             elapsed = (time.perf_counter() - start) / max(len(explanation.maps), 1)
             gallery_maps = np.asarray(explanation.maps[:gallery]) if images is not None else None
-            if store is not None:
+            if store is not None and stored is None:
                 store.save_explanation(
                     name, method_key, np.asarray(explanation.maps[:gallery]), elapsed
                 )
-        else:
+        if stored is not None:  # the first run's time and maps stay
             gallery_maps, elapsed = stored
         for column, metric in metrics.items():
             if column in done:
