@@ -6,7 +6,8 @@ gallery maps and the time per image) to `folder/<method>/explanation.npz`.
 Each file is written to a temporary file and moved into place with
 `os.replace`, so a run stopped part-way leaves only whole files. A cell is
 reused when its key matches: a digest of the inputs, targets, ground truth,
-the model's weights, the method's class and the metric's configuration.
+the model's weights, and the method's and the metric's settings (their
+`repr`, which numpy abbreviates for large array options).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import hashlib
 import importlib
 import io
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,11 @@ def data_digest(*arrays: Any) -> str:
 def model_digest(model: Any) -> str:
     """Return a hex digest of a Keras model's weights."""
     return data_digest(*(np.asarray(w) for w in model.get_weights()))
+
+
+def _settings(configured: Any) -> str:
+    """An explainer's or metric's settings: its `repr`, less `verbose` (no effect)."""
+    return re.sub(r"\bverbose=('auto'|\d)(, )?", "", repr(configured))
 
 
 def _file_name(name: str) -> str:
@@ -137,12 +144,12 @@ class CellStore:
         return self.folder / _file_name(method) / f"{_file_name(name)}.npz"
 
     def explanation_key(self, method: str, explainer: Any) -> str:
-        """The key of a method's explanation: data, weights, class and name."""
-        return self._key(method, type(explainer).__qualname__, model_digest(explainer.model))
+        """The key of a method's explanation: data, name, settings and weights."""
+        return self._key(method, _settings(explainer), model_digest(explainer.model))
 
     def cell_key(self, explanation_key: str, metric: Any) -> str:
         """The key of one cell: its explanation's key and the metric's settings."""
-        return self._key(explanation_key, repr(metric))
+        return self._key(explanation_key, _settings(metric))
 
     def load_explanation(self, method: str, key: str) -> tuple[np.ndarray, float] | None:
         """The stored `(gallery maps, seconds per image)`, or None."""
