@@ -187,26 +187,18 @@ def evaluate(
     progress = progress_bar(verbose, len(explainers) * len(metrics), unit="cell")
     rows, results, seconds, maps = [], {}, {}, {}
     for name, explainer in explainers.items():
-        cells, done, explanation = {}, {}, None
-        method_key = store.explanation_key(name, explainer) if store is not None else ""
-        if store is not None:
-            for column, metric in metrics.items():
-                found = store.load_cell(name, column, store.cell_key(method_key, metric))
-                if found is not None:
-                    done[column] = found
-            stored = store.load_explanation(name, method_key)
-        else:
-            stored = None
+        key = store.explanation_key(name, explainer) if store is not None else ""
+        done = _finished_cells(store, name, key, metrics)
+        stored = store.load_explanation(name, key) if store is not None else None
+        explanation, cells = None, {}
         if stored is None or len(done) < len(metrics):
             start = time.perf_counter()
             explanation = explainer.explain(x, y)
             elapsed = (time.perf_counter() - start) / max(len(explanation.maps), 1)
-            gallery_maps = np.asarray(explanation.maps[:gallery]) if images is not None else None
+            gallery_maps = np.asarray(explanation.maps[:gallery])
             if store is not None and stored is None:
-                store.save_explanation(
-                    name, method_key, np.asarray(explanation.maps[:gallery]), elapsed
-                )
-        if stored is not None:  # the first run's time and maps stay
+                store.save_explanation(name, key, gallery_maps, elapsed)
+        if stored is not None:  # the first run's maps and time stay
             gallery_maps, elapsed = stored
         for column, metric in metrics.items():
             if column in done:
@@ -216,11 +208,11 @@ def evaluate(
                     metric, explanation, x, y, explainer=explainer, masks=masks, boxes=boxes
                 )
                 if store is not None:
-                    store.save_cell(name, column, store.cell_key(method_key, metric), cells[column])
+                    store.save_cell(name, column, store.cell_key(key, metric), cells[column])
             if progress is not None:
                 progress.add(1)
         results[name], seconds[name] = cells, elapsed
-        if images is not None and gallery_maps is not None:
+        if images is not None:
             maps[name] = gallery_maps
         rows.append({"method": name, **{c: r.mean for c, r in cells.items()}})
     return Evaluation(
@@ -231,6 +223,16 @@ def evaluate(
         images=images,
         maps=maps,
     )
+
+
+def _finished_cells(
+    store: CellStore | None, method: str, key: str, metrics: Mapping[str, Metric]
+) -> dict[str, MetricResult]:
+    """The cells of `method` a cache holds, by metric column (none without a cache)."""
+    if store is None:
+        return {}
+    found = {c: store.load_cell(method, c, store.cell_key(key, m)) for c, m in metrics.items()}
+    return {column: result for column, result in found.items() if result is not None}
 
 
 def _is_array(value: Any) -> bool:

@@ -189,7 +189,7 @@ class Evaluation(list):
         of the metrics that have them, a gallery of the first images under
         every method, and each method's time per image. It opens offline: the
         CSS is inline and the figures are PNG files in `<name>_files/` beside
-        it (needs matplotlib, the `viz` extra).
+        it (that folder is replaced; needs matplotlib, the `viz` extra).
 
         Args:
             path: the HTML file to write (its folder is created).

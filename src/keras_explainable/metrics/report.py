@@ -198,6 +198,8 @@ def _gallery(evaluation: Evaluation, figures: Path) -> list[str]:
     from keras_explainable.plot.common import as_rgb_float
 
     inputs = np.asarray(evaluation.images)
+    if inputs.ndim != 4 or inputs.shape[-1] not in (1, 3, 4):
+        return []  # not images (N, H, W, C): no gallery
     shown = min(len(inputs), *(len(m) for m in evaluation.maps.values()))
     if shown == 0:
         return []
