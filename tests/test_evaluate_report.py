@@ -37,7 +37,7 @@ def small_metrics():
     return {
         "deletion": ke.metrics.Deletion(steps=4, verbose=0),
         "sparseness": ke.metrics.Sparseness(verbose=0),
-        "srg": ke.metrics.SymmetricRelevanceGain(percentages=(25, 50, 75), verbose=0),
+        "complexity": ke.metrics.Complexity(verbose=0),
     }
 
 
@@ -100,7 +100,9 @@ def test_evaluation_is_the_rows_and_writes_a_report(model, x, tmp_path):
 
     # Still the rows evaluate always returned.
     assert isinstance(evaluation, list)
-    assert [list(row) for row in evaluation] == [["method", "deletion", "sparseness", "srg"]] * 2
+    assert [list(row) for row in evaluation] == [
+        ["method", "deletion", "sparseness", "complexity"]
+    ] * 2
     for row in evaluation:
         for column in metrics:
             assert row[column] == pytest.approx(expected[row["method"], column], rel=1e-6)
@@ -108,8 +110,8 @@ def test_evaluation_is_the_rows_and_writes_a_report(model, x, tmp_path):
 
     index = evaluation.to_html(tmp_path / "report" / "index.html")
     page = check_links(index)
-    # 2 inputs + 2 x 2 maps + one figure per metric with curves (deletion, srg).
-    assert len(page.images) == 2 + 4 + 2
+    # 2 inputs + 2 x 2 maps + one figure per metric with curves (deletion).
+    assert len(page.images) == 2 + 4 + 1
     for (method, column), (value, best) in page.cells.items():
         assert value == pytest.approx(expected[method, column], rel=1e-6)
         column_means = [expected[m, column] for m in explainers]
@@ -138,7 +140,7 @@ def test_evaluation_is_the_rows_and_writes_a_report(model, x, tmp_path):
         np.testing.assert_allclose(stored["saliency/sparseness"], direct, rtol=1e-6)
 
 
-def test_ranking_and_intervals_by_hand():
+def test_ranking_and_intervals_by_hand(tmp_path):
     def result(values):
         return ke.metrics.MetricResult("m", np.asarray(values, np.float64))
 
@@ -159,10 +161,26 @@ def test_ranking_and_intervals_by_hand():
         "any": {},
     }
     assert evaluation.ranking() == ["b", "c", "a"]
+    assert [row["method"] for row in evaluation.summary()[::3]] == ["b", "c", "a"]
     assert ke.metrics.bootstrap_interval(np.array([0.3, 0.3, np.nan])) == (0.3, 0.3)
     assert all(math.isnan(v) for v in ke.metrics.bootstrap_interval(np.array([np.nan])))
     low, high = ke.metrics.bootstrap_interval(np.array([0.0, 1.0]))
     assert 0.0 <= low < 0.5 < high <= 1.0
+
+    # Curves are drawn for curve results (Deletion/Insertion, ROAD), not the others.
+    evaluation.results["a"]["up"] = ke.metrics.CurveResult(
+        "Insertion", np.array([0.2, 0.4]), curves=np.ones((2, 3)), fractions=np.linspace(0, 1, 3)
+    )
+    evaluation.results["b"]["down"] = ke.metrics.RoadResult(
+        "ROAD",
+        np.array([0.1, np.nan]),
+        percentages=np.array([10.0, 50.0]),
+        morf=np.ones((2, 2)),
+        lerf=None,
+    )
+    page = check_links(evaluation.to_html(tmp_path / "report.html"))
+    assert page.images == ["report_files/curve_0.png", "report_files/curve_1.png"]
+    assert [row for row, _ in page.cells][::3] == ["b", "c", "a"]
 
 
 class Flaky(ke.metrics.Sparseness):
@@ -190,9 +208,11 @@ def test_a_stopped_run_resumes_from_its_finished_cells(model, x, tmp_path, monke
         ke.Saliency, "explain", lambda self, *a, **k: explained.append(1) or original(self, *a, **k)
     )
 
+    # Built once: a rerun of the same command builds equal ones (same settings).
+    explainers = {"gradcam": ke.GradCAM(model, verbose=0), "saliency": ke.Saliency(model)}
+    metrics = {"flaky": Flaky(verbose=0), "deletion": ke.metrics.Deletion(steps=4, verbose=0)}
+
     def run():
-        explainers = {"gradcam": ke.GradCAM(model, verbose=0), "saliency": ke.Saliency(model)}
-        metrics = {"flaky": Flaky(verbose=0), "deletion": ke.metrics.Deletion(steps=4, verbose=0)}
         return ke.metrics.evaluate(explainers, x, 1, metrics=metrics, cache=cache)
 
     # Killed at saliency's first cell: gradcam's two cells are finished.
@@ -212,12 +232,12 @@ def test_a_stopped_run_resumes_from_its_finished_cells(model, x, tmp_path, monke
     for path, stamp in before.items():
         assert (path.stat().st_ino, path.stat().st_mtime_ns) == stamp, path
     gradcam = ke.GradCAM(model, verbose=0).explain(x, 1)
-    fresh_curve = ke.metrics.Deletion(steps=4)(gradcam, x, model=model)
+    fresh_curve = metrics["deletion"](gradcam, x, model=model)
     curve = evaluation.results["gradcam"]["deletion"]  # read back from its file
     assert isinstance(curve, ke.metrics.CurveResult)
     np.testing.assert_allclose(curve.values, fresh_curve.values, rtol=1e-6)
     np.testing.assert_allclose(curve.curves, fresh_curve.curves, rtol=1e-6)
-    fresh_sparseness = ke.metrics.Sparseness()(original(ke.Saliency(model), x, 1))
+    fresh_sparseness = ke.metrics.Sparseness()(original(explainers["saliency"], x, 1))
     np.testing.assert_allclose(
         evaluation.results["saliency"]["flaky"].values, fresh_sparseness.values, rtol=1e-6
     )
@@ -225,7 +245,7 @@ def test_a_stopped_run_resumes_from_its_finished_cells(model, x, tmp_path, monke
     # Other data: nothing is reused.
     Flaky.calls = 0
     run_other = ke.metrics.evaluate(
-        {"gradcam": ke.GradCAM(model, verbose=0)}, x[:3], 1, metrics={"flaky": Flaky()}, cache=cache
+        {"gradcam": explainers["gradcam"]}, x[:3], 1, metrics={"flaky": Flaky()}, cache=cache
     )
     assert Flaky.calls == 1
     assert len(run_other.results["gradcam"]["flaky"]) == 3
