@@ -370,6 +370,7 @@ def test_cli_evaluate_errors_before_work(model, x, tmp_path, capsys):
         (["evaluate", str(tmp_path / "m.keras")], "give MODEL and DATA"),
         (["evaluate", str(tmp_path / "m.keras"), str(tmp_path / "m.keras")], "unsupported data"),
         (base + ["--methods", "gradcan"], "unknown method 'gradcan'"),
+        (base + ["--preprocess", "tf"], "--preprocess applies to a folder of images"),
     ]
     for args, message in cases:
         assert cli.main(args) == 1

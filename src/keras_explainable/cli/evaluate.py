@@ -162,29 +162,8 @@ def run(args: argparse.Namespace) -> int:
         find_method(name)
     if args.gallery < 0:
         raise CommandError(f"--gallery must be 0 or more; got {args.gallery}.")
-    if args.demo and (args.model or args.data):
-        raise CommandError("--demo uses the bundled model and images: give no MODEL or DATA.")
-    if not args.demo and not (args.model and args.data):
-        raise CommandError("give MODEL and DATA (a folder, .npy or .npz file), or --demo.")
-    if args.demo and args.masks:
-        raise CommandError("--demo brings its own masks: leave out --masks.")
+    data_path = _data_path(args)
     out = output_dir(args.out)
-    data_path = None if args.demo else Path(args.data)
-    if data_path is not None and not data_path.exists():
-        raise CommandError(f"data not found: {args.data!r}.")
-    if (
-        data_path is not None
-        and not data_path.is_dir()
-        and data_path.suffix
-        not in (
-            ".npy",
-            ".npz",
-        )
-    ):
-        raise CommandError(
-            f"unsupported data {args.data!r}: give a folder of images, a .npy or a .npz file."
-        )
-
     model, x, y, masks, source = _load(args, data_path)
     metrics = _metrics(args.metrics, args.steps, has_masks=masks is not None)
     masks = _check_masks(masks, x)
@@ -222,6 +201,30 @@ def run(args: argparse.Namespace) -> int:
     evaluation.to_npz(out / "values.npz")
     print(f"Report: {out / 'index.html'} (with results.csv and values.npz)")
     return 0
+
+
+def _data_path(args: argparse.Namespace) -> Path | None:
+    """The DATA path (None with --demo), after checking the arguments that go with it."""
+    if args.demo:
+        if args.model or args.data:
+            raise CommandError("--demo uses the bundled model and images: give no MODEL or DATA.")
+        if args.masks:
+            raise CommandError("--demo brings its own masks: leave out --masks.")
+    elif not (args.model and args.data):
+        raise CommandError("give MODEL and DATA (a folder, .npy or .npz file), or --demo.")
+    data = None if args.demo else Path(args.data)
+    if data is not None and not data.exists():
+        raise CommandError(f"data not found: {args.data!r}.")
+    if data is not None and not data.is_dir() and data.suffix not in (".npy", ".npz"):
+        raise CommandError(
+            f"unsupported data {args.data!r}: give a folder of images, a .npy or a .npz file."
+        )
+    if args.preprocess != "none" and (data is None or not data.is_dir()):
+        raise CommandError(
+            "--preprocess applies to a folder of images; .npy/.npz inputs and --demo "
+            "are taken as the model expects them."
+        )
+    return data
 
 
 def _load(args: argparse.Namespace, data: Path | None) -> tuple[Any, ...]:
