@@ -822,7 +822,67 @@ def metric_cases(batch: int, size: int, repeats: int, only: list[str] | None = N
                 ratio,
             )
         )
+    if selected("evaluate", only):
+        rows += _evaluate_rows(model, x, saliency, options, label, batch, repeats)
     return rows
+
+
+def _evaluate_rows(model, x, saliency, options, label, batch, repeats) -> list[dict]:
+    """`ke.metrics.evaluate` with its cell cache, first and resumed, against its work.
+
+    The floor is the work itself: one Saliency explanation and one Deletion
+    (20 steps) of it. A first run with `cache=` adds hashing the inputs and
+    the weights and writing the cells; a resumed run reads them back.
+    """
+    import shutil
+    import tempfile
+
+    deletion = ke.metrics.Deletion(steps=20, **options)
+    folder = tempfile.mkdtemp()
+    fresh, kept = os.path.join(folder, "fresh"), os.path.join(folder, "kept")
+
+    def evaluate(cache):
+        return ke.metrics.evaluate(
+            {"Saliency": saliency}, x, metrics={"deletion": deletion}, cache=cache
+        )
+
+    def first():
+        shutil.rmtree(fresh, ignore_errors=True)
+        return evaluate(fresh)
+
+    times = round_times(
+        {
+            "floor": lambda: deletion(saliency.explain(x), x, model=model),
+            "first": first,
+            "resumed": lambda: evaluate(kept),
+        },
+        repeats,
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+    seconds = best(times)
+    floor = "Saliency + Deletion (20 steps)"
+    return [
+        _row(
+            label,
+            "evaluate, cache= (first run)",
+            seconds["first"],
+            floor,
+            1,
+            seconds["floor"],
+            batch,
+            paired_ratio(times, "floor", "first"),
+        ),
+        _row(
+            label,
+            "evaluate, cache= (resumed: every cell read back)",
+            seconds["resumed"],
+            floor,
+            1,
+            seconds["floor"],
+            batch,
+            paired_ratio(times, "floor", "resumed"),
+        ),
+    ]
 
 
 def _row(
@@ -944,7 +1004,14 @@ def main() -> None:
         rows += perturbation_cases(
             args.perturbation_batch, args.perturbation_size, args.repeats, args.only
         )
-    metric_names = ("FaithfulnessCorrelation", "MuFidelity", "Infidelity", "ROAD", "MaxSensitivity")
+    metric_names = (
+        "FaithfulnessCorrelation",
+        "MuFidelity",
+        "Infidelity",
+        "ROAD",
+        "MaxSensitivity",
+        "evaluate",
+    )
     if any(selected(name, args.only) for name in metric_names):
         rows += metric_cases(args.metric_batch, args.size, args.repeats, args.only)
     if selected("KernelSHAP", args.only) or selected("LIME", args.only):

@@ -12,6 +12,8 @@ resolution scaled up 2x with square pixels, in a 64-colour palette to keep
 them small (about 300 KiB in all). Writes:
 
 - `docs/images/*.png`: the pictures the pages show;
+- `docs/images/evaluate-report.png`: a screenshot of `keras-explainable
+  evaluate --demo`'s report, where Selenium and Chromium are installed;
 - `docs/snippets/evaluate-table.md`: the metrics table of "Evaluating
   explanations", included by that page.
 """
@@ -311,6 +313,49 @@ def curve_picture(count: int) -> None:
     _save(np.asarray(canvas.buffer_rgba())[..., :3].copy(), "curves.png")
 
 
+def report_picture() -> None:
+    """A screenshot of `keras-explainable evaluate --demo`'s HTML report.
+
+    Taken with a headless Chromium driven by Selenium (Debian: `apt-get
+    install chromium chromium-driver`; `pip install selenium`); skipped,
+    with a note, where there is none.
+    """
+    import shutil
+    import tempfile
+
+    from keras_explainable import cli
+
+    try:
+        from selenium import webdriver
+    except ImportError:
+        print("report picture skipped: selenium is not installed")
+        return
+    if shutil.which("chromium") is None or shutil.which("chromedriver") is None:
+        print("report picture skipped: no chromium and chromedriver")
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "report"
+        methods = ["gradcam", "gradcam++", "saliency", "ig"]
+        metrics = ["deletion", "insertion", "pointing_game", "symmetric_relevance_gain"]
+        arguments = ["evaluate", "--demo", "--images", "32", "--steps", "20", "--gallery", "3"]
+        cli.main([*arguments, "--methods", *methods, "--metrics", *metrics, "--out", str(out)])
+        options = webdriver.ChromeOptions()
+        options.binary_location = shutil.which("chromium")
+        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1100,1500"):
+            options.add_argument(flag)
+        service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
+        browser = webdriver.Chrome(options=options, service=service)
+        try:
+            browser.get((out / "index.html").as_uri())
+            shot = Path(folder) / "shot.png"
+            browser.save_screenshot(str(shot))
+        finally:
+            browser.quit()
+        with Image.open(shot) as image:
+            pixels = np.asarray(image.convert("RGB"))
+    _save(pixels, "evaluate-report.png")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=64, help="images scored for the metrics")
@@ -320,6 +365,9 @@ def main() -> None:
         metavar="NAME",
         help="write only these methods' pictures (display names, e.g. RISE), nothing else",
     )
+    parser.add_argument(
+        "--report", action="store_true", help="write only the evaluate report's screenshot"
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     (DOCS / "images").mkdir(exist_ok=True)
@@ -327,12 +375,16 @@ def main() -> None:
     if args.methods:
         method_pictures(data, args.methods)
         return
+    if args.report:
+        report_picture()
+        return
     method_pictures(data)
     target_picture(data)
     layer_picture(data)
     composing_pictures(data)
     curve_picture(args.count)
     evaluate_table(args.count)
+    report_picture()
     print(f"done in {time.perf_counter() - start:.0f} s")
 
 

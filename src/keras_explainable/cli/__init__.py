@@ -1,6 +1,6 @@
 """The `keras-explainable` command line.
 
-Two commands:
+Three commands:
 
 * `keras-explainable demo` explains the bundled shapes classifier with every
   method, writes a gallery PNG and prints each method's speed and pointing-game
@@ -8,13 +8,17 @@ Two commands:
 * `keras-explainable explain MODEL IMAGE...` explains a saved Keras model on
   image files, writing one overlay PNG per image and target and a `.npy` file
   of the maps.
+* `keras-explainable evaluate MODEL DATA` scores several methods with several
+  metrics on a saved model and a folder of images or a `.npy`/`.npz` file,
+  prints the table and writes an HTML report; `--demo` uses the bundled model.
 
 Bad input (a missing or corrupt file, an unknown method, layer or target, an
 output that exists) ends the run with one line on stderr,
 `keras-explainable: error: ...`, and exit status 1 (2 for malformed command
 lines). `--traceback` shows the full traceback instead, for bug reports.
 
-Each command is a module with its parser and its run (`demo`, `explain`);
+Each command is a module with its parser and its run (`demo`, `explain`,
+`evaluate`);
 `methods` holds the methods by command-line name and `io` the reading of
 models and images. The names below are imported on first use, so that `main`
 quiets TensorFlow's start-up logging (`quiet`) before anything imports
@@ -58,6 +62,7 @@ _EXAMPLES = """\
 examples:
   keras-explainable demo                      # no download: see every method
   keras-explainable explain model.keras cat.jpg --method gradcam
+  keras-explainable evaluate --demo           # which method is faithful? (HTML report)
   keras-explainable explain --help
 """
 
@@ -100,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     Each command's module adds its own subparser (`add_parser`), whose
     defaults hold the function that runs it (`run`).
     """
-    from keras_explainable.cli import demo, explain
+    from keras_explainable.cli import demo, evaluate, explain
 
     parser = ArgumentParser(
         prog=PROG,
@@ -115,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="on errors, show the full traceback (for bug reports)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in (demo, explain):
+    for command in (demo, explain, evaluate):
         command.add_parser(commands)
     return parser
 

@@ -20,6 +20,7 @@ import tensorflow as tf
 from keras_explainable.cli.arguments import positive, wrap
 from keras_explainable.cli.errors import CommandError
 from keras_explainable.cli.io import (
+    IMAGE_SUFFIXES,
     PREPROCESS,
     check_images,
     image_size,
@@ -50,8 +51,6 @@ Writes, per image, <name>_<method>_class<k>.png (the heat map over the image,
 one per explained class k) and <name>_<method>.npy (the maps, float32 of
 shape (height, width, targets) at the model's input size, values in [0, 1]).
 """
-
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def add_parser(commands: Any) -> None:
@@ -302,7 +301,7 @@ def _stream_folder(args: argparse.Namespace, folder: Path, out: Path, units: Any
     started again, unless --overwrite asks for a fresh run.
     """
     paths = sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
     )
     if not paths:
         raise CommandError(f"no JPEG or PNG images in folder {str(folder)!r}.")

@@ -17,6 +17,7 @@ import numpy as np
 from keras_explainable.cli.errors import CommandError
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "PREPROCESS",
     "check_images",
     "image_size",
@@ -24,7 +25,9 @@ __all__ = [
     "load_model",
     "output_dir",
     "preprocess",
+    "read_arrays",
     "read_image",
+    "read_image_folder",
     "refuse_existing",
     "resize",
     "save_png",
@@ -141,6 +144,76 @@ def resize(pixels: np.ndarray, height: int | None, width: int | None) -> np.ndar
     image = Image.fromarray(pixels[..., 0] if channels == 1 else pixels)
     resized = np.asarray(image.resize((width, height), Image.Resampling.BILINEAR))
     return resized.reshape(height, width, channels)
+
+
+#: The image files a folder is read for.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def read_image_folder(
+    folder: Path, height: int | None, width: int | None, channels: int
+) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """Read a folder of images as uint8 `(N, height, width, channels)`.
+
+    Images directly in `folder` are read sorted by name, without labels. A
+    folder of sub-folders is read as one class per sub-folder (sorted by
+    name, like `keras.utils.image_dataset_from_directory`): the images of the
+    k-th sub-folder get label k.
+
+    Returns:
+        `(images, labels or None, class names)` (no class names without labels).
+
+    Raises:
+        CommandError: no image, images and sub-folders mixed, an unreadable
+            image, or a model of unknown input size.
+    """
+    if height is None or width is None:
+        raise CommandError(
+            "reading a folder of images needs a model with a fixed input size; this "
+            "model takes images of any size."
+        )
+
+    def images_in(path: Path) -> list[Path]:
+        return sorted(
+            p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
+
+    classes = sorted(p for p in folder.iterdir() if p.is_dir())
+    loose = images_in(folder)
+    if classes and loose:
+        raise CommandError(
+            f"{str(folder)!r} holds both images and sub-folders; give images in one "
+            "folder (labels: the predicted classes) or one sub-folder per class."
+        )
+    groups = [(k, images_in(c)) for k, c in enumerate(classes)] if classes else [(-1, loose)]
+    paths = [(label, p) for label, files in groups for p in files]
+    if not paths:
+        raise CommandError(f"no JPEG or PNG images in folder {str(folder)!r}.")
+    check_images([str(p) for _, p in paths])
+    pixels = np.stack([resize(read_image(str(p), channels), height, width) for _, p in paths])
+    if not classes:
+        return pixels, None, []
+    return pixels, np.array([label for label, _ in paths]), [c.name for c in classes]
+
+
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Read a `.npy` file as `{'x': array}`, or a `.npz` file's arrays by name.
+
+    Raises:
+        CommandError: the file is missing or not a readable `.npy`/`.npz` file.
+    """
+    if not path.is_file():
+        raise CommandError(f"file not found: {str(path)!r}.")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            return {"x": loaded}
+        with loaded:
+            return {name: loaded[name] for name in loaded.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise CommandError(
+            f"cannot read {str(path)!r}: not a .npy or .npz file without pickled objects."
+        ) from error
 
 
 # ------------------------------------------------------------------- models

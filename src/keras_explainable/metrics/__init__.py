@@ -16,7 +16,8 @@ batch in a compiled step, and returns per-sample `values` and their `mean`.
 - Robustness: `MaxSensitivity` and `AvgSensitivity` (Yeh et al.).
 - Sanity: `ModelRandomization` (Adebayo et al.), `RandomLogit` (Sixt et al.).
 
-`evaluate` scores several explainers with several metrics at once.
+`evaluate` scores several explainers with several metrics at once and returns
+an `Evaluation`, which writes an HTML report (`to_html`).
 
 Example:
     >>> import keras_explainable as ke
@@ -38,6 +39,7 @@ from keras_explainable.metrics.evaluate import (
     format_table,
     score_explanation,
 )
+from keras_explainable.metrics.evaluation import Evaluation, bootstrap_interval
 from keras_explainable.metrics.faithfulness_correlation import FaithfulnessCorrelation
 from keras_explainable.metrics.increase_in_confidence import IncreaseInConfidence
 from keras_explainable.metrics.infidelity import Infidelity
@@ -74,6 +76,7 @@ __all__ = [
     "CurveResult",
     "Deletion",
     "EnergyPointingGame",
+    "Evaluation",
     "FaithfulnessCorrelation",
     "IncreaseInConfidence",
     "Infidelity",
@@ -94,6 +97,7 @@ __all__ = [
     "SensitivityResult",
     "Sparseness",
     "SymmetricRelevanceGain",
+    "bootstrap_interval",
     "default_metrics",
     "evaluate",
     "score_explanation",

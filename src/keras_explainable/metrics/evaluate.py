@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import tensorflow as tf
+
 from keras_explainable.base import Explainer
+from keras_explainable.engine import progress_bar
 from keras_explainable.metrics.average_gain import AverageGain
-from keras_explainable.metrics.base import Metric
+from keras_explainable.metrics.base import Metric, MetricResult
+from keras_explainable.metrics.cells import CellStore, data_digest
 from keras_explainable.metrics.complexity import Complexity
 from keras_explainable.metrics.deletion import Deletion
 from keras_explainable.metrics.energy_pointing_game import EnergyPointingGame
+from keras_explainable.metrics.evaluation import Evaluation
 from keras_explainable.metrics.faithfulness_correlation import FaithfulnessCorrelation
 from keras_explainable.metrics.infidelity import Infidelity
 from keras_explainable.metrics.insertion import Insertion
@@ -24,8 +32,9 @@ from keras_explainable.metrics.relevance_accuracy import (
 from keras_explainable.metrics.road import SymmetricRelevanceGain
 from keras_explainable.metrics.sensitivity import MaxSensitivity
 from keras_explainable.metrics.sparseness import Sparseness
+from keras_explainable.validators import check_verbose
 
-__all__ = ["default_metrics", "evaluate", "format_table"]
+__all__ = ["default_metrics", "evaluate", "format_table", "score_explanation"]
 
 
 def default_metrics(
@@ -93,7 +102,10 @@ def evaluate(
     masks: Any = None,
     boxes: Any = None,
     metrics: Mapping[str, Metric] | None = None,
-) -> list[dict[str, Any]]:
+    cache: str | Path | None = None,
+    gallery: int = 4,
+    verbose: str | int = 0,
+) -> Evaluation:
     """Score each explainer with each metric: one row per explainer.
 
     Each explainer explains `x` once; every metric then scores that
@@ -104,31 +116,49 @@ def evaluate(
     (higher is better) and, given `masks` or `boxes`, the pointing game and
     the energy-based pointing game (higher is better); see `default_metrics`.
 
+    With `cache`, each finished (method, metric) cell is written to its own
+    file in that folder (atomically: a temporary file, then `os.replace`), and
+    a later call with the same inputs, targets, ground truth, model weights,
+    method and metric settings reuses it instead of computing it again, so a
+    run stopped part-way loses nothing it finished.
+
     Args:
         explainers: explainers by display name, e.g. `{'gradcam': GradCAM(m)}`.
-        x: the inputs, as for `Explainer.explain`.
+        x: the inputs, as for `Explainer.explain` (an array with `cache`).
         y: the targets, as for `Explainer.explain`.
         masks: bool `(N, *spatial)` ground truth for the localisation metrics.
         boxes: `(N, 4)` boxes `(y_min, x_min, y_max, x_max)`, max exclusive,
             instead of `masks`.
         metrics: metrics by column name; default `default_metrics(...)`.
+        cache: a folder for the finished cells, to resume from (default None:
+            nothing written).
+        gallery: how many of the first inputs keep each method's maps, for
+            the report's gallery (default 4; 0 for none; arrays only).
+        verbose: 'auto' (a progress bar over the cells on a terminal), 0
+            (silent, default) or 1 (a bar).
 
     Returns:
-        A list of rows, one per explainer in order: `{'method': name,
-        <metric name>: mean value, ...}`. `format_table(rows)` prints them.
+        An `Evaluation`: the list of rows, one per explainer in order,
+        `{'method': name, <metric name>: mean value, ...}` (`format_table`
+        prints them), which also holds each cell's per-sample `results`, the
+        `seconds` per image of each method and the gallery's maps, and writes
+        them with `to_html`, `to_csv` and `to_npz`.
 
     Raises:
-        TypeError: an explainer or a metric of the wrong type.
+        TypeError: an explainer or a metric of the wrong type, or `cache`
+            with inputs that are not an array.
+        ValueError: `gallery` is negative.
         InputError, TargetError: as the explainers and metrics raise them.
 
     Example:
         >>> from keras_explainable import demo
         >>> data = demo.make_shapes(32, seed=1)
         >>> model = demo.load_demo_model()
-        >>> rows = ke.metrics.evaluate(
+        >>> evaluation = ke.metrics.evaluate(
         ...     {"gradcam": ke.GradCAM(model), "saliency": ke.Saliency(model)},
-        ...     data.images, data.labels, masks=data.masks)
-        >>> print(ke.metrics.format_table(rows))
+        ...     data.images, data.labels, masks=data.masks, cache="report/cells")
+        >>> print(ke.metrics.format_table(evaluation))
+        >>> evaluation.to_html("report/index.html")
     """
     truth = masks is not None or boxes is not None
     if metrics is None:
@@ -141,14 +171,96 @@ def evaluate(
             raise TypeError(
                 f"explainers[{name!r}] must be an Explainer; got {type(explainer).__name__}."
             )
-    rows = []
+    if isinstance(gallery, bool) or not isinstance(gallery, int) or gallery < 0:
+        raise ValueError(f"gallery must be an integer >= 0; got {gallery!r}.")
+    check_verbose(None, None, verbose)
+    arrays = _is_array(x)
+    store = None
+    if cache is not None:
+        if not arrays or not (y is None or isinstance(y, int) or _is_array(y)):
+            raise TypeError(
+                "cache= identifies the data by its values: give x (and y) as arrays, "
+                f"not {type(x).__name__}."
+            )
+        store = CellStore(cache, data_digest(x, y, masks, boxes))
+    images = np.asarray(x[:gallery]) if arrays and gallery else None
+    progress = progress_bar(verbose, len(explainers) * len(metrics), unit="cell")
+    rows, results, seconds, maps = [], {}, {}, {}
     for name, explainer in explainers.items():
-        explanation = explainer.explain(x, y)
-        row = score_explanation(
-            explanation, x, y, explainer=explainer, masks=masks, boxes=boxes, metrics=metrics
-        )
-        rows.append({"method": name, **row})
-    return rows
+        key = store.explanation_key(name, explainer) if store is not None else ""
+        done = _finished_cells(store, name, key, metrics)
+        stored = store.load_explanation(name, key) if store is not None else None
+        explanation, cells = None, {}
+        if stored is None or len(done) < len(metrics):
+            start = time.perf_counter()
+            explanation = explainer.explain(x, y)
+            elapsed = (time.perf_counter() - start) / max(len(explanation.maps), 1)
+            gallery_maps = np.asarray(explanation.maps[:gallery])
+            if store is not None and stored is None:
+                store.save_explanation(name, key, gallery_maps, elapsed)
+        if stored is not None:  # the first run's maps and time stay
+            gallery_maps, elapsed = stored
+        for column, metric in metrics.items():
+            if column in done:
+                cells[column] = done[column]
+            else:
+                cells[column] = _score_one(
+                    metric, explanation, x, y, explainer=explainer, masks=masks, boxes=boxes
+                )
+                if store is not None:
+                    store.save_cell(name, column, store.cell_key(key, metric), cells[column])
+            if progress is not None:
+                progress.add(1)
+        results[name], seconds[name] = cells, elapsed
+        if images is not None:
+            maps[name] = gallery_maps
+        rows.append({"method": name, **{c: r.mean for c, r in cells.items()}})
+    return Evaluation(
+        rows,
+        results=results,
+        seconds=seconds,
+        higher_is_better={c: m.higher_is_better for c, m in metrics.items()},
+        images=images,
+        maps=maps,
+    )
+
+
+def _finished_cells(
+    store: CellStore | None, method: str, key: str, metrics: Mapping[str, Metric]
+) -> dict[str, MetricResult]:
+    """The cells of `method` a cache holds, by metric column (none without a cache)."""
+    if store is None:
+        return {}
+    found = {c: store.load_cell(method, c, store.cell_key(key, m)) for c, m in metrics.items()}
+    return {column: result for column, result in found.items() if result is not None}
+
+
+def _is_array(value: Any) -> bool:
+    return isinstance(value, (np.ndarray, tf.Tensor)) or hasattr(value, "__array__")
+
+
+def _score_one(
+    metric: Metric,
+    explanation: Any,
+    x: Any,
+    y: Any,
+    *,
+    explainer: Explainer,
+    masks: Any,
+    boxes: Any,
+) -> MetricResult:
+    """Score one explanation with one metric (see `score_explanation`)."""
+    if metric.needs_explainer:
+        return metric(explainer, x, y)
+    options: dict[str, Any] = {}
+    if metric.needs_model:
+        options.update(model=explainer.model, output=explainer.output)
+        if callable(y):
+            options["y"] = y
+    if metric.needs_masks:
+        options.update(masks=masks, boxes=boxes)
+    inputs = x if metric.needs_inputs or metric.needs_model else None
+    return metric(explanation, inputs, **options)
 
 
 def score_explanation(
@@ -189,21 +301,12 @@ def score_explanation(
         ...     metrics=ke.metrics.default_metrics())
         {'deletion': 0.23, 'insertion': 0.99, 'pointing_game': 1.0, ...}
     """
-    row: dict[str, float] = {}
-    for column, metric in metrics.items():
-        if metric.needs_explainer:
-            row[column] = metric(explainer, x, y).mean
-            continue
-        options: dict[str, Any] = {}
-        if metric.needs_model:
-            options.update(model=explainer.model, output=explainer.output)
-            if callable(y):
-                options["y"] = y
-        if metric.needs_masks:
-            options.update(masks=masks, boxes=boxes)
-        inputs = x if metric.needs_inputs or metric.needs_model else None
-        row[column] = metric(explanation, inputs, **options).mean
-    return row
+    return {
+        column: _score_one(
+            metric, explanation, x, y, explainer=explainer, masks=masks, boxes=boxes
+        ).mean
+        for column, metric in metrics.items()
+    }
 
 
 def format_table(rows: list[dict[str, Any]], digits: int = 3) -> str:
