@@ -180,10 +180,11 @@ def test_unbatched_dataset_and_batch_of_one(tmp_path):
     callback = ExplainCallback(ke.GradCAM(model, verbose=0), dataset, 2, out_dir=tmp_path)
     np.testing.assert_array_equal(callback.images, x)
     assert callback.targets == 2
-    one = ExplainCallback(ke.GradCAM(model, verbose=0), x, max_images=1, out_dir=tmp_path)
+    one = ExplainCallback(ke.GradCAM, x, max_images=1, out_dir=tmp_path)  # a class: a factory
     one.set_model(model)
     one.on_train_begin()
     one.on_epoch_end(0)
+    assert isinstance(one.explainer, ke.GradCAM) and one.explainer.model is model
     expected = ke.GradCAM(model, verbose=0).explain(x[:1])
     np.testing.assert_allclose(one.last_explanation.maps, expected.maps, atol=1e-6)
     assert _png_size(tmp_path / "epoch_0001.png") == _grid_size(rows=1, targets=1)

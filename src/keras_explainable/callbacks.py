@@ -214,7 +214,8 @@ class ExplainCallback(keras.callbacks.Callback):
                 "ExplainCallback writes its explanations somewhere: give log_dir= "
                 "(TensorBoard summaries), out_dir= (PNG grids) or both."
             )
-        if hasattr(explainer_or_factory, "explain"):
+        # A class (`ke.GradCAM`) has an `explain` attribute too, but is a factory.
+        if hasattr(explainer_or_factory, "explain") and not isinstance(explainer_or_factory, type):
             self._factory, self.explainer = None, explainer_or_factory
         elif callable(explainer_or_factory):
             self._factory, self.explainer = explainer_or_factory, None
