@@ -119,6 +119,8 @@ def test_two_epochs_write_the_maps_of_each_epoch(tmp_path):
         assert difference.max() <= 1
         assert description.startswith(f"image 0: class {labels[0]} (")
     assert not np.array_equal(written[0][1], written[1][1])
+    # epoch 2's summary holds exactly the callback's overlays of its last maps
+    np.testing.assert_array_equal(written[1][1], callback.overlays(callback.last_explanation)[0])
 
     grids = sorted((tmp_path / "png").iterdir())
     assert [path.name for path in grids] == ["epoch_0001.png", "epoch_0002.png"]
@@ -257,3 +259,29 @@ def test_mirrored_strategy_fit_equals_single_device(tmp_path):
     assert report["max_map_difference"] < 1e-5
     assert report["max_score_difference"] < 1e-4
     assert report["summaries"] == 2
+
+
+def test_tensorboard_reads_the_summaries_as_tf_summary_image_writes_them(tmp_path):
+    """With the `tensorboard` package installed: its reader sees the same images plugin data."""
+    reading = "tensorboard.backend.event_processing.event_accumulator"
+    event_accumulator = pytest.importorskip(reading)
+    model = _model()
+    x, labels = _data(4)
+    callback = ExplainCallback(ke.GradCAM(model, verbose=0), x, labels, log_dir=tmp_path / "a")
+    callback.set_model(model)
+    callback.on_train_begin()
+    callback.on_epoch_end(0)
+    callback.on_train_end()
+    blended = callback.overlays(callback.last_explanation)[0]
+    with tf.summary.create_file_writer(str(tmp_path / "b")).as_default():
+        tf.summary.image("GradCAM/target_0", blended, step=0, max_outputs=len(blended))
+    tensors = []
+    for run in (tmp_path / "a" / SUMMARY_FOLDER, tmp_path / "b"):
+        reader = event_accumulator.EventAccumulator(str(run), size_guidance={"tensors": 0})
+        reader.Reload()
+        assert reader.SummaryMetadata("GradCAM/target_0").plugin_data.plugin_name == "images"
+        (event,) = reader.Tensors("GradCAM/target_0")
+        tensors.append(tf.make_ndarray(event.tensor_proto))
+    assert list(tensors[0][:2]) == list(tensors[1][:2])  # width and height
+    for ours, theirs in zip(tensors[0][2:], tensors[1][2:], strict=True):
+        np.testing.assert_array_equal(tf.io.decode_png(ours), tf.io.decode_png(theirs))

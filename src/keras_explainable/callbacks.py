@@ -232,7 +232,7 @@ class ExplainCallback(keras.callbacks.Callback):
             x, y = _dataset_batch(x, y, self.max_images)
         images = _images(x)
         targets = _targets(y, len(images))
-        self.images = images[: self.max_images]
+        self.images = images[: self.max_images].copy()  # the user's array may change later
         self.targets = targets[: self.max_images] if isinstance(targets, np.ndarray) else targets
         self.log_dir = None if log_dir is None else Path(log_dir)
         self.out_dir = None if out_dir is None else Path(out_dir)
