@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import keras
@@ -24,6 +25,7 @@ import tensorflow as tf
 from keras_explainable.errors import ExplainerError, InputError, TargetError
 from keras_explainable.explanation import Explanation
 from keras_explainable.inputs import check_finite, check_shape
+from keras_explainable.validators import positive_int
 
 __all__ = ["ExplainCallback"]
 
@@ -36,8 +38,8 @@ SUMMARY_FOLDER = "explanations"
 
 
 def _positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    # the explainers' option rule (an attrs validator reads only the option's name)
+    positive_int(None, SimpleNamespace(name=name), value)
     return int(value)
 
 
