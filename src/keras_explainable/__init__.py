@@ -66,8 +66,8 @@ _EXPORTS = {
     "Targets": "keras_explainable.targets",
 }
 # Public submodules reached as attributes (`ke.metrics.Deletion`, `ke.plot.series`,
-# `ke.targets.Box`).
-_SUBMODULES = ("metrics", "plot", "targets")
+# `ke.targets.Box`, `ke.callbacks.ExplainCallback`).
+_SUBMODULES = ("callbacks", "metrics", "plot", "targets")
 
 __all__ = [
     "CAM",
@@ -115,6 +115,7 @@ __all__ = [
     "Targets",
     "XGradCAM",
     "__version__",
+    "callbacks",
     "list_layers",
     "metrics",
     "plot",
@@ -138,7 +139,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from keras_explainable import metrics, plot, targets
+    from keras_explainable import callbacks, metrics, plot, targets
     from keras_explainable.base import Attribution, Explainer, FeatureGradients, InputGradients
     from keras_explainable.baselines import TokenBaseline
     from keras_explainable.decorators import TTA, Decorator, SmoothGrad
