@@ -92,11 +92,14 @@ class LinearMap:
             convolution or matmul).
         kernel: the kernel tensor.
         bias: the bias, broadcastable to the outputs, or None.
+        non_negative: whether the inputs are known to be >= 0 (they come
+            from a ReLU): the rules then skip the terms of negative inputs.
     """
 
     op: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
     kernel: tf.Tensor
     bias: tf.Tensor | None = None
+    non_negative: bool = False
 
     def __call__(
         self, inputs: tf.Tensor, kernel: tf.Tensor | None = None, bias: Any = "own"
@@ -205,8 +208,12 @@ class Gamma(Rule):
         up, down = kernel + gamma * _positive(kernel), kernel + gamma * _negative(kernel)
         bias_up = None if bias is None else bias + gamma * _positive(bias)
         bias_down = None if bias is None else bias + gamma * _negative(bias)
-        xp, xn = tf.nn.relu(x), tf.minimum(x, 0.0)
         relevance = z * g
+        if linear.non_negative:
+            s_up = tf.where(z > 0, relevance / stabilize(linear(x, up, bias_up)), 0.0)
+            s_down = tf.where(z < 0, relevance / stabilize(linear(x, down, bias_down)), 0.0)
+            return linear.transpose(up, s_up, x) + linear.transpose(down, s_down, x)
+        xp, xn = tf.nn.relu(x), tf.minimum(x, 0.0)
         up_total = _add(linear(xp, up, bias_up), linear(xn, down, None))
         down_total = _add(linear(xp, down, bias_down), linear(xn, up, None))
         s_up = tf.where(z > 0, relevance / stabilize(up_total), 0.0)
@@ -234,8 +241,16 @@ class AlphaBeta(Rule):
         """`g_in` (see the class)."""
         kernel, bias = linear.kernel, linear.bias
         wp, wn = _positive(kernel), _negative(kernel)
-        xp, xn = tf.nn.relu(x), tf.minimum(x, 0.0)
         relevance = z * g
+        if linear.non_negative:
+            gradient = self.alpha * linear.transpose(
+                wp, relevance / stabilize(linear(x, wp, _positive(bias))), x
+            )
+            if self.beta:
+                s_neg = relevance / stabilize(linear(x, wn, _negative(bias)))
+                gradient -= self.beta * linear.transpose(wn, s_neg, x)
+            return gradient
+        xp, xn = tf.nn.relu(x), tf.minimum(x, 0.0)
         s_pos = relevance / stabilize(_add(linear(xp, wp, _positive(bias)), linear(xn, wn, None)))
         on_positive = self.alpha * linear.transpose(wp, s_pos, x)
         on_negative = self.alpha * linear.transpose(wn, s_pos, x)
@@ -412,7 +427,10 @@ def _folding(bn: keras.layers.BatchNormalization) -> tuple[tf.Tensor, tf.Tensor]
 
 
 def linear_maps(
-    layer: keras.layers.Layer, rank: int, folded: keras.layers.BatchNormalization | None = None
+    layer: keras.layers.Layer,
+    rank: int,
+    folded: keras.layers.BatchNormalization | None = None,
+    non_negative: bool = False,
 ) -> list[LinearMap]:
     """The linear maps a Dense or convolution layer applies, in order (a separable conv has two).
 
@@ -423,6 +441,7 @@ def linear_maps(
         layer: a Dense, Conv1D/2D/3D, DepthwiseConv1D/2D or SeparableConv1D/2D.
         rank: the rank of the layer's inputs (batch axis included).
         folded: the BatchNormalization folded into the layer, or None.
+        non_negative: whether the layer's inputs are known to be >= 0.
 
     Returns:
         The `LinearMap`s, with the current values of the layer's variables.
@@ -464,6 +483,7 @@ def linear_maps(
         maps.append((op, tf.convert_to_tensor(layer.kernel)))
     bias = tf.convert_to_tensor(layer.bias) if getattr(layer, "use_bias", False) else None
     result = [LinearMap(op, tf.convert_to_tensor(kernel)) for op, kernel in maps[:-1]]
+    first_non_negative = non_negative
     op, kernel = maps[-1]
     kernel = tf.convert_to_tensor(kernel)
     if folded is not None:
@@ -474,6 +494,8 @@ def linear_maps(
     if bias is not None:
         bias = tf.reshape(bias, channels)
     result.append(LinearMap(op, kernel, bias))
+    # Only the first map reads the layer's inputs (a separable conv's second does not).
+    result[0] = attrs.evolve(result[0], non_negative=first_non_negative)
     return result
 
 

@@ -160,11 +160,13 @@ class LinearRuleTap(Tap):
     activation: Callable | None = attrs.field(default=None, kw_only=True)
     pass_activation: bool = attrs.field(default=False, kw_only=True)
     relevance: bool = attrs.field(default=False, kw_only=True)
+    non_negative: bool = attrs.field(default=False, kw_only=True)
 
     def apply(self, call: TappedCall, proceed: Callable[[], Any]) -> Any:
         """The layer's (folded) linear maps with the rule's backward pass, then its activation."""
         outputs = call.inputs
-        for index, linear in enumerate(linear_maps(call.layer, outputs.shape.rank, self.folded)):
+        maps = linear_maps(call.layer, outputs.shape.rank, self.folded, self.non_negative)
+        for index, linear in enumerate(maps):
             outputs = ruled_linear(self.rule, linear, outputs, self.relevance and index == 0)
         if self.activation is None:
             return outputs
@@ -403,6 +405,7 @@ def lrp_plan(
                     activation=activation,
                     pass_activation=passing,
                     relevance=relevance_at_input and key in first,
+                    non_negative=_non_negative(graph, call.main_input, {}),
                 )
             )
             assignment[call.name] = str(built[key])
@@ -470,6 +473,48 @@ def _fused(call: LayerCall, logits: dict) -> tuple[Callable | None, bool]:
         f"{call.name!r}; supported are ReLU-family activations (and a softmax or sigmoid "
         "on the explained output, whose logits are explained)."
     )
+
+
+#: Layers whose outputs are >= 0 when all their inputs are.
+_KEEPS_SIGN = ROUTING_LAYERS + (
+    keras.layers.MaxPooling1D,
+    keras.layers.MaxPooling2D,
+    keras.layers.MaxPooling3D,
+    keras.layers.AveragePooling1D,
+    keras.layers.AveragePooling2D,
+    keras.layers.AveragePooling3D,
+    keras.layers.GlobalAveragePooling1D,
+    keras.layers.GlobalAveragePooling2D,
+    keras.layers.GlobalAveragePooling3D,
+    keras.layers.GlobalMaxPooling1D,
+    keras.layers.GlobalMaxPooling2D,
+    keras.layers.GlobalMaxPooling3D,
+    keras.layers.UpSampling1D,
+    keras.layers.UpSampling2D,
+    keras.layers.UpSampling3D,
+)
+
+
+def _non_negative(graph: ModelMap, tensor: Any, memo: dict) -> bool:
+    """Whether `tensor` is >= 0 by construction: a ReLU's output, or routed from ReLUs."""
+    if tensor is None:
+        return False
+    if id(tensor) in memo:
+        return memo[id(tensor)]
+    call = graph.source_call(tensor)
+    result = False
+    if call is not None:
+        layer = call.layer
+        if isinstance(layer, keras.layers.ReLU):
+            result = not layer.negative_slope and (layer.threshold or 0) >= 0
+        elif isinstance(layer, keras.layers.Activation) or isinstance(layer, RULED_LAYERS):
+            result = _activation_name(getattr(layer, "activation", None)) in ("relu", "relu6")
+        elif isinstance(layer, _KEEPS_SIGN) and not call.composite:
+            result = bool(call.inputs) and all(
+                _non_negative(graph, inner, memo) for inner in call.inputs
+            )
+    memo[id(tensor)] = result
+    return result
 
 
 def _before_first(graph: ModelMap, firsts: list[LayerCall]) -> set[int]:
