@@ -329,10 +329,32 @@ def test_nested_model_layers_get_rules(images):
     model = randomise(keras.Model(inputs, keras.layers.Dense(2, name="out")(x)), 10)
     lrp = ke.LRP(model, rule="zero", postprocess=None, channel_reduction=None)
     assert lrp.rule_assignment()["inner/inner_conv"] == "zero"
+    # A composite layer's path gives its layers a rule.
+    inside = ke.LRP(model, rule="zero", rules={"inner": "epsilon"}).rule_assignment()
+    assert inside["inner/inner_conv"] == "epsilon(epsilon=1e-06)" and inside["out"] == "zero"
     reference = ke.InputXGradient(model, postprocess=None, channel_reduction=None)
     np.testing.assert_allclose(
         lrp.explain(images[:1], 1).maps, reference.explain(images[:1], 1).maps, atol=1e-6
     )
+
+
+def test_relu_family_activations_pass_relevance_through():
+    # Bias-free LRP-0 layers conserve relevance, and ReLU6, GELU and a capped
+    # ReLU layer pass it on unchanged: the input relevance sums to the score.
+    inputs = keras.Input((6,))
+    x = keras.layers.Dense(8, activation="relu6", use_bias=False)(inputs)
+    x = keras.layers.Activation("gelu")(x)
+    x = keras.layers.Dense(8, use_bias=False)(x)
+    x = keras.layers.ReLU(max_value=0.5)(x)
+    model = randomise(keras.Model(inputs, keras.layers.Dense(2, use_bias=False)(x)), 11, 1.0)
+    data = np.random.default_rng(12).normal(size=(3, 6)).astype("float32")
+    lrp = ke.LRP(model, rule="zero", postprocess=None, channel_reduction=None)
+    assert list(lrp.rule_assignment().values()).count("pass-through") == 2
+    explanation = lrp.explain(data, [[0, 1]] * 3)
+    np.testing.assert_allclose(explanation.maps.sum(axis=1), explanation.scores, rtol=1e-4)
+    reference = ke.InputXGradient(model, postprocess=None, channel_reduction=None)
+    gradient_x_input = reference.explain(data, [[0, 1]] * 3)
+    assert not np.allclose(gradient_x_input.maps.sum(axis=1), explanation.scores, rtol=1e-2)
 
 
 def unsupported_model():

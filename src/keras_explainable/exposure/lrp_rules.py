@@ -273,8 +273,10 @@ class Flat(Rule):
         self, linear: LinearMap, x: tf.Tensor, z: tf.Tensor, g: tf.Tensor
     ) -> tf.Tensor:
         """The input relevance (see the class)."""
-        ones, kernel = tf.ones_like(x), tf.ones_like(linear.kernel)
-        return linear.transpose(kernel, z * g / stabilize(linear(ones, kernel, None)), x)
+        kernel = tf.ones_like(linear.kernel)
+        # The denominator does not depend on the inputs: one sample's, broadcast.
+        denominator = stabilize(linear(tf.ones_like(x[:1]), kernel, None))
+        return linear.transpose(kernel, z * g / denominator, x)
 
 
 @attrs.frozen
@@ -290,7 +292,7 @@ class WSquare(Rule):
         """The input relevance (see the class)."""
         kernel = tf.square(linear.kernel)
         bias = None if linear.bias is None else tf.square(linear.bias)
-        denominator = stabilize(linear(tf.ones_like(x), kernel, bias))
+        denominator = stabilize(linear(tf.ones_like(x[:1]), kernel, bias))
         return linear.transpose(kernel, z * g / denominator, x)
 
 
@@ -431,6 +433,7 @@ def linear_maps(
     rank: int,
     folded: keras.layers.BatchNormalization | None = None,
     non_negative: bool = False,
+    dtype: Any = None,
 ) -> list[LinearMap]:
     """The linear maps a Dense or convolution layer applies, in order (a separable conv has two).
 
@@ -442,6 +445,8 @@ def linear_maps(
         rank: the rank of the layer's inputs (batch axis included).
         folded: the BatchNormalization folded into the layer, or None.
         non_negative: whether the layer's inputs are known to be >= 0.
+        dtype: the dtype of the layer's inputs, which kernels and biases are
+            cast to (the layer's compute dtype under mixed precision).
 
     Returns:
         The `LinearMap`s, with the current values of the layer's variables.
@@ -482,8 +487,12 @@ def linear_maps(
 
         maps.append((op, tf.convert_to_tensor(layer.kernel)))
     bias = tf.convert_to_tensor(layer.bias) if getattr(layer, "use_bias", False) else None
-    result = [LinearMap(op, tf.convert_to_tensor(kernel)) for op, kernel in maps[:-1]]
-    first_non_negative = non_negative
+
+    def cast(value: Any) -> tf.Tensor:
+        value = tf.convert_to_tensor(value)
+        return value if dtype is None else tf.cast(value, dtype)
+
+    result = [LinearMap(op, cast(kernel)) for op, kernel in maps[:-1]]
     op, kernel = maps[-1]
     kernel = tf.convert_to_tensor(kernel)
     if folded is not None:
@@ -493,9 +502,9 @@ def linear_maps(
         bias = shift if bias is None else bias * scale + shift
     if bias is not None:
         bias = tf.reshape(bias, channels)
-    result.append(LinearMap(op, kernel, bias))
+    result.append(LinearMap(op, cast(kernel), None if bias is None else cast(bias)))
     # Only the first map reads the layer's inputs (a separable conv's second does not).
-    result[0] = attrs.evolve(result[0], non_negative=first_non_negative)
+    result[0] = attrs.evolve(result[0], non_negative=non_negative)
     return result
 
 

@@ -55,6 +55,7 @@ CONV_LAYERS = (
 )
 #: The layers that take an LRP rule.
 RULED_LAYERS = DENSE_LAYERS + CONV_LAYERS
+_SEPARABLE = (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
 
 #: Layers whose ordinary gradient routes relevance unchanged (between the input and first layers).
 ROUTING_LAYERS = (
@@ -103,6 +104,7 @@ GRADIENT_LAYERS = ROUTING_LAYERS + (
     keras.layers.Rescaling,
     keras.layers.Normalization,
     keras.layers.LeakyReLU,
+    keras.layers.Embedding,  # a text model's: its output is replaced by the explained embeddings
 )
 #: Positively homogeneous activations: their gradient passes relevance unchanged.
 _HOMOGENEOUS = ("relu", "leaky_relu", "linear")
@@ -165,7 +167,9 @@ class LinearRuleTap(Tap):
     def apply(self, call: TappedCall, proceed: Callable[[], Any]) -> Any:
         """The layer's (folded) linear maps with the rule's backward pass, then its activation."""
         outputs = call.inputs
-        maps = linear_maps(call.layer, outputs.shape.rank, self.folded, self.non_negative)
+        maps = linear_maps(
+            call.layer, outputs.shape.rank, self.folded, self.non_negative, outputs.dtype
+        )
         for index, linear in enumerate(maps):
             outputs = ruled_linear(self.rule, linear, outputs, self.relevance and index == 0)
         if self.activation is None:
@@ -232,12 +236,20 @@ def _rule_for(
     rule: Any,
     composite: str | None,
     rules: Mapping,
-    make: Callable[[Any], Rule],
 ) -> Any:
-    """The rule (a `Rule` or GRADIENT) `call` gets; None when nothing assigns one."""
+    """The rule (a name, a `Rule` or GRADIENT) `call` gets; None when nothing assigns one."""
     for key in (call.name, call.layer.name):
         if key in rules:
             return rules[key]
+    ruled = isinstance(call.layer, RULED_LAYERS)
+    for key, value in rules.items():
+        # A composite layer's path: its Dense and convolution layers (any layer for "gradient").
+        if (
+            isinstance(key, str)
+            and call.name.startswith(f"{key}/")
+            and (ruled or value == GRADIENT)
+        ):
+            return value
     if first and "first" in rules and isinstance(call.layer, RULED_LAYERS):
         return rules["first"]
     for key, value in rules.items():
@@ -337,8 +349,7 @@ def lrp_plan(
         if call.main_input is not None and not ruled_outputs & graph.ancestors(call.main_input)
     }
     chosen = {
-        id(call): _rule_for(call, id(call) in first, rule, composite, rules, make)
-        for call in leaves
+        id(call): _rule_for(call, id(call) in first, rule, composite, rules) for call in leaves
     }
     built: dict[int, Rule] = {}
     for call in leaves:
@@ -361,7 +372,7 @@ def lrp_plan(
                 f"inputs, so it applies to the first linear layers only; layer {call.name!r} "
                 "is not one. Use it with rules={'first': ...} or a *_flat / *_box composite."
             )
-        if made.relevance_form and len(linear_maps_count(call.layer)) > 1:
+        if made.relevance_form and isinstance(call.layer, _SEPARABLE):
             raise LRPRuleError(
                 f"The {made.name} rule is not defined for the separable convolution "
                 f"{call.name!r}; give it another rule."
@@ -450,12 +461,6 @@ def lrp_plan(
                 "unsupported='gradient' to keep its ordinary gradient."
             )
     return LRPPlan(taps, assignment, relevance_at_input, dropped)
-
-
-def linear_maps_count(layer: keras.layers.Layer) -> list[None]:
-    """One entry per linear map the layer applies (two for a separable convolution)."""
-    separable = (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
-    return [None, None] if isinstance(layer, separable) else [None]
 
 
 def _fused(call: LayerCall, logits: dict) -> tuple[Callable | None, bool]:
