@@ -404,7 +404,7 @@ def lrp_plan(
         layer = call.layer
         key = id(call)
         if key in built:
-            activation, passing = _fused(call, logits)
+            activation, passing = _fused(call, logits, unsupported)
             if call.site in logits:
                 dropped.append(logits[call.site])
             bn = folded.get(key)
@@ -463,7 +463,7 @@ def lrp_plan(
     return LRPPlan(taps, assignment, relevance_at_input, dropped)
 
 
-def _fused(call: LayerCall, logits: dict) -> tuple[Callable | None, bool]:
+def _fused(call: LayerCall, logits: dict, unsupported: str | None) -> tuple[Callable | None, bool]:
     """`(activation, pass-through?)` of a ruled layer's fused activation."""
     activation = getattr(call.layer, "activation", None)
     name = _activation_name(activation)
@@ -473,10 +473,13 @@ def _fused(call: LayerCall, logits: dict) -> tuple[Callable | None, bool]:
         return activation, False
     if name in _RELU_FAMILY:
         return activation, True
+    if unsupported == GRADIENT:
+        return activation, False
     raise UnsupportedLayerError(
         f"LRP has no rule for the activation {name or activation!r} fused into layer "
         f"{call.name!r}; supported are ReLU-family activations (and a softmax or sigmoid "
-        "on the explained output, whose logits are explained)."
+        "on the explained output, whose logits are explained); pass "
+        "unsupported='gradient' to keep its ordinary gradient."
     )
 
 
