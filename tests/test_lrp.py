@@ -338,9 +338,11 @@ def test_nested_model_layers_get_rules(images):
     )
 
 
+@pytest.mark.filterwarnings("ignore::keras_explainable.errors.BlankMapWarning")
 def test_relu_family_activations_pass_relevance_through():
     # Bias-free LRP-0 layers conserve relevance, and ReLU6, GELU and a capped
-    # ReLU layer pass it on unchanged: the input relevance sums to the score.
+    # ReLU layer pass it on unchanged: the input relevance sums to the score
+    # (gradient x input loses what the saturated ReLU6 and capped ReLU hold).
     inputs = keras.Input((6,))
     x = keras.layers.Dense(8, activation="relu6", use_bias=False)(inputs)
     x = keras.layers.Activation("gelu")(x)
@@ -389,3 +391,13 @@ def test_errors_name_what_is_wrong(resnet):
         ke.LRP(resnet, rule="zero", composite="epsilon_plus")
     with pytest.raises(ke.LRPRuleError, match="'add' .*cannot take the LRP rule"):
         ke.LRP(resnet, rules={"add": "epsilon"})
+
+
+def test_explain_to_disk_records_the_rules(resnet, images, tmp_path):
+    rules = {keras.layers.Dense: "zero", "block_dw": "gamma"}
+    lrp = ke.LRP(resnet, composite="epsilon_plus", rules=rules, batch_size=2)
+    streamed = lrp.explain_to_disk(images, tmp_path, [0, 1, 2])
+    np.testing.assert_allclose(streamed.maps, lrp.explain(images, [0, 1, 2]).maps, atol=1e-6)
+    other = ke.LRP(resnet, composite="epsilon_plus", rules={"block_dw": "gamma"}, batch_size=2)
+    with pytest.raises(ke.RunMismatchError, match="rules"):
+        other.explain_to_disk(images, tmp_path, [0, 1, 2])
