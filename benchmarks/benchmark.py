@@ -231,6 +231,12 @@ def resnet_cases(
             1,
         ),
         (
+            "LRP, epsilon_plus_flat",
+            lambda: ke.LRP(model, composite="epsilon_plus_flat", batch_size=batch),
+            "forward+backward",
+            1,
+        ),
+        (
             "IntegratedGradients, 16 steps, gausslegendre",
             lambda: ke.IntegratedGradients(model, steps=16, batch_size=batch),
             "forward+backward",

@@ -38,6 +38,7 @@ BUILDERS = {
         model, steps=6, step_batch_size=4, baseline="uniform", seed=2, **kw
     ),
     "InputXGradient": lambda model, **kw: ke.InputXGradient(model, **kw),
+    "LRP": lambda model, **kw: ke.LRP(model, composite="epsilon_plus_flat", **kw),
     "GradientSHAP": lambda model, **kw: ke.GradientSHAP(
         model, BACKGROUND, samples=5, sample_batch_size=2, noise=0.1, seed=3, **kw
     ),

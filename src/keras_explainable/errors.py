@@ -19,6 +19,8 @@ __all__ = [
     "TargetError",
     "LayerError",
     "ModelStructureError",
+    "UnsupportedLayerError",
+    "LRPRuleError",
     "NonFiniteError",
     "RunMismatchError",
     "CompletenessWarning",
@@ -52,6 +54,19 @@ class LayerError(ExplainerError):
 
 class ModelStructureError(ExplainerError):
     """The model cannot be split or lacks the structure a method requires."""
+
+
+class UnsupportedLayerError(ModelStructureError):
+    """A layer has no LRP rule (attention, LayerNormalization, ...).
+
+    The message names the layer and the layers LRP supports. Give the layer a
+    rule (`rules={"path/to/layer": "gradient"}`) or pass
+    `unsupported="gradient"` to let such layers keep their ordinary gradient.
+    """
+
+
+class LRPRuleError(ExplainerError):
+    """An LRP rule or composite is unknown, misses its parameters, or does not fit its layer."""
 
 
 class NonFiniteError(ExplainerError):

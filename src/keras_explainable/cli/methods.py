@@ -9,6 +9,7 @@ import attrs
 from keras_explainable import (
     CAM,
     LIME,
+    LRP,
     RISE,
     TTA,
     AblationCAM,
@@ -91,6 +92,7 @@ METHODS: dict[str, MethodSpec] = {
     "tta": MethodSpec(TTA, wraps=GradCAM),
     "ig": MethodSpec(IntegratedGradients),
     "inputxgradient": MethodSpec(InputXGradient),
+    "lrp": MethodSpec(LRP, defaults={"composite": "epsilon_plus_flat"}),
     # No background set on the command line: a fresh uniform-noise baseline
     # in each image's value range for each draw.
     "gradientshap": MethodSpec(GradientSHAP, defaults={"background": "uniform"}),

@@ -17,6 +17,7 @@ from keras_explainable.methods.integrated_gradients import IntegratedGradients
 from keras_explainable.methods.kernel_shap import KernelSHAP
 from keras_explainable.methods.layercam import LayerCAM
 from keras_explainable.methods.lime import LIME
+from keras_explainable.methods.lrp import LRP
 from keras_explainable.methods.occlusion import Occlusion
 from keras_explainable.methods.rise import RISE
 from keras_explainable.methods.saliency import Saliency
@@ -44,6 +45,7 @@ __all__ = [
     "IntegratedGradients",
     "KernelSHAP",
     "LIME",
+    "LRP",
     "Saliency",
     "ScoreCAM",
     "XGradCAM",
