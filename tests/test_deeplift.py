@@ -1,0 +1,221 @@
+"""DeepLIFT (rescale rule) and DeepSHAP against computations written here."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_explainable as ke
+from conftest import Opaque, fix_weights
+from keras_explainable.baselines import baseline_images
+from keras_explainable.exposure.taps import installed_layers
+
+RAW = {"postprocess": None, "resize": False, "verbose": 0}
+
+
+def _set_weights(model: keras.Model, seed: int) -> keras.Model:
+    """Fixed weights; BatchNormalization gets positive variances and non-trivial statistics."""
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        shape = tuple(weight.shape)
+        if "variance" in weight.path:
+            weight.assign(rng.uniform(0.5, 2.0, shape).astype("float32"))
+        else:
+            weight.assign(rng.normal(0.0, 0.6, shape).astype("float32"))
+    return model
+
+
+def _residual_model(activation: str = "relu", pool: str = "average") -> keras.Model:
+    """Conv2D (fused activation), BatchNorm, a nested block with a skip Add, a softmax output."""
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation=activation)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    block_input = keras.Input((8, 8, 4))
+    y = keras.layers.Conv2D(4, 3, padding="same")(block_input)
+    y = keras.layers.ReLU()(y)
+    y = keras.layers.Add()([block_input, y])
+    block = keras.Model(block_input, keras.layers.Activation(activation)(y))
+    x = block(x)
+    if pool == "max":
+        x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(6, activation=activation)(x)
+    outputs = keras.layers.Dense(3, activation="softmax")(x)
+    return _set_weights(keras.Model(inputs, outputs), seed=1)
+
+
+def _logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    """The pre-softmax logits, from the last Dense layer's weights."""
+    features = keras.Model(model.inputs, model.layers[-1].input)(x).numpy()
+    kernel, bias = model.layers[-1].get_weights()
+    return features @ kernel + bias
+
+
+@pytest.fixture(scope="module")
+def x():
+    return np.random.default_rng(5).uniform(0, 1, (5, 8, 8, 3)).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def baseline():
+    return np.random.default_rng(6).uniform(0, 1, (8, 8, 3)).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def residual():
+    return _residual_model()
+
+
+def test_linear_model_equals_gradient_times_difference(x, baseline):
+    inputs = keras.Input((8, 8, 3))
+    outputs = keras.layers.Dense(3)(keras.layers.Flatten()(inputs))
+    model = fix_weights(keras.Model(inputs, outputs), seed=2)
+    kernel = model.layers[-1].get_weights()[0].reshape(8, 8, 3, 3)
+    expl = ke.DeepLIFT(model, baseline=baseline, channel_reduction=None, **RAW).explain(x, 2)
+    expected = (x - baseline) * kernel[..., 2]
+    np.testing.assert_allclose(expl.maps[..., 0], expected, rtol=1e-5, atol=1e-7)
+
+
+def _dense_reference(weights, x, x0, target):
+    """The rescale rule written out for Dense(relu) -> Dense(tanh) -> Dense(logits)."""
+    (w1, b1), (w2, b2), (w3, _) = weights
+    functions = [lambda u: np.maximum(u, 0.0), np.tanh]
+    derivatives = [lambda u: (u > 0).astype(u.dtype), lambda u: 1.0 - np.tanh(u) ** 2]
+    u1, u01 = x @ w1 + b1, x0 @ w1 + b1
+    u2 = functions[0](u1) @ w2 + b2
+    u02 = functions[0](u01) @ w2 + b2
+    multipliers = []
+    for f, df, u, u0 in zip(functions, derivatives, (u1, u2), (u01, u02), strict=True):
+        du = u - u0
+        near = np.abs(du) <= 1e-6
+        multipliers.append(np.where(near, df(u), (f(u) - f(u0)) / np.where(near, 1.0, du)))
+    gradient = w3[:, target][None]  # (1, 4)
+    gradient = (gradient * multipliers[1]) @ w2.T
+    gradient = (gradient * multipliers[0]) @ w1.T
+    return (x - x0) * gradient
+
+
+def test_dense_network_equals_the_rescale_rule_in_numpy():
+    inputs = keras.Input((6,))
+    h = keras.layers.Dense(5, activation="relu")(inputs)
+    h = keras.layers.Dense(4)(h)
+    h = keras.layers.Activation("tanh")(h)
+    model = fix_weights(keras.Model(inputs, keras.layers.Dense(3)(h)), seed=4, scale=0.8)
+    rng = np.random.default_rng(7)
+    x = rng.normal(0, 1, (4, 6)).astype("float32")
+    x0 = rng.normal(0, 1, (6,)).astype("float32")
+    x[0] = x0  # a sample equal to its baseline: every multiplier falls back to f'(u)
+    weights = [layer.get_weights() for layer in model.layers if layer.weights]
+    expl = ke.DeepLIFT(model, baseline=x0, channel_reduction=None, **RAW).explain(x, 1)
+    expected = _dense_reference(weights, x, x0[None], 1)
+    np.testing.assert_allclose(expl.maps[..., 0], expected, rtol=1e-5, atol=1e-6)
+    delta = model(x).numpy()[:, 1] - model(x0[None]).numpy()[0, 1]
+    np.testing.assert_allclose(expl.maps[..., 0].sum(axis=1), delta, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "gelu", "swish"])
+def test_sums_to_the_logit_difference_with_batchnorm_nesting_and_a_skip(x, baseline, activation):
+    model = _residual_model(activation)
+    targets = np.array([[0, 2], [1, 0], [2, 1], [0, 1], [2, 2]])
+    expl = ke.DeepLIFT(model, baseline=baseline, **RAW).explain(x, targets)
+    logits = _logits(model, x)
+    reference = _logits(model, baseline[None])[0]
+    delta = np.take_along_axis(logits - reference, targets, axis=1)
+    np.testing.assert_allclose(expl.maps.sum(axis=(1, 2)), delta, rtol=1e-5, atol=1e-6)
+    assert not installed_layers()  # the taps are gone after the step is traced
+
+
+def test_layer_nonlinearities_leaky_elu_prelu_sum_to_the_difference(x, baseline):
+    inputs = keras.Input((8, 8, 3))
+    h = keras.layers.LeakyReLU(0.2)(keras.layers.Conv2D(3, 3, padding="same")(inputs))
+    h = keras.layers.ELU()(keras.layers.Conv2D(3, 3, padding="same")(h))
+    h = keras.layers.PReLU()(keras.layers.Conv2D(3, 3, padding="same")(h))
+    h = keras.layers.Dense(4, activation="softplus")(keras.layers.Flatten()(h))
+    model = _set_weights(keras.Model(inputs, keras.layers.Dense(2)(h)), seed=3)
+    expl = ke.DeepLIFT(model, baseline=baseline, **RAW).explain(x, 0)
+    scores, reference = model(x).numpy()[:, 0], model(baseline[None]).numpy()[0, 0]
+    # Relative to the scores' size: float32 sums of many terms.
+    scale = 1e-5 * max(np.abs(scores).max(), abs(reference))
+    np.testing.assert_allclose(
+        expl.maps.sum(axis=(1, 2, 3)), scores - reference, rtol=1e-5, atol=scale
+    )
+
+
+def test_max_pooling_keeps_its_gradient(x, baseline):
+    """Max pooling passes the gradient to the input's maximum (the paper's choice)."""
+    model = _residual_model(pool="max")
+    expl = ke.DeepLIFT(model, baseline=baseline, **RAW).explain(x, 0)
+    delta = _logits(model, x)[:, 0] - _logits(model, baseline[None])[0, 0]
+    assert np.isfinite(expl.maps).all()
+    # Close, not exact: where the pooled position moves, the rule is not conserving.
+    np.testing.assert_allclose(expl.maps.sum(axis=(1, 2, 3)), delta, rtol=0.5, atol=0.5)
+
+
+def test_per_sample_baselines_and_shared_baselines_agree(residual, x, baseline):
+    shared = ke.DeepLIFT(residual, baseline=baseline, **RAW).explain(x, 1)
+    per_sample = ke.DeepLIFT(
+        residual, baseline=lambda images: tf.ones_like(images) * baseline, **RAW
+    ).explain(x, 1)
+    np.testing.assert_allclose(per_sample.maps, shared.maps, rtol=1e-5, atol=1e-7)
+    blur = ke.DeepLIFT(residual, baseline="blur", blur_sigma=1.0, **RAW).explain(x, 1)
+    blurred = baseline_images("blur", tf.constant(x), blur_sigma=1.0).numpy()
+    delta = _logits(residual, x)[:, 1] - _logits(residual, blurred)[:, 1]
+    np.testing.assert_allclose(blur.maps.sum(axis=(1, 2, 3)), delta, rtol=1e-5, atol=1e-6)
+
+
+def test_batches_datasets_and_several_targets_are_invariant(residual, x, baseline):
+    targets = np.array([[0, 2], [1, 0], [2, 1], [0, 1], [2, 2]])
+    explainer = ke.DeepLIFT(residual, baseline=baseline, batch_size=5, **RAW)
+    reference = explainer.explain(x, targets)
+    # Batches of 2: the last is one sample.
+    small = ke.DeepLIFT(residual, baseline=baseline, batch_size=2, **RAW).explain(x, targets)
+    np.testing.assert_allclose(small.maps, reference.maps, rtol=1e-5, atol=1e-7)
+    dataset = tf.data.Dataset.from_tensor_slices(x).batch(3)
+    from_dataset = explainer.explain(dataset, targets)
+    np.testing.assert_allclose(from_dataset.maps, reference.maps, rtol=1e-5, atol=1e-7)
+    for column in range(2):
+        single = explainer.explain(x, targets[:, column])
+        np.testing.assert_allclose(single.maps[..., 0], reference.maps[..., column], atol=1e-6)
+
+
+def test_deepshap_is_the_mean_of_deeplift_over_the_background(residual, x):
+    background = np.random.default_rng(9).uniform(0, 1, (3, 8, 8, 3)).astype("float32")
+    one = ke.DeepSHAP(residual, background[:1], **RAW).explain(x, 2)
+    lift = ke.DeepLIFT(residual, baseline=background[0], **RAW).explain(x, 2)
+    np.testing.assert_allclose(one.maps, lift.maps, rtol=1e-6, atol=1e-7)
+    shap = ke.DeepSHAP(residual, background, batch_size=2, **RAW).explain(x)
+    lifts = [
+        ke.DeepLIFT(residual, baseline=sample, **RAW).explain(x, shap.targets).maps
+        for sample in background
+    ]
+    np.testing.assert_allclose(shap.maps, np.mean(lifts, axis=0), rtol=1e-5, atol=1e-7)
+    # Top-class targets are the model's predictions on the input.
+    np.testing.assert_array_equal(shap.targets[:, 0], residual(x).numpy().argmax(axis=1))
+    expected = _logits(residual, x) - _logits(residual, background).mean(axis=0)
+    np.testing.assert_allclose(
+        shap.maps.sum(axis=(1, 2, 3)),
+        np.take_along_axis(expected, shap.targets, axis=1)[:, 0],
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_errors(residual, baseline):
+    with pytest.raises(ke.InputError, match="does not broadcast"):
+        ke.DeepLIFT(residual, baseline=np.zeros((4, 4, 3), "float32"))
+    with pytest.raises(ValueError, match="baseline must be one of"):
+        ke.DeepLIFT(residual, baseline="uniform")
+    with pytest.raises(ke.BackgroundError, match="non-empty"):
+        ke.DeepSHAP(residual, np.zeros((0, 8, 8, 3), "float32"))
+    with pytest.raises(ke.BackgroundError, match="finite"):
+        ke.DeepSHAP(residual, np.full((2, 8, 8, 3), np.nan, "float32"))
+    with pytest.raises(ke.BackgroundError, match=r"\(B, \*input_shape\) for inputs"):
+        ke.DeepSHAP(residual, np.zeros((2, 4, 4, 3), "float32"))
+    with pytest.raises(ke.BackgroundError, match="for inputs"):
+        ke.DeepSHAP(residual, baseline)  # one sample, not a set
+    with pytest.raises(ke.ModelStructureError, match="Build it first"):
+        ke.DeepLIFT(Opaque(residual))
+    with pytest.raises(ke.LayerError, match="takes no layer"):
+        ke.DeepLIFT(residual, layer="dense")
