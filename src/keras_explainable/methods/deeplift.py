@@ -65,7 +65,8 @@ def rescale_multiplier(
 
     Example:
         >>> u, u0 = tf.constant([2.0, -1.0, 3.0]), tf.constant([-2.0, -3.0, 3.0])
-        >>> rescale_multiplier(u, tf.nn.relu(u), u0, tf.nn.relu(u0), lambda: tf.cast(u > 0, u.dtype))
+        >>> step = lambda: tf.cast(u > 0, u.dtype)   # relu's derivative
+        >>> rescale_multiplier(u, tf.nn.relu(u), u0, tf.nn.relu(u0), step)
         <tf.Tensor: shape=(3,), dtype=float32, numpy=array([0.5, 0. , 1. ], dtype=float32)>
     """
     difference = inputs - tf.cast(reference_inputs, inputs.dtype)
