@@ -115,7 +115,7 @@ def test_dense_network_equals_the_rescale_rule_in_numpy():
     np.testing.assert_allclose(expl.maps[..., 0].sum(axis=1), delta, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("activation", ["relu", "sigmoid", "gelu", "swish"])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
 def test_sums_to_the_logit_difference_with_batchnorm_nesting_and_a_skip(x, baseline, activation):
     model = _residual_model(activation)
     targets = np.array([[0, 2], [1, 0], [2, 1], [0, 1], [2, 2]])
@@ -127,12 +127,13 @@ def test_sums_to_the_logit_difference_with_batchnorm_nesting_and_a_skip(x, basel
     assert not installed_layers()  # the taps are gone after the step is traced
 
 
-def test_layer_nonlinearities_leaky_elu_prelu_sum_to_the_difference(x, baseline):
+def test_leaky_elu_prelu_swish_sigmoid_sum_to_the_difference(x, baseline):
     inputs = keras.Input((8, 8, 3))
     h = keras.layers.LeakyReLU(0.2)(keras.layers.Conv2D(3, 3, padding="same")(inputs))
     h = keras.layers.ELU()(keras.layers.Conv2D(3, 3, padding="same")(h))
     h = keras.layers.PReLU()(keras.layers.Conv2D(3, 3, padding="same")(h))
-    h = keras.layers.Dense(4, activation="softplus")(keras.layers.Flatten()(h))
+    h = keras.layers.Dense(4, activation="swish")(keras.layers.Flatten()(h))
+    h = keras.layers.Activation("sigmoid")(h)
     model = _set_weights(keras.Model(inputs, keras.layers.Dense(2)(h)), seed=3)
     expl = ke.DeepLIFT(model, baseline=baseline, **RAW).explain(x, 0)
     scores, reference = model(x).numpy()[:, 0], model(baseline[None]).numpy()[0, 0]
