@@ -250,6 +250,15 @@ def resnet_cases(
             "forward+backward",
             8,
         ),
+        # DeepLIFT's floor: one forward and backward pass of the batch; the
+        # shared baseline's own forward pass (one sample) is its extra cost.
+        ("DeepLIFT", lambda: ke.DeepLIFT(model, batch_size=batch), "forward+backward", 1),
+        (
+            "DeepSHAP, 4 background samples",
+            lambda: ke.DeepSHAP(model, background, batch_size=batch),
+            "forward+backward",
+            4,
+        ),
     ]
     cases = [
         (name, build(), floor, passes)

@@ -13,6 +13,7 @@ from keras_explainable import (
     TTA,
     AblationCAM,
     Deconvnet,
+    DeepLIFT,
     EigenCAM,
     EigenGradCAM,
     FullGradient,
@@ -91,6 +92,9 @@ METHODS: dict[str, MethodSpec] = {
     "tta": MethodSpec(TTA, wraps=GradCAM),
     "ig": MethodSpec(IntegratedGradients),
     "inputxgradient": MethodSpec(InputXGradient),
+    # Against the zero baseline; DeepSHAP needs a background set, which the
+    # command line does not take.
+    "deeplift": MethodSpec(DeepLIFT),
     # No background set on the command line: a fresh uniform-noise baseline
     # in each image's value range for each draw.
     "gradientshap": MethodSpec(GradientSHAP, defaults={"background": "uniform"}),

@@ -12,10 +12,14 @@ Here the rule needs a *reference*: the nonlinearity's input `u0` and output
    multiplier `rule(u, y, u0, y0, derivative)` (DeepLIFT's rescale rule:
    `(y - y0) / (u - u0)`).
 
+A baseline shared by the whole batch needs no pass of its own: it is stacked
+after the inputs, and each `Multiplied` tap reads `(u0, y0)` from the batch's
+last sample.
+
 Linear layers (Dense, convolutions, BatchNormalization in inference, Add,
 pooling by averages) keep their ordinary gradients. The baselines may be
-one sample, `(1, *shape)`, shared by the whole batch: the reference pass
-then costs one sample's forward pass.
+one sample, `(1, *shape)`, shared by the whole batch: it then rides along in
+the explained pass, one more sample.
 
 Which calls are nonlinearities (`nonlinearities`): `ReLU`, `LeakyReLU`,
 `ELU` and `PReLU` layers, `Activation` layers of an elementwise activation
@@ -24,12 +28,13 @@ EinsumDense and convolution layers (run as their linear twin then the
 activation, as `ReLURule` does). Softmax and other activations that mix
 elements keep their ordinary gradient.
 
-Backends: the multiplier reaches the backward pass through stop-gradients,
-`stop(y) + (u - stop(u)) * stop(m)`, which any Keras backend can express;
-the taps themselves, and the fallback derivative `f'(u)` (taken with a
-`tf.GradientTape`), are TensorFlow. On JAX the derivative would come from
-`jax.grad` of the elementwise function (`jax.vmap` not needed), and the taps
-from the same layer-call substitution.
+Backends: this is TensorFlow-only. The multiplier enters the backward pass
+through `tf.custom_gradient` (its elementwise maths fused by XLA,
+`tf.function(jit_compile=True)`), and the fallback derivative `f'(u)` is
+taken with a `tf.GradientTape`. On JAX the same tap would wrap the
+nonlinearity in a `jax.custom_vjp` whose backward multiplies by the rule
+(under `jax.jit`, fused anyway), with `jax.grad` of the elementwise function
+for the derivative; the layer-call substitution of the taps is the same.
 """
 
 from __future__ import annotations
@@ -202,34 +207,46 @@ class Multiplied(Tap):
 
     Attributes:
         nonlinearity: the nonlinearity.
-        reference: `(u0, y0)` recorded by a `ReferenceInput` (batch 1 or N).
         rule: the `MultiplierRule`.
+        reference: `(u0, y0)` recorded by a `ReferenceInput` (batch 1 or N);
+            None when the batch's last sample is the reference (a baseline
+            stacked after the inputs).
     """
 
     nonlinearity: Nonlinearity = attrs.field(kw_only=True)
-    reference: tuple = attrs.field(kw_only=True)
     rule: MultiplierRule = attrs.field(kw_only=True)
+    reference: tuple | None = attrs.field(default=None, kw_only=True)
 
     def apply(self, call: TappedCall, proceed: Callable[[], Any]) -> Any:
         """`f(u)`, whose gradient with respect to `u` is `rule(...)` times the incoming one."""
         function = self.nonlinearity.function
         inputs = self.nonlinearity.pre_activation(call)
+        # Computed outside the custom gradient: a PReLU reads its variable here.
         outputs = function(inputs)
-        reference_inputs, reference_outputs = self.reference
+        reference, rule = self.reference, self.rule
 
-        def derivative() -> tf.Tensor:
-            point = tf.stop_gradient(inputs)
-            with tf.GradientTape() as tape:
-                tape.watch(point)
-                values = function(point)
-            return tape.gradient(values, point)
+        # One fused kernel (XLA) for the multiplier's dozen elementwise
+        # operations: unfused they cost a fifth of a ResNet's backward pass.
+        @tf.function(jit_compile=True, autograph=False)
+        def scaled(gradients: tf.Tensor, u: tf.Tensor, y: tf.Tensor, u0: Any, y0: Any) -> Any:
+            def derivative() -> tf.Tensor:
+                with tf.GradientTape() as tape:
+                    tape.watch(u)
+                    values = function(u)
+                return tape.gradient(values, u)
 
-        multiplier = self.rule(
-            inputs, outputs, reference_inputs, tf.cast(reference_outputs, outputs.dtype), derivative
-        )
-        # Value f(u) exactly; gradient w.r.t. u the multiplier.
-        linear = (inputs - tf.stop_gradient(inputs)) * tf.stop_gradient(multiplier)
-        return tf.stop_gradient(outputs) + linear
+            return gradients * rule(u, y, u0, y0, derivative)
+
+        @tf.custom_gradient
+        def rescaled(u: tf.Tensor, y: tf.Tensor) -> tuple:
+            def backward(gradients: tf.Tensor) -> tuple:
+                u0, y0 = (u[-1:], y[-1:]) if reference is None else reference
+                u0, y0 = tf.cast(u0, u.dtype), tf.cast(y0, y.dtype)
+                return scaled(gradients, u, y, u0, y0), None
+
+            return tf.identity(y), backward
+
+        return rescaled(inputs, outputs)
 
 
 def rescaled_forward(
@@ -238,8 +255,15 @@ def rescaled_forward(
     inputs: Any,
     baselines: Any,
     rule: MultiplierRule,
-) -> tuple[Any, Any]:
+) -> Any:
     """The explained outputs on `inputs`, with each nonlinearity's multiplier against `baselines`.
+
+    A baseline shared by the batch (one sample) is stacked after the inputs,
+    so one pass of `N + 1` samples gives both the inputs' activations and the
+    reference's (no separate pass of one sample, which costs far more than
+    its share on an accelerator). Baselines of their own per sample (or a
+    text model, whose padding belongs to the batch) run in a reference pass
+    of their own first.
 
     Args:
         exposure: the method's `Exposure`.
@@ -250,19 +274,27 @@ def rescaled_forward(
         rule: the `MultiplierRule`.
 
     Returns:
-        `(outputs, reference_outputs)`: the explained outputs on the inputs
-        (their gradients follow the rule) and on the baselines.
+        The explained outputs on the inputs, whose gradients follow the rule.
     """
+    shared = all(part.shape[0] == 1 for part in tf.nest.flatten(baselines))
+    if shared and exposure.embedding is None:
+        stacked = tf.nest.map_structure(
+            lambda part, baseline: tf.concat([part, tf.cast(baseline, part.dtype)], axis=0),
+            inputs,
+            baselines,
+        )
+        taps = [Multiplied(item.site, nonlinearity=item, rule=rule) for item in found]
+        outputs = exposure.forward(stacked, taps).outputs
+        return tf.nest.map_structure(lambda output: output[:-1], outputs)
     recorders = [ReferenceInput(item.site, nonlinearity=item) for item in found]
     reference = exposure.forward(baselines, recorders)
     taps = [
         Multiplied(
             item.site,
             nonlinearity=item,
-            reference=reference.session.observed(recorder),
             rule=rule,
+            reference=reference.session.observed(recorder),
         )
         for item, recorder in zip(found, recorders, strict=True)
     ]
-    explained = exposure.forward(inputs, taps)
-    return explained.outputs, tf.nest.map_structure(tf.stop_gradient, reference.outputs)
+    return exposure.forward(inputs, taps).outputs

@@ -120,13 +120,12 @@ class DeepLIFT(InputAttributionExplainer):
     same for all ('zeros', a number, an array, a `TokenBaseline`), of the
     batch otherwise ('blur', a callable).
 
-    The rule is two taps on each nonlinearity
+    The rule is a tap on each nonlinearity
     (`keras_explainable.exposure.rescale_rules`), present only while the
     compiled step is traced: the model and other explainers on it keep
     their ordinary gradients. The multipliers enter the backward pass
-    through stop-gradients, which port to every Keras backend; the taps and
-    the fallback derivative are TensorFlow-only (on JAX the derivative
-    would come from `jax.grad` of the elementwise function).
+    through `tf.custom_gradient`, fused by XLA: TensorFlow-only (on JAX, a
+    `jax.custom_vjp` would take its place).
 
     'auto' post-processing takes the absolute value before scaling each map
     to [0, 1]; `postprocess=None` keeps the sign.
@@ -197,7 +196,7 @@ class DeepLIFT(InputAttributionExplainer):
 
     def _deltas(self, inputs: Any, baselines: Any, targets: Targets) -> tuple:
         """`(attributions, scores, explained)` against `baselines` (of N samples or one)."""
-        outputs, _ = rescaled_forward(
+        outputs = rescaled_forward(
             self.exposure, self._nonlinearities, inputs, baselines, rescale_multiplier
         )
         scores, explained = targets.select(outputs)
