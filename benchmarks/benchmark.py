@@ -251,7 +251,7 @@ def resnet_cases(
             8,
         ),
         # DeepLIFT's floor: one forward and backward pass of the batch; the
-        # shared baseline's own forward pass (one sample) is its extra cost.
+        # zero baseline rides along as a 17th sample, part of its cost.
         ("DeepLIFT", lambda: ke.DeepLIFT(model, batch_size=batch), "forward+backward", 1),
         (
             "DeepSHAP, 4 background samples",

@@ -220,3 +220,14 @@ def test_errors(residual, baseline):
         ke.DeepLIFT(Opaque(residual))
     with pytest.raises(ke.LayerError, match="takes no layer"):
         ke.DeepLIFT(residual, layer="dense")
+
+
+def test_text_model_sums_to_the_difference_from_a_token_baseline():
+    ids = keras.Input((8,), dtype="int32")
+    h = keras.layers.Embedding(30, 6)(ids)
+    h = keras.layers.Conv1D(5, 3, padding="same", activation="relu")(h)
+    model = fix_weights(keras.Model(ids, keras.layers.Dense(3)(keras.layers.Flatten()(h))))
+    tokens = np.random.default_rng(1).integers(1, 30, (3, 8)).astype("int32")
+    expl = ke.DeepLIFT(model, baseline=ke.TokenBaseline(0), **RAW).explain(tokens, 1)
+    delta = model(tokens).numpy()[:, 1] - model(np.zeros((1, 8), "int32")).numpy()[0, 1]
+    np.testing.assert_allclose(expl.maps.sum(axis=(1, 2)), delta, rtol=1e-5, atol=1e-6)

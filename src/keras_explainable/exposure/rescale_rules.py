@@ -255,10 +255,11 @@ def rescaled_forward(
     inputs: Any,
     baselines: Any,
     rule: MultiplierRule,
+    shared: bool = False,
 ) -> Any:
     """The explained outputs on `inputs`, with each nonlinearity's multiplier against `baselines`.
 
-    A baseline shared by the batch (one sample) is stacked after the inputs,
+    A baseline shared by the batch (`shared`) is stacked after the inputs,
     so one pass of `N + 1` samples gives both the inputs' activations and the
     reference's (no separate pass of one sample, which costs far more than
     its share on an accelerator). Baselines of their own per sample (or a
@@ -272,11 +273,11 @@ def rescaled_forward(
         baselines: the reference batch, of the inputs' structure: one
             baseline per input, or a batch of one shared by all.
         rule: the `MultiplierRule`.
+        shared: whether `baselines` is one sample, the reference of every input.
 
     Returns:
         The explained outputs on the inputs, whose gradients follow the rule.
     """
-    shared = all(part.shape[0] == 1 for part in tf.nest.flatten(baselines))
     if shared and exposure.embedding is None:
         stacked = tf.nest.map_structure(
             lambda part, baseline: tf.concat([part, tf.cast(baseline, part.dtype)], axis=0),
@@ -286,6 +287,13 @@ def rescaled_forward(
         taps = [Multiplied(item.site, nonlinearity=item, rule=rule) for item in found]
         outputs = exposure.forward(stacked, taps).outputs
         return tf.nest.map_structure(lambda output: output[:-1], outputs)
+    if shared:
+        # A text model's pass reads the batch's own ids and padding: N copies.
+        baselines = tf.nest.map_structure(
+            lambda baseline, part: tf.broadcast_to(tf.cast(baseline, part.dtype), tf.shape(part)),
+            baselines,
+            inputs,
+        )
     recorders = [ReferenceInput(item.site, nonlinearity=item) for item in found]
     reference = exposure.forward(baselines, recorders)
     taps = [

@@ -115,10 +115,11 @@ class DeepLIFT(InputAttributionExplainer):
     gradient as well; a softmax or sigmoid *output* is stripped, as for every
     method (`logits=True`), so the logits are explained.
 
-    Cost: one forward and one backward pass of the batch per target, plus
-    a forward pass of the baselines: of one sample when the baseline is the
-    same for all ('zeros', a number, an array, a `TokenBaseline`), of the
-    batch otherwise ('blur', a callable).
+    Cost: one forward and one backward pass of the batch per target. A
+    baseline that is the same for all samples ('zeros', a number, an array)
+    rides along as one more sample of that pass (`N + 1`); baselines of
+    their own per sample ('blur', a callable), and a text model's, cost a
+    forward pass of the batch first.
 
     The rule is a tap on each nonlinearity
     (`keras_explainable.exposure.rescale_rules`), present only while the
@@ -194,10 +195,10 @@ class DeepLIFT(InputAttributionExplainer):
         computed = [tap.site for tap in exposure.taps]
         self._nonlinearities = nonlinearities(exposure.model_map.calls, skip=computed)
 
-    def _deltas(self, inputs: Any, baselines: Any, targets: Targets) -> tuple:
-        """`(attributions, scores, explained)` against `baselines` (of N samples or one)."""
+    def _deltas(self, inputs: Any, baselines: Any, targets: Targets, shared: bool) -> tuple:
+        """`(attributions, scores, explained)` against `baselines` (N samples, or one shared)."""
         outputs = rescaled_forward(
-            self.exposure, self._nonlinearities, inputs, baselines, rescale_multiplier
+            self.exposure, self._nonlinearities, inputs, baselines, rescale_multiplier, shared
         )
         scores, explained = targets.select(outputs)
         gradients = self._gradients(scores, inputs, "the input")
@@ -210,12 +211,11 @@ class DeepLIFT(InputAttributionExplainer):
         return attributions, scores, explained
 
     def _attribute(self, inputs: Any, targets: Targets) -> Attribution:
-        # A baseline shared by all samples runs through the model once.
-        source = inputs
-        if is_shared_baseline(self.baseline):
-            source = tf.nest.map_structure(lambda part: part[:1], inputs)
+        # A baseline shared by all samples goes through the model once.
+        shared = is_shared_baseline(self.baseline)
+        source = tf.nest.map_structure(lambda part: part[:1], inputs) if shared else inputs
         baselines = input_baselines(
             self.baseline, source, self.exposure, blur_sigma=self.blur_sigma
         )
-        attributions, scores, explained = self._deltas(inputs, baselines, targets)
+        attributions, scores, explained = self._deltas(inputs, baselines, targets, shared)
         return Attribution(self._maps(attributions), scores, explained)

@@ -55,8 +55,8 @@ class DeepSHAP(DeepLIFT):
     background of one sample gives DeepLIFT with that baseline.
 
     The background samples go through the model one at a time in a loop
-    inside the compiled step: each costs a forward pass of that one sample
-    and a forward and backward pass of the batch per target, so the cost
+    inside the compiled step: each costs a forward and backward pass of the
+    batch and that sample (`N + 1`) per target, so the cost
     grows linearly with `B` (tens of samples are typical). Top-class
     targets are resolved on the input, once.
 
@@ -126,13 +126,13 @@ class DeepSHAP(DeepLIFT):
         self._check_background_shape(inputs.shape[1:])
         background = tf.constant(self.background, inputs.dtype)
         count = self.background.shape[0]
-        total, scores, explained = self._deltas(inputs, background[:1], targets)
+        total, scores, explained = self._deltas(inputs, background[:1], targets, shared=True)
         if targets.kind == TOP:
             targets = attrs.evolve(targets, kind=INDEX, indices=explained)
 
         def body(index: tf.Tensor, total: tf.Tensor) -> tuple:
             baseline = tf.gather(background, index[None])
-            part, _, _ = self._deltas(inputs, baseline, targets)
+            part, _, _ = self._deltas(inputs, baseline, targets, shared=True)
             return index + 1, tf.ensure_shape(total + part, total.shape)
 
         if count > 1:
