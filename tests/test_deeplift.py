@@ -231,3 +231,23 @@ def test_text_model_sums_to_the_difference_from_a_token_baseline():
     expl = ke.DeepLIFT(model, baseline=ke.TokenBaseline(0), **RAW).explain(tokens, 1)
     delta = model(tokens).numpy()[:, 1] - model(np.zeros((1, 8), "int32")).numpy()[0, 1]
     np.testing.assert_allclose(expl.maps.sum(axis=(1, 2)), delta, rtol=1e-5, atol=1e-6)
+
+
+def test_several_inputs_sum_to_the_difference_with_baselines_per_input():
+    image, vector = keras.Input((6, 6, 2), name="image"), keras.Input((4,), name="vector")
+    h = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(3, 3, activation="relu")(image))
+    h = keras.layers.Concatenate()([h, keras.layers.Dense(3, activation="tanh")(vector)])
+    h = keras.layers.Dense(4, activation="relu")(h)
+    model = fix_weights(keras.Model([image, vector], keras.layers.Dense(2)(h)))
+    rng = np.random.default_rng(0)
+    x = [
+        rng.uniform(0, 1, (3, 6, 6, 2)).astype("float32"),
+        rng.normal(0, 1, (3, 4)).astype("float32"),
+    ]
+    expl = ke.DeepLIFT(model, baseline={"vector": 0.5}, **RAW).explain(x, 1)
+    reference = [np.zeros((1, 6, 6, 2), "float32"), np.full((1, 4), 0.5, "float32")]
+    delta = model(x).numpy()[:, 1] - model(reference).numpy()[0, 1]
+    total = expl.maps[0].sum(axis=(1, 2, 3)) + expl.maps[1].sum(axis=(1, 2))
+    np.testing.assert_allclose(total, delta, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ke.ModelStructureError, match="several inputs"):
+        ke.DeepSHAP(model, np.zeros((2, 6, 6, 2), "float32"))
