@@ -256,6 +256,15 @@ def resnet_cases(
             "forward+backward",
             8,
         ),
+        # DeepLIFT's floor: one forward and backward pass of the batch; the
+        # zero baseline rides along as a 17th sample, part of its cost.
+        ("DeepLIFT", lambda: ke.DeepLIFT(model, batch_size=batch), "forward+backward", 1),
+        (
+            "DeepSHAP, 4 background samples",
+            lambda: ke.DeepSHAP(model, background, batch_size=batch),
+            "forward+backward",
+            4,
+        ),
     ]
     cases = [
         (name, build(), floor, passes)

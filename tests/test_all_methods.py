@@ -54,6 +54,8 @@ BUILDERS = {
     "RISE": lambda model, **kw: ke.RISE(
         model, masks=20, cell_size=3, mask_batch_size=6, seed=1, **kw
     ),
+    "DeepLIFT": lambda model, **kw: ke.DeepLIFT(model, baseline=BACKGROUND[0], **kw),
+    "DeepSHAP": lambda model, **kw: ke.DeepSHAP(model, BACKGROUND[:2], **kw),
 }
 
 

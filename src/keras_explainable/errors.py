@@ -16,6 +16,7 @@ from pathlib import Path
 __all__ = [
     "ExplainerError",
     "InputError",
+    "BackgroundError",
     "TargetError",
     "LayerError",
     "ModelStructureError",
@@ -42,6 +43,15 @@ class ExplainerError(ValueError):
 
 class InputError(ExplainerError):
     """The inputs to explain are malformed (rank, size, values, emptiness)."""
+
+
+class BackgroundError(InputError):
+    """A background set of baselines (DeepSHAP) is empty, not finite or of another shape.
+
+    Example:
+        >>> ke.DeepSHAP(model, background=np.zeros((0, 8, 8, 3)))
+        BackgroundError: background must be a non-empty set of baselines ...
+    """
 
 
 class TargetError(ExplainerError):

@@ -14,6 +14,7 @@ from keras_explainable import (
     TTA,
     AblationCAM,
     Deconvnet,
+    DeepLIFT,
     EigenCAM,
     EigenGradCAM,
     FullGradient,
@@ -93,6 +94,9 @@ METHODS: dict[str, MethodSpec] = {
     "ig": MethodSpec(IntegratedGradients),
     "inputxgradient": MethodSpec(InputXGradient),
     "lrp": MethodSpec(LRP, defaults={"composite": "epsilon_plus_flat"}),
+    # Against the zero baseline; DeepSHAP needs a background set, which the
+    # command line does not take.
+    "deeplift": MethodSpec(DeepLIFT),
     # No background set on the command line: a fresh uniform-noise baseline
     # in each image's value range for each draw.
     "gradientshap": MethodSpec(GradientSHAP, defaults={"background": "uniform"}),

@@ -3,6 +3,8 @@
 from keras_explainable.methods.ablationcam import AblationCAM
 from keras_explainable.methods.cam import CAM
 from keras_explainable.methods.deconvnet import Deconvnet
+from keras_explainable.methods.deeplift import DeepLIFT
+from keras_explainable.methods.deepshap import DeepSHAP
 from keras_explainable.methods.eigencam import EigenCAM
 from keras_explainable.methods.eigengradcam import EigenGradCAM
 from keras_explainable.methods.full_gradient import FullGradient, FullGradientTerms
@@ -28,6 +30,8 @@ __all__ = [
     "AblationCAM",
     "CAM",
     "Deconvnet",
+    "DeepLIFT",
+    "DeepSHAP",
     "EigenCAM",
     "EigenGradCAM",
     "FullGradient",

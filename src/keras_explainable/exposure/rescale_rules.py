@@ -1,0 +1,308 @@
+"""Elementwise nonlinearities whose backward pass uses reference multipliers (DeepLIFT).
+
+The relatives of `relu_rules`: a tap on each elementwise nonlinearity
+`y = f(u)` of a model keeps its forward pass and changes its backward pass.
+Here the rule needs a *reference*: the nonlinearity's input `u0` and output
+`y0` on the baseline. So a method runs two passes (`rescaled_forward`):
+
+1. the reference pass, on the baselines, with a `ReferenceInput` tap on each
+   nonlinearity recording `(u0, y0)`;
+2. the explained pass, on the inputs, with a `Multiplied` tap on each
+   nonlinearity whose output is `f(u)` and whose local derivative is the
+   multiplier `rule(u, y, u0, y0, derivative)` (DeepLIFT's rescale rule:
+   `(y - y0) / (u - u0)`).
+
+A baseline shared by the whole batch needs no pass of its own: it is stacked
+after the inputs, and each `Multiplied` tap reads `(u0, y0)` from the batch's
+last sample.
+
+Linear layers (Dense, convolutions, BatchNormalization in inference, Add,
+pooling by averages) keep their ordinary gradients. The baselines may be
+one sample, `(1, *shape)`, shared by the whole batch: it then rides along in
+the explained pass, one more sample.
+
+Which calls are nonlinearities (`nonlinearities`): `ReLU`, `LeakyReLU`,
+`ELU` and `PReLU` layers, `Activation` layers of an elementwise activation
+(`ELEMENTWISE_ACTIVATIONS`), and the fused elementwise activation of Dense,
+EinsumDense and convolution layers (run as their linear twin then the
+activation, as `ReLURule` does). Softmax and other activations that mix
+elements keep their ordinary gradient.
+
+Backends: this is TensorFlow-only. The multiplier enters the backward pass
+through `tf.custom_gradient` (its elementwise maths fused by XLA,
+`tf.function(jit_compile=True)`), and the fallback derivative `f'(u)` is
+taken with a `tf.GradientTape`. On JAX the same tap would wrap the
+nonlinearity in a `jax.custom_vjp` whose backward multiplies by the rule
+(under `jax.jit`, fused anyway), with `jax.grad` of the elementwise function
+for the derivative; the layer-call substitution of the taps is the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+import keras
+import tensorflow as tf
+
+from keras_explainable.exposure.relu_rules import RELU_FUNCTIONS
+from keras_explainable.exposure.taps import CallSite, Tap, TappedCall
+from keras_explainable.exposure.twins import LINEAR_MAP_LAYERS, linear_twin
+
+__all__ = [
+    "ELEMENTWISE_ACTIVATIONS",
+    "ELEMENTWISE_LAYERS",
+    "Multiplied",
+    "MultiplierRule",
+    "Nonlinearity",
+    "ReferenceInput",
+    "elementwise_function",
+    "nonlinearities",
+    "rescaled_forward",
+]
+
+_activations = keras.activations
+#: Activation functions applied element by element (a `Dense`'s `activation`,
+#: an `Activation` layer's), which a `Multiplied` tap may rule.
+ELEMENTWISE_ACTIVATIONS = (
+    *RELU_FUNCTIONS,
+    _activations.sigmoid,
+    _activations.tanh,
+    _activations.gelu,
+    _activations.silu,
+    _activations.elu,
+    _activations.selu,
+    _activations.celu,
+    _activations.softplus,
+    _activations.softsign,
+    _activations.exponential,
+    _activations.hard_sigmoid,
+    _activations.hard_silu,
+    _activations.leaky_relu,
+    _activations.relu6,
+    _activations.mish,
+    _activations.log_sigmoid,
+    _activations.hard_tanh,
+    _activations.hard_shrink,
+    _activations.soft_shrink,
+    _activations.tanh_shrink,
+    _activations.sparse_plus,
+    _activations.squareplus,
+    tf.nn.sigmoid,
+    tf.nn.tanh,
+    tf.nn.gelu,
+    tf.nn.silu,
+    tf.nn.elu,
+    tf.nn.selu,
+    tf.nn.softplus,
+    keras.ops.sigmoid,
+    keras.ops.tanh,
+    keras.ops.gelu,
+    keras.ops.silu,
+)
+
+#: Layers that are elementwise nonlinearities themselves.
+ELEMENTWISE_LAYERS = (
+    keras.layers.ReLU,
+    keras.layers.LeakyReLU,
+    keras.layers.ELU,
+    keras.layers.PReLU,
+)
+
+#: `rule(u, y, u0, y0, derivative) -> m`: the multiplier that replaces a
+#: nonlinearity's local derivative; `derivative()` gives `f'(u)`.
+MultiplierRule = Callable[..., tf.Tensor]
+
+
+def _is_elementwise(function: Any) -> bool:
+    return any(function is known for known in ELEMENTWISE_ACTIVATIONS)
+
+
+def elementwise_function(layer: Any) -> Callable[[tf.Tensor], tf.Tensor] | None:
+    """The elementwise nonlinearity `layer` applies last, or None.
+
+    A `ReLU`/`LeakyReLU`/`ELU`/`PReLU` layer is its own function; an
+    `Activation` layer, and a Dense or convolution layer with a fused
+    activation, give their activation when it is elementwise
+    (`ELEMENTWISE_ACTIVATIONS`).
+    """
+    if isinstance(layer, ELEMENTWISE_LAYERS):
+        # The class's own call: the instance's `call` is the tap while a session runs.
+        return lambda inputs: type(layer).call(layer, inputs)
+    activation = getattr(layer, "activation", None)
+    if isinstance(layer, (keras.layers.Activation, *LINEAR_MAP_LAYERS)) and _is_elementwise(
+        activation
+    ):
+        return activation
+    return None
+
+
+@attrs.frozen(eq=False)
+class Nonlinearity:
+    """One call of an elementwise nonlinearity in a model's forward pass.
+
+    Attributes:
+        site: the call.
+        function: the elementwise function `u -> f(u)`.
+        twin: for a layer with a fused activation, its linear twin (whose
+            output is `u`); None when the layer's input is `u`.
+    """
+
+    site: CallSite
+    function: Callable[[tf.Tensor], tf.Tensor]
+    twin: keras.layers.Layer | None = None
+
+    def pre_activation(self, call: TappedCall) -> tf.Tensor:
+        """The nonlinearity's input `u` in this call."""
+        return call.inputs if self.twin is None else self.twin(*call.args, **call.kwargs)
+
+
+def nonlinearities(calls: Any, skip: Sequence[CallSite] = ()) -> list[Nonlinearity]:
+    """The elementwise nonlinearities among `calls` (`LayerCall`s of a model map).
+
+    Args:
+        calls: the map's calls, at any depth.
+        skip: call sites another tap computes already (the logits tap on an
+            output layer with a fused sigmoid).
+
+    Returns:
+        One `Nonlinearity` per call, in the map's order.
+    """
+    found = []
+    twins: dict[int, keras.layers.Layer] = {}
+    skipped = set(skip)
+    for call in calls:
+        if call.composite or call.site in skipped:
+            continue
+        function = elementwise_function(call.layer)
+        if function is None:
+            continue
+        twin = None
+        if isinstance(call.layer, LINEAR_MAP_LAYERS):
+            twin = twins.get(id(call.layer))
+            if twin is None:
+                twin = twins[id(call.layer)] = linear_twin(call.layer, *call.inputs[:1])
+        found.append(Nonlinearity(call.site, function, twin))
+    return found
+
+
+@attrs.define(eq=False)
+class ReferenceInput(Tap):
+    """Record a nonlinearity's input and output, `(u0, y0)`, on the reference pass."""
+
+    nonlinearity: Nonlinearity = attrs.field(kw_only=True)
+
+    def apply(self, call: TappedCall, proceed: Callable[[], Any]) -> Any:
+        """The call's output, unchanged; `(u, f(u))` recorded."""
+        inputs = self.nonlinearity.pre_activation(call)
+        outputs = self.nonlinearity.function(inputs)
+        call.session.record(self, (tf.stop_gradient(inputs), tf.stop_gradient(outputs)))
+        return outputs
+
+
+@attrs.define(eq=False)
+class Multiplied(Tap):
+    """A nonlinearity whose local derivative is a multiplier relative to a reference.
+
+    Attributes:
+        nonlinearity: the nonlinearity.
+        rule: the `MultiplierRule`.
+        reference: `(u0, y0)` recorded by a `ReferenceInput` (batch 1 or N);
+            None when the batch's last sample is the reference (a baseline
+            stacked after the inputs).
+    """
+
+    nonlinearity: Nonlinearity = attrs.field(kw_only=True)
+    rule: MultiplierRule = attrs.field(kw_only=True)
+    reference: tuple | None = attrs.field(default=None, kw_only=True)
+
+    def apply(self, call: TappedCall, proceed: Callable[[], Any]) -> Any:
+        """`f(u)`, whose gradient with respect to `u` is `rule(...)` times the incoming one."""
+        function = self.nonlinearity.function
+        inputs = self.nonlinearity.pre_activation(call)
+        # Computed outside the custom gradient: a PReLU reads its variable here.
+        outputs = function(inputs)
+        reference, rule = self.reference, self.rule
+
+        # One fused kernel (XLA) for the multiplier's dozen elementwise
+        # operations: unfused they cost a fifth of a ResNet's backward pass.
+        @tf.function(jit_compile=True, autograph=False)
+        def scaled(gradients: tf.Tensor, u: tf.Tensor, y: tf.Tensor, u0: Any, y0: Any) -> Any:
+            def derivative() -> tf.Tensor:
+                with tf.GradientTape() as tape:
+                    tape.watch(u)
+                    values = function(u)
+                return tape.gradient(values, u)
+
+            return gradients * rule(u, y, u0, y0, derivative)
+
+        @tf.custom_gradient
+        def rescaled(u: tf.Tensor, y: tf.Tensor) -> tuple:
+            def backward(gradients: tf.Tensor) -> tuple:
+                u0, y0 = (u[-1:], y[-1:]) if reference is None else reference
+                u0, y0 = tf.cast(u0, u.dtype), tf.cast(y0, y.dtype)
+                return scaled(gradients, u, y, u0, y0), None
+
+            return tf.identity(y), backward
+
+        return rescaled(inputs, outputs)
+
+
+def rescaled_forward(
+    exposure: Any,
+    found: Sequence[Nonlinearity],
+    inputs: Any,
+    baselines: Any,
+    rule: MultiplierRule,
+    shared: bool = False,
+) -> Any:
+    """The explained outputs on `inputs`, with each nonlinearity's multiplier against `baselines`.
+
+    A baseline shared by the batch (`shared`) is stacked after the inputs,
+    so one pass of `N + 1` samples gives both the inputs' activations and the
+    reference's (no separate pass of one sample, which costs far more than
+    its share on an accelerator). Baselines of their own per sample (or a
+    text model, whose padding belongs to the batch) run in a reference pass
+    of their own first.
+
+    Args:
+        exposure: the method's `Exposure`.
+        found: the model's nonlinearities (`nonlinearities`).
+        inputs: the batch, as `Exposure.forward` takes it.
+        baselines: the reference batch, of the inputs' structure: one
+            baseline per input, or a batch of one shared by all.
+        rule: the `MultiplierRule`.
+        shared: whether `baselines` is one sample, the reference of every input.
+
+    Returns:
+        The explained outputs on the inputs, whose gradients follow the rule.
+    """
+    if shared and exposure.embedding is None:
+        stacked = tf.nest.map_structure(
+            lambda part, baseline: tf.concat([part, tf.cast(baseline, part.dtype)], axis=0),
+            inputs,
+            baselines,
+        )
+        taps = [Multiplied(item.site, nonlinearity=item, rule=rule) for item in found]
+        outputs = exposure.forward(stacked, taps).outputs
+        return tf.nest.map_structure(lambda output: output[:-1], outputs)
+    if shared:
+        # A text model's pass reads the batch's own ids and padding: N copies.
+        baselines = tf.nest.map_structure(
+            lambda baseline, part: tf.broadcast_to(tf.cast(baseline, part.dtype), tf.shape(part)),
+            baselines,
+            inputs,
+        )
+    recorders = [ReferenceInput(item.site, nonlinearity=item) for item in found]
+    reference = exposure.forward(baselines, recorders)
+    taps = [
+        Multiplied(
+            item.site,
+            nonlinearity=item,
+            rule=rule,
+            reference=reference.session.observed(recorder),
+        )
+        for item, recorder in zip(found, recorders, strict=True)
+    ]
+    return exposure.forward(inputs, taps).outputs
