@@ -80,8 +80,8 @@ ROUTING_LAYERS = (
     keras.layers.ActivityRegularization,
     keras.layers.Identity,
 )
-#: Layers whose ordinary gradient times input is their LRP relevance.
-GRADIENT_LAYERS = ROUTING_LAYERS + (
+#: Pooling and upsampling: each output a maximum or a positive average of its inputs.
+_POOLING_LAYERS = (
     keras.layers.MaxPooling1D,
     keras.layers.MaxPooling2D,
     keras.layers.MaxPooling3D,
@@ -94,17 +94,25 @@ GRADIENT_LAYERS = ROUTING_LAYERS + (
     keras.layers.GlobalMaxPooling1D,
     keras.layers.GlobalMaxPooling2D,
     keras.layers.GlobalMaxPooling3D,
-    keras.layers.Add,
-    keras.layers.Subtract,
-    keras.layers.Average,
     keras.layers.UpSampling1D,
     keras.layers.UpSampling2D,
     keras.layers.UpSampling3D,
-    keras.layers.BatchNormalization,
-    keras.layers.Rescaling,
-    keras.layers.Normalization,
-    keras.layers.LeakyReLU,
-    keras.layers.Embedding,  # a text model's: its output is replaced by the explained embeddings
+)
+#: Layers whose ordinary gradient times input is their LRP relevance.
+GRADIENT_LAYERS = (
+    ROUTING_LAYERS
+    + _POOLING_LAYERS
+    + (
+        keras.layers.Add,
+        keras.layers.Subtract,
+        keras.layers.Average,
+        keras.layers.BatchNormalization,
+        keras.layers.Rescaling,
+        keras.layers.Normalization,
+        keras.layers.LeakyReLU,
+        # A text model's embedding: its output is replaced by the explained embeddings.
+        keras.layers.Embedding,
+    )
 )
 #: Positively homogeneous activations: their gradient passes relevance unchanged.
 _HOMOGENEOUS = ("relu", "leaky_relu", "linear")
@@ -484,23 +492,7 @@ def _fused(call: LayerCall, logits: dict, unsupported: str | None) -> tuple[Call
 
 
 #: Layers whose outputs are >= 0 when all their inputs are.
-_KEEPS_SIGN = ROUTING_LAYERS + (
-    keras.layers.MaxPooling1D,
-    keras.layers.MaxPooling2D,
-    keras.layers.MaxPooling3D,
-    keras.layers.AveragePooling1D,
-    keras.layers.AveragePooling2D,
-    keras.layers.AveragePooling3D,
-    keras.layers.GlobalAveragePooling1D,
-    keras.layers.GlobalAveragePooling2D,
-    keras.layers.GlobalAveragePooling3D,
-    keras.layers.GlobalMaxPooling1D,
-    keras.layers.GlobalMaxPooling2D,
-    keras.layers.GlobalMaxPooling3D,
-    keras.layers.UpSampling1D,
-    keras.layers.UpSampling2D,
-    keras.layers.UpSampling3D,
-)
+_KEEPS_SIGN = ROUTING_LAYERS + _POOLING_LAYERS
 
 
 def _non_negative(graph: ModelMap, tensor: Any, memo: dict) -> bool:

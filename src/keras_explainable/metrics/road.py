@@ -65,7 +65,7 @@ def noisy_linear_imputation(
             0.01, as ROAD); 0 for none.
         keys: `(m,)` int64 random keys of the noise (one stream per image);
             required when `noise > 0`.
-        tolerance: the solve of an image stops when its residual is below
+        tolerance: the solve of an image and channel stops when its residual is below
             `tolerance` times its right-hand side (default 1e-3: imputed
             values within about 1e-3 of the exact solution on average, a
             tenth of ROAD's noise; 1e-7 solves to float32 precision).
@@ -114,7 +114,7 @@ def noisy_linear_imputation(
 IMPUTATION_CHUNK = 4
 
 
-@tf.function(jit_compile=True, reduce_retracing=True)
+@tf.function(jit_compile=True)
 def _impute(
     images: tf.Tensor,
     mask: tf.Tensor,
@@ -283,14 +283,18 @@ def _solve(known: tf.Tensor, mask: tf.Tensor, tolerance: float, max_iterations: 
         return (i < max_iterations) & tf.reduce_any(dot(residual, residual) > threshold)
 
     def iterate(i, solution, residual, direction, product):
+        # A converged system stops moving, so each image's result does not
+        # depend on the images solved with it.
+        active = dot(residual, residual) > threshold
         applied = _apply(direction, mask, degree)
-        alpha = tf.math.divide_no_nan(product, dot(direction, applied))
+        alpha = tf.where(active, tf.math.divide_no_nan(product, dot(direction, applied)), 0.0)
         solution += alpha * direction
         residual -= alpha * applied
         preconditioned = _vcycle(residual, levels)
         new_product = dot(residual, preconditioned)
         beta = tf.math.divide_no_nan(new_product, product)
-        return i + 1, solution, residual, preconditioned + beta * direction, new_product
+        direction = tf.where(active, preconditioned + beta * direction, direction)
+        return i + 1, solution, residual, direction, tf.where(active, new_product, product)
 
     _, solution, *_ = tf.while_loop(
         unfinished,
