@@ -12,6 +12,10 @@ import csv
 import html.parser
 import math
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import keras
@@ -336,6 +340,52 @@ def test_cli_evaluate_saved_model_npy_and_resume(model, x, tmp_path, capsys, mon
     assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in cells} == cells
     assert "gradcam" in capsys.readouterr().out
     check_links(out / "index.html")
+
+
+def test_cli_evaluate_killed_run_loses_nothing_finished(model, x, tmp_path, capsys):
+    """A run killed (SIGKILL) after its first cells keeps them, and the rerun reuses them."""
+    model.save(tmp_path / "m.keras")
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "report"
+    args = ["evaluate", str(tmp_path / "m.keras"), str(tmp_path / "x.npy"), "--out", str(out)]
+    # Grad-CAM's cells come first; KernelSHAP's 500 samples keep the run busy after them.
+    args += ["--methods", "gradcam", "kernelshap", "--metrics", "sparseness", "complexity"]
+    run = subprocess.Popen(
+        [sys.executable, "-m", "keras_explainable", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not list((out / "cells").rglob("*.npz")):
+            assert run.poll() is None, "the run ended before writing a cell"
+            assert time.monotonic() < deadline, "no cell written in 240 s"
+            time.sleep(0.02)
+        run.send_signal(signal.SIGKILL)
+    finally:
+        run.wait()
+    finished = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (out / "cells").rglob("*.npz")}
+    # Per method: its explanation and one cell per metric.
+    assert 1 <= len(finished) < 2 * 3, "the kill came after every cell was written"
+
+    assert cli.main(args) == 0
+    capsys.readouterr()
+    # The finished cells were read back, not rewritten; the rest were scored.
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in finished} == finished
+    assert len(list((out / "cells").rglob("*.npz"))) == 2 * 3
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    expected = direct_means(
+        {"gradcam": ke.GradCAM(loaded)},
+        x,
+        None,
+        {"sparseness": ke.metrics.Sparseness(), "complexity": ke.metrics.Complexity()},
+    )
+    cells = {key: value for key, (value, _) in check_links(out / "index.html").cells.items()}
+    assert set(cells) == {
+        (m, k) for m in ("gradcam", "kernelshap") for k in ("sparseness", "complexity")
+    }
+    assert {key: cells[key] for key in expected} == pytest.approx(expected)
+    assert all(math.isfinite(value) for value in cells.values())
 
 
 def test_cli_evaluate_image_folder_with_class_folders(model, tmp_path):
