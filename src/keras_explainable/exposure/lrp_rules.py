@@ -269,31 +269,29 @@ class Flat(Rule):
     name: ClassVar[str] = "flat"
     relevance_form: ClassVar[bool] = True
 
+    def weights(self, linear: LinearMap) -> tuple[tf.Tensor, tf.Tensor | None]:
+        """The kernel and bias relevance is spread by: ones, no bias."""
+        return tf.ones_like(linear.kernel), None
+
     def input_relevance(
         self, linear: LinearMap, x: tf.Tensor, z: tf.Tensor, g: tf.Tensor
     ) -> tf.Tensor:
         """The input relevance (see the class)."""
-        kernel = tf.ones_like(linear.kernel)
+        kernel, bias = self.weights(linear)
         # The denominator does not depend on the inputs: one sample's, broadcast.
-        denominator = stabilize(linear(tf.ones_like(x[:1]), kernel, None))
+        denominator = stabilize(linear(tf.ones_like(x[:1]), kernel, bias))
         return linear.transpose(kernel, z * g / denominator, x)
 
 
 @attrs.frozen
-class WSquare(Rule):
+class WSquare(Flat):
     """w²: relevance spread in proportion to the squared weights (Zennit squares the bias too)."""
 
     name: ClassVar[str] = "wsquare"
-    relevance_form: ClassVar[bool] = True
 
-    def input_relevance(
-        self, linear: LinearMap, x: tf.Tensor, z: tf.Tensor, g: tf.Tensor
-    ) -> tf.Tensor:
-        """The input relevance (see the class)."""
-        kernel = tf.square(linear.kernel)
-        bias = None if linear.bias is None else tf.square(linear.bias)
-        denominator = stabilize(linear(tf.ones_like(x[:1]), kernel, bias))
-        return linear.transpose(kernel, z * g / denominator, x)
+    def weights(self, linear: LinearMap) -> tuple[tf.Tensor, tf.Tensor | None]:
+        """The kernel and bias relevance is spread by: their squares."""
+        return tf.square(linear.kernel), None if linear.bias is None else tf.square(linear.bias)
 
 
 @attrs.frozen

@@ -35,7 +35,7 @@ from keras_explainable.exposure.lrp_rules import (
     pass_through,
     ruled_linear,
 )
-from keras_explainable.exposure.model_map import LayerCall, ModelMap
+from keras_explainable.exposure.model_map import INFERENCE_IDENTITY_LAYERS, LayerCall, ModelMap
 from keras_explainable.exposure.taps import PreActivation, Tap, TappedCall
 
 __all__ = ["GRADIENT", "LRPPlan", "RULED_LAYERS", "lrp_plan"]
@@ -70,16 +70,9 @@ ROUTING_LAYERS = (
     keras.layers.Flatten,
     keras.layers.Permute,
     keras.layers.Concatenate,
-    keras.layers.Dropout,
-    keras.layers.SpatialDropout1D,
-    keras.layers.SpatialDropout2D,
-    keras.layers.SpatialDropout3D,
-    keras.layers.GaussianNoise,
-    keras.layers.GaussianDropout,
-    keras.layers.AlphaDropout,
     keras.layers.ActivityRegularization,
     keras.layers.Identity,
-)
+) + INFERENCE_IDENTITY_LAYERS
 #: Pooling and upsampling: each output a maximum or a positive average of its inputs.
 _POOLING_LAYERS = (
     keras.layers.MaxPooling1D,

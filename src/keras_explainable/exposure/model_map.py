@@ -32,6 +32,7 @@ from keras_explainable.errors import ModelStructureError
 from keras_explainable.exposure.taps import CallSite, TapSession
 
 __all__ = [
+    "INFERENCE_IDENTITY_LAYERS",
     "DISCOVERY_BATCH",
     "LayerCall",
     "ModelMap",
@@ -39,6 +40,17 @@ __all__ = [
     "map_model",
     "reachable_layers",
 ]
+
+#: Layers that return their input unchanged at inference (dropout and noise).
+INFERENCE_IDENTITY_LAYERS = (
+    keras.layers.Dropout,
+    keras.layers.SpatialDropout1D,
+    keras.layers.SpatialDropout2D,
+    keras.layers.SpatialDropout3D,
+    keras.layers.GaussianNoise,
+    keras.layers.GaussianDropout,
+    keras.layers.AlphaDropout,
+)
 
 #: The batch size a model is traced with to map it.
 DISCOVERY_BATCH = 2

@@ -14,7 +14,7 @@ from keras_explainable import ops
 from keras_explainable.base import Attribution, Explainer
 from keras_explainable.errors import LayerError, ModelStructureError
 from keras_explainable.exposure import Exposure, expose
-from keras_explainable.exposure.model_map import LayerCall
+from keras_explainable.exposure.model_map import INFERENCE_IDENTITY_LAYERS, LayerCall
 from keras_explainable.targets import FUNCTION, OBJECT, TargetPlan, Targets
 
 __all__ = ["CAM"]
@@ -25,17 +25,7 @@ _POOLING = (
     keras.layers.GlobalAveragePooling3D,
 )
 # Layers that are the identity on a pooled (N, C) vector at inference time.
-_PASS_THROUGH = (
-    keras.layers.Dropout,
-    keras.layers.SpatialDropout1D,
-    keras.layers.SpatialDropout2D,
-    keras.layers.SpatialDropout3D,
-    keras.layers.GaussianNoise,
-    keras.layers.GaussianDropout,
-    keras.layers.AlphaDropout,
-    keras.layers.Flatten,
-    keras.layers.Identity,
-)
+_PASS_THROUGH = INFERENCE_IDENTITY_LAYERS + (keras.layers.Flatten, keras.layers.Identity)
 
 
 def _global_pooling_head(exposure: Exposure) -> tuple[LayerCall, LayerCall, LayerCall]:
