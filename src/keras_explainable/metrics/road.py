@@ -125,7 +125,15 @@ def _impute(
 ) -> tf.Tensor:
     """`noisy_linear_imputation` of one chunk, compiled with XLA (fused stencils)."""
     known = images * (1.0 - mask)
-    filled = known + mask * _solve(known, mask, tolerance, max_iterations)
+    # Solved channels-first, `(m, C, H, W)`: the stencils then run along rows
+    # of contiguous pixels (vectorised), not along the few channels.
+    planar = _solve(
+        tf.transpose(known, [0, 3, 1, 2]),
+        tf.transpose(mask, [0, 3, 1, 2]),
+        tolerance,
+        max_iterations,
+    )
+    filled = known + mask * tf.transpose(planar, [0, 2, 3, 1])
     if noise > 0:
         filled += mask * noise * hashed_normal(tf.shape(images), keys)
     return filled
@@ -154,7 +162,8 @@ def _neighbours(values: tf.Tensor) -> tf.Tensor:
     ROAD's 3 x 3 weights are the separable [1, 2, 1] x [1, 2, 1] / 12 less
     its centre, 4 / 12.
     """
-    blurred = _shifted_sum(_shifted_sum(values, 1, (1.0, 2.0, 1.0)), 2, (1.0, 2.0, 1.0))
+    rows, columns = values.shape.rank - 2, values.shape.rank - 1
+    blurred = _shifted_sum(_shifted_sum(values, rows, (1.0, 2.0, 1.0)), columns, (1.0, 2.0, 1.0))
     return (blurred - 4.0 * values) / 12.0
 
 
@@ -209,12 +218,15 @@ def _prolong_axis(values: tf.Tensor, axis: int, size: int) -> tf.Tensor:
 
 def _restrict(values: tf.Tensor) -> tf.Tensor:
     """Half-resolution sums of `values` (bilinear weights), the transpose of `_prolong`."""
-    return _restrict_axis(_restrict_axis(values, 1), 2)
+    rank = values.shape.rank
+    return _restrict_axis(_restrict_axis(values, rank - 2), rank - 1)
 
 
 def _prolong(values: tf.Tensor, fine: tf.Tensor) -> tf.Tensor:
     """Bilinear interpolation of `values` to the grid of `fine`, the transpose of `_restrict`."""
-    return _prolong_axis(_prolong_axis(values, 1, fine.shape[1]), 2, fine.shape[2])
+    rank = values.shape.rank
+    rows = _prolong_axis(values, rank - 2, fine.shape[-2])
+    return _prolong_axis(rows, rank - 1, fine.shape[-1])
 
 
 def _levels(mask: tf.Tensor) -> list[tuple[tf.Tensor, tf.Tensor]]:
@@ -225,7 +237,7 @@ def _levels(mask: tf.Tensor) -> list[tuple[tf.Tensor, tf.Tensor]]:
     levels = []
     while True:
         levels.append((mask, _neighbours(tf.ones_like(mask))))
-        if min(mask.shape[1:3]) <= 8:
+        if min(mask.shape[-2:]) <= 8:
             return levels
         mask = tf.cast(_restrict(1.0 - mask) == 0, tf.float32)
 
@@ -272,7 +284,7 @@ def _solve(known: tf.Tensor, mask: tf.Tensor, tolerance: float, max_iterations: 
     rhs = mask * _neighbours(known)
 
     def dot(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-        return tf.reduce_sum(a * b, axis=[1, 2], keepdims=True)
+        return tf.reduce_sum(a * b, axis=[-2, -1], keepdims=True)
 
     threshold = tolerance**2 * dot(rhs, rhs)
     residual = rhs
