@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 import numpy as np
 import pytest
@@ -111,6 +113,28 @@ def test_dense_network_equals_the_rescale_rule_in_numpy():
     np.testing.assert_allclose(expl.maps[..., 0], expected, rtol=1e-5, atol=1e-6)
     delta = model(x).numpy()[:, 1] - model(x0[None]).numpy()[0, 1]
     np.testing.assert_allclose(expl.maps[..., 0].sum(axis=1), delta, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "gelu", "sigmoid"])
+def test_inputs_close_to_the_baseline_get_the_exact_secant(activation):
+    # u - u0 ~ 1e-4: in float32, (f(u) - f(u0)) / (u - u0) of a curved f
+    # keeps only about 3 digits; the multiplier must be the float64 secant.
+    inputs = keras.Input((6,))
+    h = keras.layers.Dense(8, activation=activation)(inputs)
+    model = fix_weights(keras.Model(inputs, keras.layers.Dense(2)(h)), seed=3, scale=0.8)
+    (w1, b1), (w2, _) = [layer.get_weights() for layer in model.layers if layer.weights]
+    rng = np.random.default_rng(11)
+    x0 = rng.normal(0, 1, (6,)).astype("float32")
+    x = (x0 + rng.normal(0, 1e-4, (3, 6))).astype("float32")
+    expl = ke.DeepLIFT(model, baseline=x0, channel_reduction=None, **RAW).explain(x, 0)
+    exact_gelu = np.vectorize(lambda u: 0.5 * u * (1.0 + math.erf(u / math.sqrt(2.0))))
+    f = {"tanh": np.tanh, "sigmoid": lambda u: 1.0 / (1.0 + np.exp(-u)), "gelu": exact_gelu}
+    f = f[activation]
+    u = x.astype(np.float64) @ w1 + b1
+    u0 = x0.astype(np.float64) @ w1 + b1
+    multiplier = (f(u) - f(u0[None])) / (u - u0[None])
+    expected = (x - x0).astype(np.float64) * ((w2[:, 0][None] * multiplier) @ w1.T)
+    np.testing.assert_allclose(expl.maps[..., 0], expected, rtol=2e-4, atol=1e-9)
 
 
 @pytest.mark.parametrize("activation", ["relu", "gelu"])

@@ -13,7 +13,7 @@ Here the rule needs a *reference*: the nonlinearity's input `u0` and output
    `(y - y0) / (u - u0)`).
 
 A baseline shared by the whole batch needs no pass of its own: it is stacked
-after the inputs, and each `Multiplied` tap reads `(u0, y0)` from the batch's
+after the inputs, and each `Multiplied` tap reads `u0` from the batch's
 last sample.
 
 Linear layers (Dense, convolutions, BatchNormalization in inference, Add,
@@ -27,6 +27,10 @@ Which calls are nonlinearities (`nonlinearities`): `ReLU`, `LeakyReLU`,
 EinsumDense and convolution layers (run as their linear twin then the
 activation, as `ReLURule` does). Softmax and other activations that mix
 elements keep their ordinary gradient.
+
+The multiplier is evaluated in float64 (`precise_multiplier`): in float32
+the difference quotient of a curved function loses its digits where `u` is
+close to `u0`.
 
 Backends: this is TensorFlow-only. The multiplier enters the backward pass
 through `tf.custom_gradient` (its elementwise maths fused by XLA,
@@ -57,6 +61,7 @@ __all__ = [
     "MultiplierRule",
     "Nonlinearity",
     "ReferenceInput",
+    "precise_multiplier",
     "elementwise_function",
     "nonlinearities",
     "rescaled_forward",
@@ -228,25 +233,62 @@ class Multiplied(Tap):
         # One fused kernel (XLA) for the multiplier's dozen elementwise
         # operations: unfused they cost a fifth of a ResNet's backward pass.
         @tf.function(jit_compile=True, autograph=False)
-        def scaled(gradients: tf.Tensor, u: tf.Tensor, y: tf.Tensor, u0: Any, y0: Any) -> Any:
-            def derivative() -> tf.Tensor:
-                with tf.GradientTape() as tape:
-                    tape.watch(u)
-                    values = function(u)
-                return tape.gradient(values, u)
-
-            return gradients * rule(u, y, u0, y0, derivative)
+        def scaled(gradients: tf.Tensor, u: tf.Tensor, u0: tf.Tensor) -> tf.Tensor:
+            return gradients * tf.cast(precise_multiplier(function, rule, u, u0), u.dtype)
 
         @tf.custom_gradient
-        def rescaled(u: tf.Tensor, y: tf.Tensor) -> tuple:
-            def backward(gradients: tf.Tensor) -> tuple:
-                u0, y0 = (u[-1:], y[-1:]) if reference is None else reference
-                u0, y0 = tf.cast(u0, u.dtype), tf.cast(y0, y.dtype)
-                return scaled(gradients, u, y, u0, y0), None
+        def rescaled(u: tf.Tensor) -> tuple:
+            def backward(gradients: tf.Tensor) -> tf.Tensor:
+                u0 = u[-1:] if reference is None else tf.cast(reference[0], u.dtype)
+                return scaled(gradients, u, u0)
 
-            return tf.identity(y), backward
+            return tf.identity(outputs), backward
 
-        return rescaled(inputs, outputs)
+        return rescaled(inputs)
+
+
+def precise_multiplier(
+    function: Callable[[tf.Tensor], tf.Tensor],
+    rule: MultiplierRule,
+    inputs: tf.Tensor,
+    reference_inputs: tf.Tensor,
+) -> tf.Tensor:
+    """`rule(u, f(u), u0, f(u0), derivative)` evaluated in float64 (in float32 if `f` cannot).
+
+    In float32 a difference quotient `(f(u) - f(u0)) / (u - u0)` of a curved
+    `f` (tanh, GELU) loses its digits when `u` is close to `u0`: the
+    rounding of `f`, about 1e-7 of its value, is divided by the small
+    difference, so a multiplier of a few-ulp difference is off by percents,
+    and a rounding change in `u` (another batch size, another device)
+    changes it by as much. In float64 the difference of two float32 values
+    is exact and `f` keeps 16 digits, so the multiplier is the exact secant
+    to float32 precision: a smooth function of `u` and `u0`. A function that
+    only runs in float32 (a PReLU layer's, whose slope is a float32 weight)
+    is evaluated in its own dtype.
+
+    Args:
+        function: the elementwise nonlinearity `f`.
+        rule: the `MultiplierRule`.
+        inputs: `u`.
+        reference_inputs: `u0`, broadcastable to `u`.
+
+    Returns:
+        The multiplier, float64 (or `u`'s dtype when `f` only runs in it).
+    """
+
+    def evaluate(u: tf.Tensor, u0: tf.Tensor) -> tf.Tensor:
+        def derivative() -> tf.Tensor:
+            with tf.GradientTape() as tape:
+                tape.watch(u)
+                values = function(u)
+            return tape.gradient(values, u)
+
+        return rule(u, function(u), u0, function(u0), derivative)
+
+    try:
+        return evaluate(tf.cast(inputs, tf.float64), tf.cast(reference_inputs, tf.float64))
+    except (TypeError, ValueError, tf.errors.InvalidArgumentError):
+        return evaluate(inputs, tf.cast(reference_inputs, inputs.dtype))
 
 
 def rescaled_forward(
