@@ -185,6 +185,21 @@ EXPLAINERS: dict[str, Callable[..., ke.Explainer]] = {
     ),
 }
 
+# The relevance methods, whose rules are taps with custom gradients (LRP) or
+# a baseline stacked after the batch (DeepLIFT), each under a decorator; on
+# the models that exercise them (BatchNormalization folded, nesting, a
+# transformer's GELU and attention).
+RELEVANCE_EXPLAINERS: dict[str, Callable[..., ke.Explainer]] = {
+    "SmoothGrad(LRP)": lambda model, **kw: ke.SmoothGrad(
+        ke.LRP(model, unsupported="gradient", **kw), samples=2, seed=1
+    ),
+    "TTA(DeepLIFT)": lambda model, strategy=None, **kw: ke.TTA(
+        ke.DeepLIFT(model, **kw), strategy=strategy
+    ),
+}
+RELEVANCE_MODELS = [name for name in MODELS if name in ("batchnorm", "nested", "keras-hub vit")]
+RELEVANCE_MODELS += [name for name in MODELS if name == "composite"]
+
 # The reduced matrix of the multi-worker test: (model names, explainer names).
 WORKER_CASES = (("plain", "demo"), ("GradCAM", "ScoreCAM"))
 

@@ -27,6 +27,8 @@ from distributed_cases import (
     EXPLAINERS,
     INPUT_FORMS,
     MODELS,
+    RELEVANCE_EXPLAINERS,
+    RELEVANCE_MODELS,
     WORKER_CASES,
     assert_same,
     case_name,
@@ -74,7 +76,12 @@ def _last_case(log: Path) -> str:
 
 def test_mirrored_strategy_equals_single_device(tmp_path):
     """Every model x explainer x input form x count, resumed runs to disk, metrics."""
-    process = _launch(["mirrored", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    _check_mirrored(tmp_path, "mirrored", len(MODELS) * len(EXPLAINERS))
+
+
+def _check_mirrored(tmp_path: Path, mode: str, pairs: int) -> None:
+    """Run the distributed script in `mode`; every case equals its single-device result."""
+    process = _launch([mode, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         log = process.communicate(timeout=600)[0].decode(errors="replace")
     finally:
@@ -83,12 +90,17 @@ def test_mirrored_strategy_equals_single_device(tmp_path):
     assert process.returncode == 0, log[-4000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["replicas"] == 2
-    assert report["cases"] == len(MODELS) * len(EXPLAINERS) * len(INPUT_FORMS) * len(COUNTS)
+    assert report["cases"] == pairs * len(INPUT_FORMS) * len(COUNTS)
     failures = report["failures"]
     if failures:
         names = "\n".join(failure.split(": ", 1)[0] for failure in failures)
         details = "\n\n".join(failures[:3])
         pytest.fail(f"{len(failures)} failed case(s):\n{names}\n\nThe first in full:\n\n{details}")
+
+
+def test_mirrored_strategy_equals_single_device_for_lrp_and_deeplift(tmp_path):
+    """LRP and DeepLIFT, under SmoothGrad and TTA: replicas with 2, 1 and no samples."""
+    _check_mirrored(tmp_path, "relevance", len(RELEVANCE_MODELS) * len(RELEVANCE_EXPLAINERS))
 
 
 def test_multi_worker_strategy_equals_single_device(tmp_path):

@@ -44,7 +44,7 @@ else:
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-if mode == "mirrored":
+if mode in ("mirrored", "relevance"):
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -62,6 +62,8 @@ from distributed_cases import (  # noqa: E402
     EXPLAINERS,
     INPUT_FORMS,
     MODELS,
+    RELEVANCE_EXPLAINERS,
+    RELEVANCE_MODELS,
     RTOL,
     WORKER_CASES,
     assert_same,
@@ -117,10 +119,10 @@ def matrix(model_names, explainer_names, save: dict | None = None) -> int:
         model = MODELS[model_name]()
         x_all, y_all = data(model_name, model, max(COUNTS))
         for explainer_name in explainer_names:
-            build = EXPLAINERS[explainer_name]
+            build = {**EXPLAINERS, **RELEVANCE_EXPLAINERS}[explainer_name]
             distributed = build(model, batch_size=BATCH_SIZE, verbose=0, strategy=strategy)
             expected = None
-            if mode == "mirrored":
+            if mode != "worker":
                 expected = build(model, batch_size=BATCH_SIZE, verbose=0).explain(x_all, y_all)
                 spread = np.ptp(expected.maps.reshape(len(x_all), -1), axis=1)
                 if (spread > 0).sum() < len(x_all) // 2:
@@ -316,13 +318,16 @@ def task_targets() -> None:
 
 
 started = time.perf_counter()
-if mode == "mirrored":
+if mode in ("mirrored", "relevance"):
     os.makedirs(out, exist_ok=True)
-    cases = matrix(MODELS, EXPLAINERS)
-    timed("target and input forms", target_and_input_forms)
-    timed("task targets", task_targets)
-    timed("explain_to_disk", resumed_to_disk)
-    timed("metrics", metrics)
+    if mode == "relevance":
+        cases = matrix(RELEVANCE_MODELS, RELEVANCE_EXPLAINERS)
+    else:
+        cases = matrix(MODELS, EXPLAINERS)
+        timed("target and input forms", target_and_input_forms)
+        timed("task targets", task_targets)
+        timed("explain_to_disk", resumed_to_disk)
+        timed("metrics", metrics)
     report = {
         "replicas": strategy.num_replicas_in_sync,
         "cases": cases,
