@@ -60,10 +60,14 @@ def numpy_lrp(layers, x, target, rules, low=None, high=None):
         inputs.append(x)
         x = layer["W"] @ x + layer["b"]
         if index < len(layers) - 1:
-            x = np.maximum(x, 0)  # ReLU: relevance passes unchanged
+            x = np.maximum(x, 0)
     relevance = np.zeros_like(x)
     relevance[target] = x[target]
     for index in reversed(range(len(layers))):
+        if index < len(layers) - 1:
+            # ReLU: relevance passes unchanged where it is on; the units it
+            # turned off keep none (Zennit: relevance travels as its gradient).
+            relevance = np.where(inputs[index + 1] > 0, relevance, 0.0)
         relevance = numpy_rule(rules[index], layers[index], inputs[index], relevance, low, high)
     return relevance
 
@@ -146,6 +150,10 @@ RULE_COMBINATIONS = [
     ("flat", "epsilon", "alpha2beta1"),
     ("wsquare", "gamma", "epsilon"),
     ("zbox", "alpha2beta1", "zplus"),
+    # flat and w² on hidden and output layers, and flat everywhere
+    ("epsilon", "flat", "wsquare"),
+    ("zplus", "wsquare", "flat"),
+    ("flat", "flat", "flat"),
 ]
 
 
@@ -384,7 +392,7 @@ def test_errors_name_what_is_wrong(resnet):
     with pytest.raises(ke.LRPRuleError, match="zbox rule needs"):
         ke.LRP(resnet, rules={"first": "zbox"}, low=0.0)
     with pytest.raises(ke.LRPRuleError, match="first linear layers only; layer 'fc1'"):
-        ke.LRP(resnet, rules={"fc1": "flat"})
+        ke.LRP(resnet, rules={"fc1": "zbox"}, low=0.0, high=1.0)
     with pytest.raises(ke.LRPRuleError, match="'nope' is not 'first'"):
         ke.LRP(resnet, rules={"nope": "zero"})
     with pytest.raises(ke.LRPRuleError, match="not both"):

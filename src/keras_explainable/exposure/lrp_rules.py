@@ -19,9 +19,12 @@ The rules follow Zennit's definitions (Anders et al. 2021), signed inputs
 included: `stabilise(z) = z + ε·sign(z)` with `sign(0) = 1`. The flat, w²
 and z^B rules redistribute relevance in a way that does not factor as
 `x * g_in` (the relevance an input receives does not scale with it): they
-return the input relevance itself (`Rule.relevance_form`), which is only
-meaningful on a model's first linear layers, and the explainer then reads
-the relevance at the input directly.
+return the input relevance itself (`Rule.relevance_form`). On a model's
+first linear layers the explainer then reads the relevance at the input
+directly; on a hidden layer (flat and w²; z^B is for bounded inputs, the
+first layers only) it travels on as `g_in = R_in / x`, and an input that is
+exactly 0, a ReLU's unit that is off, passes none on: its ReLU's gradient
+would drop it, as in Zennit, where relevance travels as the gradient.
 
 A rule's mathematics is a small pure function of a `LinearMap` (the layer's
 operation, kernel and bias: `keras.ops` only), the layer's input `x`, its
@@ -531,8 +534,13 @@ def ruled_linear(rule: Rule, linear: LinearMap, inputs: tf.Tensor, relevance: bo
         z = linear(x)
 
         def backward(g: tf.Tensor) -> tf.Tensor:
-            if relevance or rule.relevance_form:
+            if relevance:
                 return rule.input_relevance(linear, x, z, g)
+            if rule.relevance_form:
+                # A hidden layer: relevance travels on as `g_in = R_in / x`.
+                # An input at exactly 0 (a ReLU's off unit) passes none on,
+                # as its ReLU's gradient would drop it anyway.
+                return tf.math.divide_no_nan(rule.input_relevance(linear, x, z, g), x)
             return rule.input_gradient(linear, x, z, g)
 
         return z, backward

@@ -30,6 +30,7 @@ from keras_explainable.errors import LRPRuleError, UnsupportedLayerError
 from keras_explainable.exposure.lrp_rules import (
     COMPOSITES,
     Rule,
+    ZBox,
     linear_maps,
     make_rule,
     pass_through,
@@ -367,11 +368,11 @@ def lrp_plan(
     relevance_at_input = any(built[key].relevance_form for key in first if key in built)
     for key, made in built.items():
         call = ruled[key]
-        if made.relevance_form and key not in first:
+        if isinstance(made, ZBox) and key not in first:
             raise LRPRuleError(
-                f"The {made.name} rule redistributes relevance regardless of the layer's "
-                f"inputs, so it applies to the first linear layers only; layer {call.name!r} "
-                "is not one. Use it with rules={'first': ...} or a *_flat / *_box composite."
+                f"The zbox rule is for inputs bounded by low= and high= (pixels), so it "
+                f"applies to the first linear layers only; layer {call.name!r} is not one. "
+                "Use it with rules={'first': 'zbox'} or composite='epsilon_gamma_box'."
             )
         if made.relevance_form and isinstance(call.layer, _SEPARABLE):
             raise LRPRuleError(

@@ -59,9 +59,12 @@ class LRP(InputAttributionExplainer):
     - "gamma" (LRP-γ, `gamma=`): positive weights favoured, `W + γW⁺`;
     - "alpha1beta0" = "zplus" (z⁺), "alpha2beta1": positive and negative
       contributions normalised separately and weighted α and β;
-    - "flat", "wsquare" (w²), "zbox" (z^B, `low=`/`high=` bounds of the
-      input): for the first layer; they spread relevance over receptive
-      fields (flat, w²) or within the input's box (z^B).
+    - "flat", "wsquare" (w²): relevance spread over each output's receptive
+      field evenly or by squared weights, whatever the inputs (usually on
+      the first layer; on a hidden layer, the units a ReLU turned off get
+      none, as in Zennit);
+    - "zbox" (z^B, `low=`/`high=` bounds of the input): within the input's
+      box, for the first layer.
 
     `rule=` puts one rule on every Dense and convolution; `composite=` names
     a composite (default "epsilon_plus_flat"): "epsilon_plus" (ε on Dense,
@@ -116,7 +119,7 @@ class LRP(InputAttributionExplainer):
     Raises:
         LRPRuleError: an unknown rule or composite, both `rule` and
             `composite`, "zbox" without `low`/`high`, a rules= key that names
-            no layer, a rule on a layer that takes none, or flat/w²/z^B on a
+            no layer, a rule on a layer that takes none, or z^B on a
             layer that is not a first layer.
         UnsupportedLayerError: a layer without a rule (named in the message).
         ModelStructureError: the model's layers cannot be found.
