@@ -272,6 +272,17 @@ def _vcycle(residual: tf.Tensor, levels: list, level: int = 0, sweeps: int = 1) 
     return smooth(correction, sweeps)
 
 
+def _dot(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """`(m, C, 1, 1)` inner products of each image and channel's planes.
+
+    Summed over the flattened plane: XLA reduces a `(m * C, H * W)` array
+    about twice as fast as the same sum over two axes.
+    """
+    shape = a.shape
+    flat = tf.reshape(a * b, [-1, shape[-2] * shape[-1]])
+    return tf.reshape(tf.reduce_sum(flat, axis=-1), [*shape[:-2], 1, 1])
+
+
 def _solve(known: tf.Tensor, mask: tf.Tensor, tolerance: float, max_iterations: int) -> tf.Tensor:
     """The imputed values (zero where kept) of images with `known` pixels kept.
 
@@ -282,36 +293,37 @@ def _solve(known: tf.Tensor, mask: tf.Tensor, tolerance: float, max_iterations: 
     levels = _levels(mask)
     degree = levels[0][1]
     rhs = mask * _neighbours(known)
-
-    def dot(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-        return tf.reduce_sum(a * b, axis=[-2, -1], keepdims=True)
-
-    threshold = tolerance**2 * dot(rhs, rhs)
+    squared = _dot(rhs, rhs)
+    threshold = tolerance**2 * squared
     residual = rhs
     direction = _vcycle(residual, levels)
-    product = dot(residual, direction)
+    product = _dot(residual, direction)
 
-    def unfinished(i, solution, residual, direction, product):
-        return (i < max_iterations) & tf.reduce_any(dot(residual, residual) > threshold)
+    def unfinished(i, solution, residual, direction, product, squared):
+        return (i < max_iterations) & tf.reduce_any(squared > threshold)
 
-    def iterate(i, solution, residual, direction, product):
+    def iterate(i, solution, residual, direction, product, squared):
         # A converged system stops moving, so each image's result does not
         # depend on the images solved with it.
-        active = dot(residual, residual) > threshold
+        active = squared > threshold
         applied = _apply(direction, mask, degree)
-        alpha = tf.where(active, tf.math.divide_no_nan(product, dot(direction, applied)), 0.0)
+        alpha = tf.where(active, tf.math.divide_no_nan(product, _dot(direction, applied)), 0.0)
         solution += alpha * direction
         residual -= alpha * applied
         preconditioned = _vcycle(residual, levels)
-        new_product = dot(residual, preconditioned)
+        new_product = _dot(residual, preconditioned)
         beta = tf.math.divide_no_nan(new_product, product)
         direction = tf.where(active, preconditioned + beta * direction, direction)
-        return i + 1, solution, residual, direction, tf.where(active, new_product, product)
+        product = tf.where(active, new_product, product)
+        # The residual's squared norm, carried to the next test: a frozen
+        # system's residual does not move, so its norm is kept.
+        squared = tf.where(active, _dot(residual, residual), squared)
+        return i + 1, solution, residual, direction, product, squared
 
     _, solution, *_ = tf.while_loop(
         unfinished,
         iterate,
-        (tf.constant(0), tf.zeros_like(known), residual, direction, product),
+        (tf.constant(0), tf.zeros_like(known), residual, direction, product, squared),
     )
     return solution
 
