@@ -32,6 +32,7 @@ __all__ = [
     "UNIFORM_BASELINE",
     "hash32",
     "hashed_normal",
+    "hashed_normal_by_inverse_cdf",
     "hashed_uniform",
     "noisy_copies",
     "noisy_copy",
@@ -170,6 +171,33 @@ def hashed_normal(shape: tf.Tensor, keys: tf.Tensor) -> tf.Tensor:
     second = _hashed_fractions(keys, counter + 1)
     normal = tf.sqrt(-2.0 * tf.math.log(first)) * tf.cos(2.0 * np.pi * second)
     return tf.reshape(normal, shape)
+
+
+#: The largest float32 below 1: `2u - 1` is clipped to it, which rounds to
+#: +-1 for the outermost hashes (a tail cut at 5.3 standard deviations).
+_BELOW_ONE = float(np.nextafter(np.float32(1), np.float32(0)))
+
+
+def hashed_normal_by_inverse_cdf(shape: tf.Tensor, keys: tf.Tensor) -> tf.Tensor:
+    """Standard normal float32 noise of `shape`, one stream per sample key, by the inverse CDF.
+
+    `sqrt(2) * erfinv(2u - 1)` of one hashed 32-bit uniform `u` per element:
+    the same distribution as `hashed_normal` (other numbers), about four
+    times faster under XLA, where the cosine and logarithm of Box-Muller
+    dominate its cost. Tails beyond 5.3 standard deviations (a probability of
+    about 1e-7) are cut to 5.3.
+
+    Args:
+        shape: the shape `(N, ...)`, a 1-D int tensor.
+        keys: `(N,)` int64 keys, one per sample.
+
+    Returns:
+        `(N, ...)` float32 standard normal numbers.
+    """
+    size = tf.reduce_prod(shape[1:])
+    uniform = _hashed_fractions(keys, tf.cast(tf.range(size), tf.uint32)[None])
+    signed = tf.clip_by_value(2.0 * uniform - 1.0, -_BELOW_ONE, _BELOW_ONE)
+    return tf.reshape(np.sqrt(2.0) * tf.math.erfinv(signed), shape)
 
 
 def noisy_copy(

@@ -22,7 +22,7 @@ from keras_explainable.metrics.base import Batch, ModelMetric
 from keras_explainable.metrics.perturbs import PerturbsInputs, sample_major
 from keras_explainable.metrics.removal import run_keys
 from keras_explainable.metrics.result import MetricResult
-from keras_explainable.noise import METRIC_NOISE, hashed_normal
+from keras_explainable.noise import METRIC_NOISE, hashed_normal_by_inverse_cdf
 from keras_explainable.perturbation import evaluate_perturbations
 from keras_explainable.validators import (
     check_seed,
@@ -135,7 +135,7 @@ def _impute(
     )
     filled = known + mask * tf.transpose(planar, [0, 2, 3, 1])
     if noise > 0:
-        filled += mask * noise * hashed_normal(tf.shape(images), keys)
+        filled += mask * noise * hashed_normal_by_inverse_cdf(tf.shape(images), keys)
     return filled
 
 
