@@ -297,35 +297,38 @@ def _solve(known: tf.Tensor, mask: tf.Tensor, tolerance: float, max_iterations: 
     rhs = mask * _neighbours(known)
     squared = _dot(rhs, rhs)
     threshold = tolerance**2 * squared
-    residual = rhs
-    direction = _vcycle(residual, levels)
-    product = _dot(residual, direction)
 
     def unfinished(i, solution, residual, direction, product, squared):
         return (i < max_iterations) & tf.reduce_any(squared > threshold)
 
     def iterate(i, solution, residual, direction, product, squared):
+        # Each iteration starts with the V-cycle, of the residual the loop
+        # carries: XLA would otherwise fuse the right-hand side's stencil into
+        # the first V-cycle's stencils, recomputing it, and the last V-cycle
+        # would go unused.
         # A converged system stops moving, so each image's result does not
         # depend on the images solved with it.
         active = squared > threshold
+        preconditioned = _vcycle(residual, levels)
+        new_product = _dot(residual, preconditioned)
+        # The first direction is zero: its coefficient does not matter.
+        beta = tf.math.divide_no_nan(new_product, product)
+        direction = tf.where(active, preconditioned + beta * direction, direction)
+        product = tf.where(active, new_product, product)
         applied = _apply(direction, mask, degree)
         alpha = tf.where(active, tf.math.divide_no_nan(product, _dot(direction, applied)), 0.0)
         solution += alpha * direction
         residual -= alpha * applied
-        preconditioned = _vcycle(residual, levels)
-        new_product = _dot(residual, preconditioned)
-        beta = tf.math.divide_no_nan(new_product, product)
-        direction = tf.where(active, preconditioned + beta * direction, direction)
-        product = tf.where(active, new_product, product)
         # The residual's squared norm, carried to the next test: a frozen
         # system's residual does not move, so its norm is kept.
         squared = tf.where(active, _dot(residual, residual), squared)
         return i + 1, solution, residual, direction, product, squared
 
+    zeros = tf.zeros_like(known)
     _, solution, *_ = tf.while_loop(
         unfinished,
         iterate,
-        (tf.constant(0), tf.zeros_like(known), residual, direction, product, squared),
+        (tf.constant(0), zeros, rhs, zeros, tf.ones_like(squared), squared),
     )
     return solution
 
