@@ -247,30 +247,44 @@ def _apply(values: tf.Tensor, mask: tf.Tensor, degree: tf.Tensor) -> tf.Tensor:
     return mask * (degree * values - _neighbours(values))
 
 
-def _vcycle(residual: tf.Tensor, levels: list, level: int = 0, sweeps: int = 1) -> tf.Tensor:
+#: Jacobi sweeps before and after the coarse-grid correction, on the finest
+#: grid and on the coarser ones (a quarter of the pixels or fewer: cheap
+#: sweeps that cut iterations on large holes).
+FINE_SWEEPS, COARSE_SWEEPS = 2, 3
+
+
+def _vcycle(residual: tf.Tensor, levels: list, level: int = 0) -> tf.Tensor:
     """One multigrid V-cycle from zero: a symmetric preconditioner of the solve.
 
-    Jacobi sweeps (the same number before and after), the residual restricted
-    to the coarser grid and its correction interpolated back; on the
-    coarsest grid, three sweeps.
+    Jacobi sweeps (`FINE_SWEEPS` on the finest grid, `COARSE_SWEEPS` on the
+    others, the same number before and after), the residual restricted to the
+    coarser grid and its correction interpolated back; on the coarsest grid,
+    `COARSE_SWEEPS` sweeps alone.
     """
     mask, degree = levels[level]
+    sweeps = FINE_SWEEPS if level == 0 else COARSE_SWEEPS
+
+    def sweep(correction: tf.Tensor) -> tf.Tensor:
+        return correction + mask * (residual - _apply(correction, mask, degree)) / degree
 
     def smooth(correction: tf.Tensor, count: int) -> tf.Tensor:
-        for _ in range(count):
-            correction += mask * (residual - _apply(correction, mask, degree)) / degree
-        return correction
+        if count <= 1:
+            return sweep(correction) if count else correction
+        # Sweeps in a loop: XLA writes each one out, where it would fuse
+        # unrolled sweeps into one another and recompute their stencils (a
+        # cost that grows faster than their number).
+        return tf.while_loop(
+            lambda i, _: i < count, lambda i, c: (i + 1, sweep(c)), (0, correction)
+        )[1]
 
     # The first sweep from zero needs no product with the matrix.
     start = mask * residual / degree
     if level == len(levels) - 1:
-        # More sweeps cut no iterations on 224 x 224 images, and cost more
-        # than their number: XLA fuses each into the next, recomputing stencils.
-        return smooth(start, 2)
+        return smooth(start, sweeps - 1)
     correction = smooth(start, sweeps - 1)
     coarse_mask, _ = levels[level + 1]
     coarse = coarse_mask * _restrict(residual - _apply(correction, mask, degree))
-    correction += mask * _prolong(_vcycle(coarse, levels, level + 1, sweeps), residual)
+    correction += mask * _prolong(_vcycle(coarse, levels, level + 1), residual)
     return smooth(correction, sweeps)
 
 
