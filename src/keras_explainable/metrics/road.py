@@ -22,7 +22,7 @@ from keras_explainable.metrics.base import Batch, ModelMetric
 from keras_explainable.metrics.perturbs import PerturbsInputs, sample_major
 from keras_explainable.metrics.removal import run_keys
 from keras_explainable.metrics.result import MetricResult
-from keras_explainable.noise import METRIC_NOISE, hashed_normal
+from keras_explainable.noise import METRIC_NOISE, hashed_normal_by_inverse_cdf
 from keras_explainable.perturbation import evaluate_perturbations
 from keras_explainable.validators import (
     check_seed,
@@ -135,7 +135,7 @@ def _impute(
     )
     filled = known + mask * tf.transpose(planar, [0, 2, 3, 1])
     if noise > 0:
-        filled += mask * noise * hashed_normal(tf.shape(images), keys)
+        filled += mask * noise * hashed_normal_by_inverse_cdf(tf.shape(images), keys)
     return filled
 
 
@@ -247,71 +247,103 @@ def _apply(values: tf.Tensor, mask: tf.Tensor, degree: tf.Tensor) -> tf.Tensor:
     return mask * (degree * values - _neighbours(values))
 
 
-def _vcycle(residual: tf.Tensor, levels: list, level: int = 0, sweeps: int = 1) -> tf.Tensor:
+#: Jacobi sweeps before and after the coarse-grid correction, on the finest
+#: grid and on the coarser ones (a quarter of the pixels or fewer: cheap
+#: sweeps that cut iterations on large holes).
+FINE_SWEEPS, COARSE_SWEEPS = 2, 3
+
+
+def _vcycle(residual: tf.Tensor, levels: list, level: int = 0) -> tf.Tensor:
     """One multigrid V-cycle from zero: a symmetric preconditioner of the solve.
 
-    Jacobi sweeps (the same number before and after), the residual restricted
-    to the coarser grid and its correction interpolated back; on the
-    coarsest grid, more sweeps.
+    Jacobi sweeps (`FINE_SWEEPS` on the finest grid, `COARSE_SWEEPS` on the
+    others, the same number before and after), the residual restricted to the
+    coarser grid and its correction interpolated back; on the coarsest grid,
+    `COARSE_SWEEPS` sweeps alone.
     """
     mask, degree = levels[level]
+    sweeps = FINE_SWEEPS if level == 0 else COARSE_SWEEPS
+
+    def sweep(correction: tf.Tensor) -> tf.Tensor:
+        return correction + mask * (residual - _apply(correction, mask, degree)) / degree
 
     def smooth(correction: tf.Tensor, count: int) -> tf.Tensor:
-        for _ in range(count):
-            correction += mask * (residual - _apply(correction, mask, degree)) / degree
-        return correction
+        if count <= 1:
+            return sweep(correction) if count else correction
+        # Sweeps in a loop: XLA writes each one out, where it would fuse
+        # unrolled sweeps into one another and recompute their stencils (a
+        # cost that grows faster than their number).
+        return tf.while_loop(
+            lambda i, _: i < count, lambda i, c: (i + 1, sweep(c)), (0, correction)
+        )[1]
 
     # The first sweep from zero needs no product with the matrix.
     start = mask * residual / degree
     if level == len(levels) - 1:
-        return smooth(start, 15)
+        return smooth(start, sweeps - 1)
     correction = smooth(start, sweeps - 1)
     coarse_mask, _ = levels[level + 1]
     coarse = coarse_mask * _restrict(residual - _apply(correction, mask, degree))
-    correction += mask * _prolong(_vcycle(coarse, levels, level + 1, sweeps), residual)
+    correction += mask * _prolong(_vcycle(coarse, levels, level + 1), residual)
     return smooth(correction, sweeps)
+
+
+def _dot(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """`(m, C, 1, 1)` inner products of each image and channel's planes.
+
+    Summed over the flattened plane: XLA reduces a `(m * C, H * W)` array
+    about twice as fast as the same sum over two axes.
+    """
+    shape = a.shape
+    flat = tf.reshape(a * b, [-1, shape[-2] * shape[-1]])
+    return tf.reshape(tf.reduce_sum(flat, axis=-1), [*shape[:-2], 1, 1])
 
 
 def _solve(known: tf.Tensor, mask: tf.Tensor, tolerance: float, max_iterations: int) -> tf.Tensor:
     """The imputed values (zero where kept) of images with `known` pixels kept.
 
-    Conjugate gradients preconditioned by a multigrid V-cycle: a few dozen
-    iterations whatever the image size, where plain conjugate gradients need
-    hundreds on large holes.
+    Conjugate gradients preconditioned by a multigrid V-cycle: a few
+    iterations whatever the image size (2 to 7 on 224 x 224 images at
+    tolerance 1e-3), where plain conjugate gradients need hundreds on large
+    holes.
     """
     levels = _levels(mask)
     degree = levels[0][1]
     rhs = mask * _neighbours(known)
+    squared = _dot(rhs, rhs)
+    threshold = tolerance**2 * squared
 
-    def dot(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-        return tf.reduce_sum(a * b, axis=[-2, -1], keepdims=True)
+    def unfinished(i, solution, residual, direction, product, squared):
+        return (i < max_iterations) & tf.reduce_any(squared > threshold)
 
-    threshold = tolerance**2 * dot(rhs, rhs)
-    residual = rhs
-    direction = _vcycle(residual, levels)
-    product = dot(residual, direction)
-
-    def unfinished(i, solution, residual, direction, product):
-        return (i < max_iterations) & tf.reduce_any(dot(residual, residual) > threshold)
-
-    def iterate(i, solution, residual, direction, product):
+    def iterate(i, solution, residual, direction, product, squared):
+        # Each iteration starts with the V-cycle, of the residual the loop
+        # carries: XLA would otherwise fuse the right-hand side's stencil into
+        # the first V-cycle's stencils, recomputing it, and the last V-cycle
+        # would go unused.
         # A converged system stops moving, so each image's result does not
         # depend on the images solved with it.
-        active = dot(residual, residual) > threshold
-        applied = _apply(direction, mask, degree)
-        alpha = tf.where(active, tf.math.divide_no_nan(product, dot(direction, applied)), 0.0)
-        solution += alpha * direction
-        residual -= alpha * applied
+        active = squared > threshold
         preconditioned = _vcycle(residual, levels)
-        new_product = dot(residual, preconditioned)
+        new_product = _dot(residual, preconditioned)
+        # The first direction is zero: its coefficient does not matter.
         beta = tf.math.divide_no_nan(new_product, product)
         direction = tf.where(active, preconditioned + beta * direction, direction)
-        return i + 1, solution, residual, direction, tf.where(active, new_product, product)
+        product = tf.where(active, new_product, product)
+        applied = _apply(direction, mask, degree)
+        alpha = tf.where(active, tf.math.divide_no_nan(product, _dot(direction, applied)), 0.0)
+        solution += alpha * direction
+        residual -= alpha * applied
+        # The residual's squared norm, carried to the next test: a frozen
+        # system's residual does not move, so its norm is kept.
+        squared = tf.where(active, _dot(residual, residual), squared)
+        return i + 1, solution, residual, direction, product, squared
 
+    zeros = tf.zeros_like(known)
     _, solution, *_ = tf.while_loop(
         unfinished,
         iterate,
-        (tf.constant(0), tf.zeros_like(known), residual, direction, product),
+        (tf.constant(0), zeros, rhs, zeros, tf.ones_like(squared), squared),
     )
     return solution
 
