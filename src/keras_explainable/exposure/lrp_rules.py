@@ -188,7 +188,14 @@ class Epsilon(Rule):
         self, linear: LinearMap, x: tf.Tensor, z: tf.Tensor, g: tf.Tensor
     ) -> tf.Tensor:
         """`g_in` (see the class)."""
-        return linear.transpose(linear.kernel, z * g / stabilize(z, self.epsilon), x)
+        return linear.transpose(linear.kernel, _epsilon_signal(z, g, self.epsilon), x)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _epsilon_signal(z: tf.Tensor, g: tf.Tensor, epsilon: float) -> tf.Tensor:
+    """`R / stabilise(z, ε)` for `R = z * g`, as `g |z| / (|z| + ε)`: one fused kernel (XLA)."""
+    magnitude = tf.abs(z)
+    return g * magnitude / (magnitude + epsilon)
 
 
 @attrs.frozen
@@ -246,9 +253,14 @@ class AlphaBeta(Rule):
         wp, wn = _positive(kernel), _negative(kernel)
         relevance = z * g
         if linear.non_negative:
-            gradient = self.alpha * linear.transpose(
-                wp, relevance / stabilize(linear(x, wp, _positive(bias))), x
-            )
+            # For inputs >= 0 the positive part `W⁺x + b⁺` is >= 0, so it is
+            # stabilised by adding ε, folded into its bias: no elementwise
+            # passes over the layer's outputs beyond the product and quotient.
+            shift = STABILIZER if bias is None else _positive(bias) + STABILIZER
+            positive = linear(x, wp, shift)
+            gradient = linear.transpose(wp, relevance / positive, x)
+            if self.alpha != 1.0:
+                gradient *= self.alpha
             if self.beta:
                 s_neg = relevance / stabilize(linear(x, wn, _negative(bias)))
                 gradient -= self.beta * linear.transpose(wn, s_neg, x)
