@@ -195,10 +195,8 @@ def hashed_normal_by_inverse_cdf(shape: tf.Tensor, keys: tf.Tensor) -> tf.Tensor
     Returns:
         `(N, ...)` float32 standard normal numbers.
     """
-    size = tf.reduce_prod(shape[1:])
-    uniform = _hashed_fractions(keys, tf.cast(tf.range(size), tf.uint32)[None])
-    signed = tf.clip_by_value(2.0 * uniform - 1.0, -_BELOW_ONE, _BELOW_ONE)
-    return tf.reshape(np.sqrt(2.0) * tf.math.erfinv(signed), shape)
+    signed = tf.clip_by_value(2.0 * hashed_uniform(shape, keys) - 1.0, -_BELOW_ONE, _BELOW_ONE)
+    return np.sqrt(2.0) * tf.math.erfinv(signed)
 
 
 def noisy_copy(
