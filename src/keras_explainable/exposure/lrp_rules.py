@@ -30,8 +30,10 @@ A rule's mathematics is a small pure function of a `LinearMap` (the layer's
 operation, kernel and bias: `keras.ops` only), the layer's input `x`, its
 output `z` and the incoming gradient `g`. The taps that put the rules on the
 layers' calls use `tf.custom_gradient` (TensorFlow-only; on JAX it would be a
-`jax.custom_vjp`, on PyTorch an `autograd.Function`), and the transposed
-maps `W'^T s` are taken with a `tf.GradientTape` over the linear operation.
+`jax.custom_vjp`, on PyTorch an `autograd.Function`), the transposed
+maps `W'^T s` are taken with a `tf.GradientTape` over the linear operation,
+and LRP-ε's elementwise share is one kernel fused by XLA
+(`tf.function(jit_compile=True)`; `jax.jit` on JAX).
 
 References:
     Bach, Binder, Montavon, Klauschen, Müller & Samek (2015), "On Pixel-Wise
