@@ -6,7 +6,7 @@ Here the rule needs a *reference*: the nonlinearity's input `u0` and output
 `y0` on the baseline. So a method runs two passes (`rescaled_forward`):
 
 1. the reference pass, on the baselines, with a `ReferenceInput` tap on each
-   nonlinearity recording `(u0, y0)`;
+   nonlinearity recording its input `u0`;
 2. the explained pass, on the inputs, with a `Multiplied` tap on each
    nonlinearity whose output is `f(u)` and whose local derivative is the
    multiplier `rule(u, y, u0, y0, derivative)` (DeepLIFT's rescale rule:
@@ -194,16 +194,15 @@ def nonlinearities(calls: Any, skip: Sequence[CallSite] = ()) -> list[Nonlineari
 
 @attrs.define(eq=False)
 class ReferenceInput(Tap):
-    """Record a nonlinearity's input and output, `(u0, y0)`, on the reference pass."""
+    """Record a nonlinearity's input `u0` on the reference pass."""
 
     nonlinearity: Nonlinearity = attrs.field(kw_only=True)
 
     def apply(self, call: TappedCall, proceed: Callable[[], Any]) -> Any:
-        """The call's output, unchanged; `(u, f(u))` recorded."""
+        """The call's output, unchanged; its input `u` recorded."""
         inputs = self.nonlinearity.pre_activation(call)
-        outputs = self.nonlinearity.function(inputs)
-        call.session.record(self, (tf.stop_gradient(inputs), tf.stop_gradient(outputs)))
-        return outputs
+        call.session.record(self, tf.stop_gradient(inputs))
+        return self.nonlinearity.function(inputs)
 
 
 @attrs.define(eq=False)
@@ -213,14 +212,14 @@ class Multiplied(Tap):
     Attributes:
         nonlinearity: the nonlinearity.
         rule: the `MultiplierRule`.
-        reference: `(u0, y0)` recorded by a `ReferenceInput` (batch 1 or N);
+        reference: `u0` recorded by a `ReferenceInput` (batch 1 or N);
             None when the batch's last sample is the reference (a baseline
             stacked after the inputs).
     """
 
     nonlinearity: Nonlinearity = attrs.field(kw_only=True)
     rule: MultiplierRule = attrs.field(kw_only=True)
-    reference: tuple | None = attrs.field(default=None, kw_only=True)
+    reference: tf.Tensor | None = attrs.field(default=None, kw_only=True)
 
     def apply(self, call: TappedCall, proceed: Callable[[], Any]) -> Any:
         """`f(u)`, whose gradient with respect to `u` is `rule(...)` times the incoming one."""
@@ -239,7 +238,7 @@ class Multiplied(Tap):
         @tf.custom_gradient
         def rescaled(u: tf.Tensor) -> tuple:
             def backward(gradients: tf.Tensor) -> tf.Tensor:
-                u0 = u[-1:] if reference is None else tf.cast(reference[0], u.dtype)
+                u0 = u[-1:] if reference is None else tf.cast(reference, u.dtype)
                 return scaled(gradients, u, u0)
 
             return tf.identity(outputs), backward
