@@ -77,6 +77,10 @@ failures: list[str] = []
 seconds: dict[str, float] = {}
 
 
+#: Every explainer a matrix can name.
+ALL_EXPLAINERS = {**EXPLAINERS, **RELEVANCE_EXPLAINERS}
+
+
 def check(case: str, compare: Callable[..., None], *args: Any) -> None:
     """Run `compare(*args)`; record an exception or a mismatch under `case`.
 
@@ -119,7 +123,7 @@ def matrix(model_names, explainer_names, save: dict | None = None) -> int:
         model = MODELS[model_name]()
         x_all, y_all = data(model_name, model, max(COUNTS))
         for explainer_name in explainer_names:
-            build = {**EXPLAINERS, **RELEVANCE_EXPLAINERS}[explainer_name]
+            build = ALL_EXPLAINERS[explainer_name]
             distributed = build(model, batch_size=BATCH_SIZE, verbose=0, strategy=strategy)
             expected = None
             if mode != "worker":
