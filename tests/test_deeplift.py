@@ -277,3 +277,57 @@ def test_several_inputs_sum_to_the_difference_with_baselines_per_input():
     np.testing.assert_allclose(total, delta, rtol=1e-5, atol=1e-6)
     with pytest.raises(ke.ModelStructureError, match="several inputs"):
         ke.DeepSHAP(model, np.zeros((2, 6, 6, 2), "float32"))
+
+
+def test_a_shared_reference_follows_the_weights_from_one_call_to_the_next(x, baseline):
+    """The baseline's activations are computed once per call, so new weights are seen."""
+    model = _residual_model()
+    background = np.random.default_rng(9).uniform(0, 1, (2, 8, 8, 3)).astype("float32")
+
+    def explainers(model: keras.Model) -> dict:
+        lift = ke.DeepLIFT(model, baseline=baseline, batch_size=2, **RAW)
+        return {
+            "DeepLIFT": lift,
+            "SmoothGrad(DeepLIFT)": ke.SmoothGrad(lift, samples=3, seed=4),
+            "TTA(DeepLIFT)": ke.TTA(lift),
+            "DeepSHAP": ke.DeepSHAP(model, background, batch_size=2, **RAW),
+        }
+
+    kept = explainers(model)
+    first = {name: explainer.explain(x, 1).maps for name, explainer in kept.items()}
+    _set_weights(model, seed=7)
+    fresh = explainers(_set_weights(_residual_model(), seed=7))
+    for name, explainer in kept.items():
+        again = explainer.explain(x, 1).maps
+        assert not np.allclose(again, first[name], atol=1e-3), name
+        np.testing.assert_allclose(again, fresh[name].explain(x, 1).maps, rtol=1e-5, atol=1e-6)
+    # Summation to the new logits' difference, computed here.
+    delta = _logits(model, x)[:, 1] - _logits(model, baseline[None])[0, 1]
+    sums = kept["DeepLIFT"].explain(x, 1).maps.sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(sums, delta, rtol=1e-5, atol=1e-6)
+
+
+def test_inputs_of_unknown_size_sum_to_the_difference_batch_by_batch():
+    """Batches whose size is unknown before the run hold the shared baseline as a last sample."""
+    inputs = keras.Input((None, None, 3))
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    h = keras.layers.BatchNormalization()(h)
+    h = keras.layers.ReLU()(keras.layers.Conv2D(4, 3, padding="same")(h))
+    outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(h))
+    model = _set_weights(keras.Model(inputs, outputs), seed=2)
+    explainer = ke.DeepLIFT(model, baseline=0.25, channel_reduction=None, **RAW)
+    rng = np.random.default_rng(3)
+    for shape in [(8, 8), (10, 6)]:
+        # Two batches, the last of one sample, from a dataset of unknown image size.
+        batches = [rng.uniform(0, 1, (size, *shape, 3)).astype("float32") for size in (2, 1)]
+        dataset = tf.data.Dataset.from_generator(
+            lambda batches=batches: iter(batches),
+            output_signature=tf.TensorSpec((None, None, None, 3), tf.float32),
+        )
+        maps = explainer.explain(dataset, 1).maps
+        images = np.concatenate(batches)
+        delta = model(images).numpy()[:, 1] - model(np.full_like(images[:1], 0.25)).numpy()[0, 1]
+        np.testing.assert_allclose(maps.sum(axis=(1, 2, 3, 4)), delta, rtol=1e-5, atol=1e-6)
+        # The same images as an array (their size known before the run): the same maps.
+        alone = explainer.explain(images, 1).maps
+        np.testing.assert_allclose(maps, alone, rtol=1e-5, atol=1e-7)

@@ -310,6 +310,24 @@ class Explainer(LayerAccess, abc.ABC):
     def _check_targets(self, plan: TargetPlan) -> None:  # noqa: B027 - optional hook
         """Reject target forms this method cannot explain (optional hook)."""
 
+    def _start_run(self, spec: Any) -> None:  # noqa: B027 - optional hook
+        """Compute what every batch of a run shares, before its first batch (optional hook).
+
+        It runs eagerly, once per `explain` or `explain_to_disk` call, after
+        the inputs and targets are checked and before any batch. A method
+        whose batches share a costly part (DeepLIFT's activations on a
+        shared baseline) computes it here, into variables its compiled steps
+        read; it is computed again at every run, so it always reflects the
+        model's current weights.
+
+        Args:
+            spec: the run's `InputSource.spec` (`tf.TensorSpec` of a batch,
+                batch axis None; a tuple of them for several inputs).
+        """
+
+    def _end_run(self) -> None:  # noqa: B027 - optional hook
+        """Release what `_start_run` prepared, after the run's last batch or its error."""
+
     def _sample_data(self) -> dict[str, np.ndarray]:
         """Arrays of one row per input `(N, ...)` that `_attribute` reads, by name.
 
@@ -519,6 +537,29 @@ class Explainer(LayerAccess, abc.ABC):
         """The method's own per-sample arrays `(N, ...)` (see `_sample_data`)."""
         return self._sample_data()
 
+    def start_run(self, spec: Any) -> None:
+        """Prepare a run of batches of `spec` (see `_start_run`); decorators forward it."""
+        self._start_run(spec)
+
+    def end_run(self) -> None:
+        """End the run `start_run` prepared (see `_end_run`)."""
+        self._end_run()
+
+    def _method_view(self, flat: list[tf.Tensor]) -> Any:
+        """The inputs `_attribute` sees, from a batch's flattened inputs (not a text model's).
+
+        One input, cast to the compute dtype; several, cast each to its own
+        and arranged in `InputLayout.method_view`.
+        """
+        exposure = self._exposure
+        if not exposure.several_inputs:
+            return exposure.embed(flat[0])
+        layout = exposure.input_layout
+        dtypes = [_compute_dtype(dtype) for dtype in layout.dtypes]
+        return layout.method_view(
+            [tf.cast(part, dtype) for part, dtype in zip(flat, dtypes, strict=True)]
+        )
+
     # ------------------------------------------------------------------ running
     def _step_function(self, spec: Any, plan: TargetPlan) -> Callable:
         """The uncompiled step: `(inputs, feed) -> (maps, scores, targets, notes, finite)`.
@@ -538,7 +579,6 @@ class Explainer(LayerAccess, abc.ABC):
         else:
             # A feature vector (N, D) is read as (N, D, 1): its one spatial axis is D.
             model_shapes = [(*shape, 1) if len(shape) == 2 else shape for shape in layout.shapes]
-            dtypes = [_compute_dtype(dtype) for dtype in layout.dtypes]
         # The data's static size, else the model's, else the size at run time.
         static_sizes = [
             [
@@ -560,12 +600,7 @@ class Explainer(LayerAccess, abc.ABC):
                 for part, static in zip(flat, static_sizes, strict=True)
             ]
             finite = _finite(flat)
-            if layout is None:
-                viewed = exposure.embed(flat[0])  # the inputs, cast
-            else:
-                cast = [tf.cast(part, dtype) for part, dtype in zip(flat, dtypes, strict=True)]
-                viewed = layout.method_view(cast)
-            attribution = self.attribute(viewed, plan.targets(feed))
+            attribution = self.attribute(self._method_view(flat), plan.targets(feed))
             maps = self._finish_each(attribution.maps, sizes)
             return self._step_results(attribution, maps, finite)
 
@@ -668,9 +703,11 @@ class Explainer(LayerAccess, abc.ABC):
             batches = local_batches(source, plan, units, step_for, skip)
         total = None if source.batches is None else source.batches - skip
         self._run_log = writer.log
+        self.start_run(spec)
         try:
             run_steps(self._reported(batches), writer, progress_bar(self.verbose, total))
         finally:
+            self.end_run()
             self._run_log = None
 
     def _batch_spec(self, key: tuple, spec: Any, source: InputSource) -> Any:

@@ -175,6 +175,12 @@ class Decorator(Explainer):
     def _sample_data(self) -> dict:
         return self.explainer.sample_data()
 
+    def _start_run(self, spec: Any) -> None:
+        self.explainer.start_run(spec)
+
+    def _end_run(self) -> None:
+        self.explainer.end_run()
+
     def finish_maps(self, maps: tf.Tensor, spatial_size: Sequence) -> tf.Tensor:
         """The wrapped explainer's post-processing (see `Explainer.finish_maps`)."""
         return self.explainer.finish_maps(maps, spatial_size)

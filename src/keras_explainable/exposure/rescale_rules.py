@@ -12,9 +12,11 @@ Here the rule needs a *reference*: the nonlinearity's input `u0` and output
    multiplier `rule(u, y, u0, y0, derivative)` (DeepLIFT's rescale rule:
    `(y - y0) / (u - u0)`).
 
-A baseline shared by the whole batch needs no pass of its own: it is stacked
-after the inputs, and each `Multiplied` tap reads `u0` from the batch's
-last sample.
+A baseline shared by every batch of a run has its reference pass once per
+run (`SharedReferences`): its `u0` are kept in variables that each batch's
+`Multiplied` taps read. Where they cannot be kept (inputs of unknown size,
+a text model), a shared baseline is stacked after the inputs, and each
+`Multiplied` tap reads `u0` from the batch's last sample.
 
 Linear layers (Dense, convolutions, BatchNormalization in inference, Add,
 pooling by averages) keep their ordinary gradients. The baselines may be
@@ -61,6 +63,7 @@ __all__ = [
     "MultiplierRule",
     "Nonlinearity",
     "ReferenceInput",
+    "SharedReferences",
     "precise_multiplier",
     "elementwise_function",
     "nonlinearities",
@@ -290,6 +293,112 @@ def precise_multiplier(
         return evaluate(inputs, tf.cast(reference_inputs, inputs.dtype))
 
 
+#: The most memory `SharedReferences` keeps for one input shape (bytes);
+#: beyond it each batch computes its references again.
+SHARED_REFERENCE_BYTES = 1 << 30
+
+
+def _sample_key(inputs: Any) -> tuple | None:
+    """The static shapes and dtypes of one sample of `inputs`; None if not all known."""
+    parts = tf.nest.flatten(inputs)
+    if not all(part.shape[1:].is_fully_defined() for part in parts):
+        return None
+    return tuple((tuple(part.shape[1:]), part.dtype.name) for part in parts)
+
+
+@attrs.define(eq=False)
+class SharedReferences:
+    """The nonlinearities' inputs `u0` on baselines shared by every batch of a run.
+
+    DeepLIFT's reference does not depend on the explained inputs when the
+    baseline is shared ('zeros', a number, an array; DeepSHAP's background):
+    its pass runs once per run (`update`, eagerly, before the first batch)
+    instead of once per batch, and the compiled steps read its `u0` from
+    variables (`read`). `update` runs again at every run, so the references
+    follow the model's weights; outside a run (`release`) no step traced
+    from then on reads them.
+
+    One set of variables is kept per sample shape of the inputs (a step is
+    traced for one shape, and reads that shape's variables). References that
+    would take more than `SHARED_REFERENCE_BYTES` are not kept: the steps
+    then compute them (`rescaled_forward`).
+
+    Attributes:
+        found: the model's nonlinearities (`nonlinearities`).
+    """
+
+    found: Sequence[Nonlinearity]
+    _variables: dict[tuple, list[tf.Variable]] = attrs.field(factory=dict, init=False)
+    _functions: dict[tuple, Callable] = attrs.field(factory=dict, init=False)
+    _current: tuple | None = attrs.field(default=None, init=False)
+
+    def update(self, exposure: Any, sample: Any, baselines: Any, batch_size: int) -> bool:
+        """Run the reference pass on `baselines`, for inputs shaped like `sample`.
+
+        Args:
+            exposure: the method's `Exposure`.
+            sample: one input sample `(1, ...)` in the methods' view (its
+                shape keys the references).
+            baselines: the baselines `(B, ...)`, of `sample`'s structure.
+            batch_size: how many baselines one reference pass holds.
+
+        Returns:
+            Whether the references are kept (the steps of this run read them).
+        """
+        key = _sample_key(sample)
+        if key is None or exposure.embedding is not None:
+            return False
+        function = self._functions.get(key)
+        if function is None:
+            function = self._functions[key] = self._reference_function(exposure)
+        count = tf.nest.flatten(baselines)[0].shape[0]
+
+        def chunk(start: int) -> list[tf.Tensor]:
+            rows = slice(start, start + batch_size)
+            return function(tf.nest.map_structure(lambda part: part[rows], baselines))
+
+        first = chunk(0)
+        size = sum(part.shape[1:].num_elements() * part.dtype.size for part in first)
+        if size * count > SHARED_REFERENCE_BYTES:
+            return False
+        chunks = [first, *(chunk(start) for start in range(batch_size, count, batch_size))]
+        values = [tf.concat(parts, axis=0) for parts in zip(*chunks, strict=True)]
+        variables = self._variables.get(key)
+        if variables is None or any(
+            variable.shape != value.shape for variable, value in zip(variables, values, strict=True)
+        ):
+            variables = self._variables[key] = [
+                tf.Variable(value, trainable=False, name="deeplift_reference") for value in values
+            ]
+        else:
+            for variable, value in zip(variables, values, strict=True):
+                variable.assign(value)
+        self._current = key
+        return True
+
+    def _reference_function(self, exposure: Any) -> Callable:
+        found = self.found
+
+        @tf.function(autograph=False, reduce_retracing=True)
+        def reference(baselines: Any) -> list[tf.Tensor]:
+            recorders = [ReferenceInput(item.site, nonlinearity=item) for item in found]
+            session = exposure.forward(baselines, recorders).session
+            return [session.observed(recorder) for recorder in recorders]
+
+        return reference
+
+    def read(self, inputs: Any) -> list[tf.Tensor] | None:
+        """The references for a batch like `inputs`, while a step is traced in a run; else None."""
+        key = _sample_key(inputs)
+        if key is None or key != self._current:
+            return None
+        return [variable.read_value() for variable in self._variables[key]]
+
+    def release(self) -> None:
+        """End the run: steps traced from now on compute their references."""
+        self._current = None
+
+
 def rescaled_forward(
     exposure: Any,
     found: Sequence[Nonlinearity],
@@ -297,15 +406,16 @@ def rescaled_forward(
     baselines: Any,
     rule: MultiplierRule,
     shared: bool = False,
+    references: Sequence[tf.Tensor] | None = None,
 ) -> Any:
     """The explained outputs on `inputs`, with each nonlinearity's multiplier against `baselines`.
 
-    A baseline shared by the batch (`shared`) is stacked after the inputs,
-    so one pass of `N + 1` samples gives both the inputs' activations and the
-    reference's (no separate pass of one sample, which costs far more than
-    its share on an accelerator). Baselines of their own per sample (or a
-    text model, whose padding belongs to the batch) run in a reference pass
-    of their own first.
+    With `references` (`SharedReferences.read`, one `u0` per nonlinearity),
+    the pass is of the inputs alone. Else a baseline shared by the batch
+    (`shared`) is stacked after the inputs, so one pass of `N + 1` samples
+    gives both the inputs' activations and the reference's. Baselines of
+    their own per sample (or a text model, whose padding belongs to the
+    batch) run in a reference pass of their own first.
 
     Args:
         exposure: the method's `Exposure`.
@@ -315,10 +425,18 @@ def rescaled_forward(
             baseline per input, or a batch of one shared by all.
         rule: the `MultiplierRule`.
         shared: whether `baselines` is one sample, the reference of every input.
+        references: the nonlinearities' inputs on the shared baseline,
+            computed already (batch 1).
 
     Returns:
         The explained outputs on the inputs, whose gradients follow the rule.
     """
+    if references is not None:
+        taps = [
+            Multiplied(item.site, nonlinearity=item, rule=rule, reference=reference)
+            for item, reference in zip(found, references, strict=True)
+        ]
+        return exposure.forward(inputs, taps).outputs
     if shared and exposure.embedding is None:
         stacked = tf.nest.map_structure(
             lambda part, baseline: tf.concat([part, tf.cast(baseline, part.dtype)], axis=0),

@@ -24,6 +24,7 @@ from keras_explainable.errors import ModelStructureError
 from keras_explainable.exposure import Exposure
 from keras_explainable.exposure.rescale_rules import (
     Nonlinearity,
+    SharedReferences,
     nonlinearities,
     rescaled_forward,
 )
@@ -117,9 +118,12 @@ class DeepLIFT(InputAttributionExplainer):
 
     Cost: one forward and one backward pass of the batch per target. A
     baseline that is the same for all samples ('zeros', a number, an array)
-    rides along as one more sample of that pass (`N + 1`); baselines of
-    their own per sample ('blur', a callable), and a text model's, cost a
-    forward pass of the batch first.
+    costs one forward pass of one sample per `explain` call, before the
+    first batch (its activations are kept for the call's batches); where
+    they cannot be kept (inputs whose size is only known batch by batch) it
+    rides along as one more sample of each batch's pass (`N + 1`).
+    Baselines of their own per sample ('blur', a callable), and a text
+    model's, cost a forward pass of the batch first.
 
     The rule is a tap on each nonlinearity
     (`keras_explainable.exposure.rescale_rules`), present only while the
@@ -180,6 +184,7 @@ class DeepLIFT(InputAttributionExplainer):
     )
     blur_sigma: float = attrs.field(default=5.0, kw_only=True, validator=positive_number)
     _nonlinearities: list[Nonlinearity] = attrs.field(factory=list, init=False, repr=False)
+    _references: SharedReferences | None = attrs.field(default=None, init=False, repr=False)
 
     def _prepare(self, exposure: Exposure) -> None:
         self._find_nonlinearities(exposure)
@@ -194,11 +199,50 @@ class DeepLIFT(InputAttributionExplainer):
             )
         computed = [tap.site for tap in exposure.taps]
         self._nonlinearities = nonlinearities(exposure.model_map.calls, skip=computed)
+        self._references = SharedReferences(self._nonlinearities)
 
-    def _deltas(self, inputs: Any, baselines: Any, targets: Targets, shared: bool) -> tuple:
-        """`(attributions, scores, explained)` against `baselines` (N samples, or one shared)."""
+    def _start_run(self, spec: Any) -> None:
+        # A shared baseline's reference pass, once for the whole run.
+        if not is_shared_baseline(self.baseline) or self.exposure.text:
+            return
+        sample = self._run_sample(spec)
+        if sample is not None:
+            baselines = input_baselines(
+                self.baseline, sample, self.exposure, blur_sigma=self.blur_sigma
+            )
+            self._references.update(self.exposure, sample, baselines, self.batch_size)
+
+    def _run_sample(self, spec: Any) -> Any:
+        """A zero sample `(1, ...)` of the run's inputs in the methods' view; None if unsized."""
+        parts = tf.nest.flatten(spec)
+        if not all(part.shape[1:].is_fully_defined() for part in parts):
+            return None
+        return self._method_view([tf.zeros((1, *part.shape[1:]), part.dtype) for part in parts])
+
+    def _end_run(self) -> None:
+        self._references.release()
+
+    def _deltas(
+        self,
+        inputs: Any,
+        baselines: Any,
+        targets: Targets,
+        shared: bool,
+        references: list[tf.Tensor] | None = None,
+    ) -> tuple:
+        """`(attributions, scores, explained)` against `baselines` (N samples, or one shared).
+
+        `references`: the nonlinearities' inputs on a shared baseline,
+        computed once for the run (`SharedReferences.read`).
+        """
         outputs = rescaled_forward(
-            self.exposure, self._nonlinearities, inputs, baselines, rescale_multiplier, shared
+            self.exposure,
+            self._nonlinearities,
+            inputs,
+            baselines,
+            rescale_multiplier,
+            shared,
+            references,
         )
         scores, explained = targets.select(outputs)
         gradients = self._gradients(scores, inputs, "the input")
@@ -217,5 +261,8 @@ class DeepLIFT(InputAttributionExplainer):
         baselines = input_baselines(
             self.baseline, source, self.exposure, blur_sigma=self.blur_sigma
         )
-        attributions, scores, explained = self._deltas(inputs, baselines, targets, shared)
+        references = self._references.read(inputs) if shared else None
+        attributions, scores, explained = self._deltas(
+            inputs, baselines, targets, shared, references
+        )
         return Attribution(self._maps(attributions), scores, explained)

@@ -54,11 +54,13 @@ class DeepSHAP(DeepLIFT):
     `S(x) - mean_b S(b)` on networks where DeepLIFT sums to the delta. A
     background of one sample gives DeepLIFT with that baseline.
 
-    The background samples go through the model one at a time in a loop
-    inside the compiled step: each costs a forward and backward pass of the
-    batch and that sample (`N + 1`) per target, so the cost
-    grows linearly with `B` (tens of samples are typical). Top-class
-    targets are resolved on the input, once.
+    The background goes through the model once per `explain` call, before
+    the first batch (its activations are kept for the call, up to 1 GiB of
+    them); then, in a loop inside the compiled step, each background
+    sample costs a forward and backward pass of the batch per target, so
+    the cost grows linearly with `B` (tens of samples are typical). Where
+    the activations are not kept, each pass holds the background sample
+    too (`N + 1`). Top-class targets are resolved on the input, once.
 
     Args:
         model: the model to explain (see `Explainer`); a single input.
@@ -122,17 +124,36 @@ class DeepSHAP(DeepLIFT):
                 f"(B, *input_shape) for inputs of shape {readable}."
             )
 
+    def _start_run(self, spec: Any) -> None:
+        # The background's reference passes, once for the whole run.
+        if self.exposure.text:
+            return
+        sample = self._run_sample(spec)
+        # A background of another shape is refused by the step, with its error.
+        if sample is not None and tuple(sample.shape[1:]) == self.background.shape[1:]:
+            background = tf.constant(self.background, sample.dtype)
+            self._references.update(self.exposure, sample, background, self.batch_size)
+
     def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
         self._check_background_shape(inputs.shape[1:])
         background = tf.constant(self.background, inputs.dtype)
         count = self.background.shape[0]
-        total, scores, explained = self._deltas(inputs, background[:1], targets, shared=True)
+        # The background's references for this run (B rows), or None.
+        references = self._references.read(inputs)
+
+        def deltas(index: tf.Tensor, targets: Targets) -> tuple:
+            baseline = tf.gather(background, index[None])
+            reference = None
+            if references is not None:
+                reference = [tf.gather(part, index[None]) for part in references]
+            return self._deltas(inputs, baseline, targets, shared=True, references=reference)
+
+        total, scores, explained = deltas(tf.constant(0), targets)
         if targets.kind == TOP:
             targets = attrs.evolve(targets, kind=INDEX, indices=explained)
 
         def body(index: tf.Tensor, total: tf.Tensor) -> tuple:
-            baseline = tf.gather(background, index[None])
-            part, _, _ = self._deltas(inputs, baseline, targets, shared=True)
+            part, _, _ = deltas(index, targets)
             return index + 1, tf.ensure_shape(total + part, total.shape)
 
         if count > 1:
