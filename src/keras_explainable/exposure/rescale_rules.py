@@ -19,9 +19,7 @@ a text model), a shared baseline is stacked after the inputs, and each
 `Multiplied` tap reads `u0` from the batch's last sample.
 
 Linear layers (Dense, convolutions, BatchNormalization in inference, Add,
-pooling by averages) keep their ordinary gradients. The baselines may be
-one sample, `(1, *shape)`, shared by the whole batch: it then rides along in
-the explained pass, one more sample.
+pooling by averages) keep their ordinary gradients.
 
 Which calls are nonlinearities (`nonlinearities`): `ReLU`, `LeakyReLU`,
 `ELU` and `PReLU` layers, `Activation` layers of an elementwise activation
@@ -364,13 +362,12 @@ class SharedReferences:
         chunks = [first, *(chunk(start) for start in range(batch_size, count, batch_size))]
         values = [tf.concat(parts, axis=0) for parts in zip(*chunks, strict=True)]
         variables = self._variables.get(key)
-        if variables is None or any(
-            variable.shape != value.shape for variable, value in zip(variables, values, strict=True)
-        ):
-            variables = self._variables[key] = [
+        if variables is None:
+            self._variables[key] = [
                 tf.Variable(value, trainable=False, name="deeplift_reference") for value in values
             ]
         else:
+            # The steps traced for this shape read these variables: assigned, never replaced.
             for variable, value in zip(variables, values, strict=True):
                 variable.assign(value)
         self._current = key
