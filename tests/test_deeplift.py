@@ -331,3 +331,22 @@ def test_inputs_of_unknown_size_sum_to_the_difference_batch_by_batch():
         # The same images as an array (their size known before the run): the same maps.
         alone = explainer.explain(images, 1).maps
         np.testing.assert_allclose(maps, alone, rtol=1e-5, atol=1e-7)
+
+
+def test_references_too_large_to_keep_are_computed_batch_by_batch(
+    residual, x, baseline, monkeypatch
+):
+    """Past the memory bound, each batch carries its baseline: the same maps."""
+    from keras_explainable.exposure import rescale_rules
+
+    background = np.random.default_rng(9).uniform(0, 1, (3, 8, 8, 3)).astype("float32")
+
+    def explain() -> list[np.ndarray]:
+        lift = ke.DeepLIFT(residual, baseline=baseline, batch_size=2, **RAW)
+        shap = ke.DeepSHAP(residual, background, batch_size=2, **RAW)
+        return [lift.explain(x, 1).maps, shap.explain(x, 1).maps]
+
+    kept = explain()
+    monkeypatch.setattr(rescale_rules, "SHARED_REFERENCE_BYTES", 0)
+    for carried, maps in zip(explain(), kept, strict=True):
+        np.testing.assert_allclose(carried, maps, rtol=1e-5, atol=1e-7)
