@@ -104,6 +104,33 @@ def conv_layer(conv, height, width):
     }
 
 
+def conv_transpose_layer(conv, height, width):
+    """A 'valid' Conv2DTranspose as a matrix: input pixel q feeds output pixels q * stride + tap."""
+    kernel, bias = (np.asarray(v, np.float64) for v in conv.get_weights())
+    stride = conv.strides[0]
+
+    def matrix(k):
+        kh, kw, o, c = k.shape  # Keras: (rows, columns, output channels, input channels)
+        oh, ow = (height - 1) * stride + kh, (width - 1) * stride + kw
+        m = np.zeros((oh * ow * o, height * width * c))
+        for i in range(height):
+            for j in range(width):
+                for di in range(kh):
+                    for dj in range(kw):
+                        row = (i * stride + di) * ow + j * stride + dj
+                        cols = slice((i * width + j) * c, (i * width + j + 1) * c)
+                        m[row * o : (row + 1) * o, cols] += k[di, dj]
+        return m
+
+    oh = (height - 1) * stride + kernel.shape[0]
+    ow = (width - 1) * stride + kernel.shape[1]
+    return {
+        "W": matrix(kernel),
+        "b": np.tile(bias, oh * ow),
+        "mask": matrix(np.ones_like(kernel)),
+    }
+
+
 def randomise(model, seed, scale=0.5):
     rng = np.random.default_rng(seed)
     model.set_weights(
@@ -142,6 +169,29 @@ def conv_net():
     return model, layers, ("c1", "c2", "d"), data
 
 
+@pytest.fixture(scope="module")
+def transposed_net():
+    """A decoder's shape: Conv2DTranspose (stride 2, then overlapping taps), Dense."""
+    inputs = keras.Input((3, 3, 2))
+    x = keras.layers.Conv2DTranspose(3, 2, strides=2, activation="relu", name="t1")(inputs)
+    x = keras.layers.Conv2DTranspose(2, 3, name="t2")(x)
+    x = keras.layers.ReLU(name="relu")(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(3, name="d")(x)
+    model = randomise(keras.Model(inputs, outputs), 6)
+    layers = [
+        conv_transpose_layer(model.get_layer("t1"), 3, 3),
+        conv_transpose_layer(model.get_layer("t2"), 6, 6),
+        dense_layer(model.get_layer("d")),
+    ]
+    data = np.random.default_rng(7).normal(size=(2, 3, 3, 2)).astype("float32")
+    # The matrices are the layers: they reproduce the first layer's outputs.
+    first = keras.Model(inputs, model.get_layer("t1").output)
+    flat = np.maximum(layers[0]["W"] @ data[0].reshape(-1) + layers[0]["b"], 0)
+    np.testing.assert_allclose(np.asarray(first(data[:1])).reshape(-1), flat, atol=1e-5)
+    return model, layers, ("t1", "t2", "d"), data
+
+
 # Per layer (first, hidden, output): every rule at least once; gamma and alpha-beta
 # also on the first layer, whose inputs are signed.
 RULE_COMBINATIONS = [
@@ -157,7 +207,7 @@ RULE_COMBINATIONS = [
 ]
 
 
-@pytest.mark.parametrize("network", ["dense_net", "conv_net"])
+@pytest.mark.parametrize("network", ["dense_net", "conv_net", "transposed_net"])
 def test_each_rule_equals_numpy_matrix_algebra(network, request):
     model, layers, names, data = request.getfixturevalue(network)
     targets = np.array([[0, 2], [1, 0]])
@@ -245,6 +295,32 @@ def test_lrp0_and_small_epsilon_equal_gradient_x_input(resnet, images):
     for options in ({"rule": "zero"}, {"rule": "epsilon", "epsilon": 1e-9}):
         lrp = ke.LRP(resnet, postprocess=None, channel_reduction=None, **options)
         np.testing.assert_allclose(lrp.explain(images, targets).maps, expected, atol=1e-5)
+
+
+def test_a_decoder_with_transposed_convolutions_and_batch_norm(images):
+    """Conv2DTranspose with a BatchNormalization folded into it: LRP-0 is gradient x input."""
+    inputs = keras.Input(images.shape[1:])
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="down")(inputs)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization(name="down_bn")(x))
+    x = keras.layers.Conv2DTranspose(3, 3, strides=2, padding="same", name="up")(x)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization(name="up_bn")(x))
+    x = keras.layers.Conv1DTranspose(2, 2, name="up_1d")(keras.layers.Reshape((-1, 3))(x))
+    outputs = keras.layers.Dense(3)(keras.layers.Flatten()(keras.layers.ReLU()(x)))
+    model = randomise(keras.Model(inputs, outputs), 8)
+    for bn in ("down_bn", "up_bn"):  # positive variances, non-trivial statistics
+        layer = model.get_layer(bn)
+        layer.moving_variance.assign(np.linspace(0.5, 2.0, 4 if bn == "down_bn" else 3))
+    before = [w.copy() for w in model.get_weights()]
+    lrp = ke.LRP(model, rule="zero", postprocess=None, channel_reduction=None)
+    assert lrp.rule_assignment()["up_bn"] == "folded into 'up'"
+    assert lrp.rule_assignment()["up"] == "zero"
+    targets = np.array([[0, 1], [2, 0], [1, 1]])
+    reference = ke.InputXGradient(model, postprocess=None, channel_reduction=None)
+    expected = reference.explain(images, targets).maps
+    assert np.abs(expected).max() > 1e-3
+    np.testing.assert_allclose(lrp.explain(images, targets).maps, expected, atol=1e-5)
+    for old, new in zip(before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(old, new)
 
 
 @pytest.mark.parametrize("rule", ["zero", "zplus", "alpha1beta0"])

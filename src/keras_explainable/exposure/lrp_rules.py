@@ -456,7 +456,8 @@ def linear_maps(
     kernel `W * scale`, bias `b * scale + shift` (the model is not changed).
 
     Args:
-        layer: a Dense, Conv1D/2D/3D, DepthwiseConv1D/2D or SeparableConv1D/2D.
+        layer: a Dense, Conv1D/2D/3D, DepthwiseConv1D/2D, SeparableConv1D/2D or
+            Conv1D/2D/3DTranspose.
         rank: the rank of the layer's inputs (batch axis included).
         folded: the BatchNormalization folded into the layer, or None.
         non_negative: whether the layer's inputs are known to be >= 0.
@@ -486,6 +487,9 @@ def linear_maps(
         maps.append((lambda x, k: ops.conv(x, k, **pointwise), layer.pointwise_kernel))
     elif isinstance(layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)):
         maps.append((lambda x, k: ops.depthwise_conv(x, k, **common), layer.kernel))
+    elif _transposed(layer):
+        transposed = {**common, "output_padding": layer.output_padding}
+        maps.append((lambda x, k: ops.conv_transpose(x, k, **transposed), layer.kernel))
     else:
         if common["padding"] == "causal":
             pads = [[0, 0]] * rank
@@ -512,8 +516,13 @@ def linear_maps(
     kernel = tf.convert_to_tensor(kernel)
     if folded is not None:
         scale, shift = _folding(folded)
-        # The kernel's last axes are the output channels (depthwise: in x multiplier).
-        kernel = kernel * tf.reshape(scale, kernel.shape[-2:] if _depthwise(layer) else [-1])
+        # The kernel's output channels: its last axis (depthwise: the last two,
+        # in x multiplier; transposed: the one before the last).
+        if _depthwise(layer):
+            scale_shape = kernel.shape[-2:]
+        else:
+            scale_shape = [-1, 1] if _transposed(layer) else [-1]
+        kernel = kernel * tf.reshape(scale, scale_shape)
         bias = shift if bias is None else bias * scale + shift
     if bias is not None:
         bias = tf.reshape(bias, channels)
@@ -525,6 +534,17 @@ def linear_maps(
 
 def _depthwise(layer: keras.layers.Layer) -> bool:
     return isinstance(layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D))
+
+
+_TRANSPOSED = (
+    keras.layers.Conv1DTranspose,
+    keras.layers.Conv2DTranspose,
+    keras.layers.Conv3DTranspose,
+)
+
+
+def _transposed(layer: keras.layers.Layer) -> bool:
+    return isinstance(layer, _TRANSPOSED)
 
 
 # ------------------------------------------------------ the modified gradients

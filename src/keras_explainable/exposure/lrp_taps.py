@@ -53,6 +53,9 @@ CONV_LAYERS = (
     keras.layers.DepthwiseConv2D,
     keras.layers.SeparableConv1D,
     keras.layers.SeparableConv2D,
+    keras.layers.Conv1DTranspose,
+    keras.layers.Conv2DTranspose,
+    keras.layers.Conv3DTranspose,
 )
 #: The layers that take an LRP rule.
 RULED_LAYERS = DENSE_LAYERS + CONV_LAYERS
@@ -114,7 +117,8 @@ _HOMOGENEOUS = ("relu", "leaky_relu", "linear")
 _RELU_FAMILY = ("relu6", "elu", "selu", "gelu", "silu", "swish", "softplus", "mish")
 
 _SUPPORTED = (
-    "Dense, Conv1D/2D/3D, DepthwiseConv1D/2D, SeparableConv1D/2D (rules); BatchNormalization "
+    "Dense, Conv1D/2D/3D, DepthwiseConv1D/2D, SeparableConv1D/2D, Conv1D/2D/3DTranspose "
+    "(rules); BatchNormalization "
     "(folded, or LRP-0); pooling, Add, Subtract, Average, Concatenate, Flatten, Reshape, "
     "Permute, padding, cropping, upsampling, dropout, Rescaling, Normalization; ReLU-family "
     "activations (pass-through)"

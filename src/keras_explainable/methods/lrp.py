@@ -66,6 +66,10 @@ class LRP(InputAttributionExplainer):
     - "zbox" (z^B, `low=`/`high=` bounds of the input): within the input's
       box, for the first layer.
 
+    The rules apply to Dense layers and convolutions: Conv1D/2D/3D,
+    depthwise, separable and transposed (Conv1D/2D/3DTranspose, whose
+    composite rule is the convolutions').
+
     `rule=` puts one rule on every Dense and convolution; `composite=` names
     a composite (default "epsilon_plus_flat"): "epsilon_plus" (ε on Dense,
     z⁺ on convolutions), "epsilon_plus_flat" (and flat on the first
