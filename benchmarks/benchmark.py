@@ -308,12 +308,16 @@ def resnet_cases(
         # z+ divides by the convolutions' outputs with positive weights: each
         # convolution runs twice forward (W, W+) and once backward.
         functions[PLUS_FLOOR] = lambda: (forward_backward(x), forward(x))
+    # The rows "..., N batches per call" explain N batches in each call.
+    calls = {
+        name: passes if name.endswith(" batches per call") else 1 for name, *_, passes in cases
+    }
     many = None
-    if any(name.endswith(" batches per call") for name, *_ in cases):
+    if max(calls.values(), default=1) > 1:
         shape = (MANY_BATCHES * batch, size, size, 3)
         many = np.random.default_rng(2).uniform(-1, 1, shape).astype("float32")
     for name, explainer, floor, passes in cases:
-        inputs = many if name.endswith(" batches per call") else x
+        inputs = many if calls[name] > 1 else x
         functions[name] = lambda e=explainer, inputs=inputs: e.explain(inputs)
         if passes > 1:
             # A multi-pass floor is timed as its passes run back to back, so
@@ -347,7 +351,7 @@ def resnet_cases(
         key = f"{passes} x {floor}" if passes > 1 else floor
         floor_seconds = seconds[key] / passes
         ratio = paired_ratio(times, key, name)
-        images = passes * batch if name.endswith(" batches per call") else batch
+        images = calls[name] * batch
         rows.append(_row(label, name, seconds[name], floor, passes, floor_seconds, images, ratio))
         if PLUS_FLOOR in seconds and name == "LRP, epsilon_plus_flat":
             ratio = paired_ratio(times, PLUS_FLOOR, name)

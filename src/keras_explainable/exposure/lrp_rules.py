@@ -59,6 +59,7 @@ import tensorflow as tf
 __all__ = [
     "COMPOSITES",
     "RULE_NAMES",
+    "TRANSPOSED_CONV_LAYERS",
     "AlphaBeta",
     "Epsilon",
     "Flat",
@@ -425,6 +426,14 @@ COMPOSITES: dict[str, dict[str, str | None]] = {
 
 
 # ------------------------------------------------------------ the layers' maps
+#: Transposed convolutions: their kernel's output channels are its second-to-last axis.
+TRANSPOSED_CONV_LAYERS = (
+    keras.layers.Conv1DTranspose,
+    keras.layers.Conv2DTranspose,
+    keras.layers.Conv3DTranspose,
+)
+
+
 def _channel_shape(layer: keras.layers.Layer, rank: int) -> tuple[int, ...]:
     """Shape a per-channel vector broadcasts to on the layer's `rank`-D output."""
     if getattr(layer, "data_format", "channels_last") == "channels_first":
@@ -536,15 +545,8 @@ def _depthwise(layer: keras.layers.Layer) -> bool:
     return isinstance(layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D))
 
 
-_TRANSPOSED = (
-    keras.layers.Conv1DTranspose,
-    keras.layers.Conv2DTranspose,
-    keras.layers.Conv3DTranspose,
-)
-
-
 def _transposed(layer: keras.layers.Layer) -> bool:
-    return isinstance(layer, _TRANSPOSED)
+    return isinstance(layer, TRANSPOSED_CONV_LAYERS)
 
 
 # ------------------------------------------------------ the modified gradients

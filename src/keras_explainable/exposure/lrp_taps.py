@@ -29,6 +29,7 @@ import tensorflow as tf
 from keras_explainable.errors import LRPRuleError, UnsupportedLayerError
 from keras_explainable.exposure.lrp_rules import (
     COMPOSITES,
+    TRANSPOSED_CONV_LAYERS,
     Rule,
     ZBox,
     linear_maps,
@@ -53,9 +54,7 @@ CONV_LAYERS = (
     keras.layers.DepthwiseConv2D,
     keras.layers.SeparableConv1D,
     keras.layers.SeparableConv2D,
-    keras.layers.Conv1DTranspose,
-    keras.layers.Conv2DTranspose,
-    keras.layers.Conv3DTranspose,
+    *TRANSPOSED_CONV_LAYERS,
 )
 #: The layers that take an LRP rule.
 RULED_LAYERS = DENSE_LAYERS + CONV_LAYERS

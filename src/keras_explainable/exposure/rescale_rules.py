@@ -344,7 +344,7 @@ class SharedReferences:
             Whether the references are kept (the steps of this run read them).
         """
         key = _sample_key(sample)
-        if key is None or exposure.embedding is not None:
+        if key is None:
             return False
         function = self._functions.get(key)
         if function is None:

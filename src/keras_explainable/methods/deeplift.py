@@ -202,22 +202,22 @@ class DeepLIFT(InputAttributionExplainer):
         self._references = SharedReferences(self._nonlinearities)
 
     def _start_run(self, spec: Any) -> None:
-        # A shared baseline's reference pass, once for the whole run.
-        if not is_shared_baseline(self.baseline) or self.exposure.text:
+        # The shared baselines' reference pass, once for the whole run; a text
+        # model's reads each batch's own ids and padding.
+        parts = tf.nest.flatten(spec)
+        if self.exposure.text or not all(part.shape[1:].is_fully_defined() for part in parts):
             return
-        sample = self._run_sample(spec)
-        if sample is not None:
-            baselines = input_baselines(
-                self.baseline, sample, self.exposure, blur_sigma=self.blur_sigma
-            )
+        # A zero sample of the run's inputs, as `_attribute` sees them.
+        sample = self._method_view([tf.zeros((1, *part.shape[1:]), part.dtype) for part in parts])
+        baselines = self._shared_baselines(sample)
+        if baselines is not None:
             self._references.update(self.exposure, sample, baselines, self.batch_size)
 
-    def _run_sample(self, spec: Any) -> Any:
-        """A zero sample `(1, ...)` of the run's inputs in the methods' view; None if unsized."""
-        parts = tf.nest.flatten(spec)
-        if not all(part.shape[1:].is_fully_defined() for part in parts):
+    def _shared_baselines(self, sample: Any) -> Any:
+        """The baselines every sample of a run shares, for inputs like `sample`; else None."""
+        if not is_shared_baseline(self.baseline):
             return None
-        return self._method_view([tf.zeros((1, *part.shape[1:]), part.dtype) for part in parts])
+        return input_baselines(self.baseline, sample, self.exposure, blur_sigma=self.blur_sigma)
 
     def _end_run(self) -> None:
         self._references.release()

@@ -124,15 +124,11 @@ class DeepSHAP(DeepLIFT):
                 f"(B, *input_shape) for inputs of shape {readable}."
             )
 
-    def _start_run(self, spec: Any) -> None:
-        # The background's reference passes, once for the whole run.
-        if self.exposure.text:
-            return
-        sample = self._run_sample(spec)
+    def _shared_baselines(self, sample: tf.Tensor) -> tf.Tensor | None:
         # A background of another shape is refused by the step, with its error.
-        if sample is not None and tuple(sample.shape[1:]) == self.background.shape[1:]:
-            background = tf.constant(self.background, sample.dtype)
-            self._references.update(self.exposure, sample, background, self.batch_size)
+        if tuple(sample.shape[1:]) != self.background.shape[1:]:
+            return None
+        return tf.constant(self.background, sample.dtype)
 
     def _attribute(self, inputs: tf.Tensor, targets: Targets) -> Attribution:
         self._check_background_shape(inputs.shape[1:])
